@@ -1,1 +1,155 @@
+//! Database connections for a service: Postgres with the service's own schema as `search_path`,
+//! or a SQLite file per service for embedded runs (`mas dev`, hermetic tests). The same sea-orm
+//! entities and migrations serve both.
 
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+pub use sea_orm;
+pub use sea_orm_migration;
+
+/// Where a service keeps its data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbConfig {
+    Postgres {
+        url: String,
+        schema: String,
+        max_connections: u32,
+    },
+    Sqlite {
+        path: std::path::PathBuf,
+    },
+}
+
+impl std::fmt::Debug for DbConfig {
+    // The URL may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbConfig::Postgres { schema, max_connections, .. } => f
+                .debug_struct("Postgres")
+                .field("schema", schema)
+                .field("max_connections", max_connections)
+                .finish_non_exhaustive(),
+            DbConfig::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid schema name {0:?}: use lowercase letters, digits and underscores")]
+    InvalidSchema(String),
+    #[error("database unreachable: {0}")]
+    Connect(#[source] sea_orm::DbErr),
+    #[error("migration failed: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
+}
+
+/// Checks a schema name so it can be quoted into DDL safely.
+pub fn valid_schema(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Connects, creating the Postgres schema (or the SQLite file) when missing.
+pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
+    match cfg {
+        DbConfig::Postgres { url, schema, max_connections } => {
+            if !valid_schema(schema) {
+                return Err(DbError::InvalidSchema(schema.clone()));
+            }
+            let mut bootstrap = ConnectOptions::new(url.clone());
+            bootstrap
+                .max_connections(1)
+                .connect_timeout(Duration::from_secs(5))
+                .sqlx_logging(false);
+            let boot = Database::connect(bootstrap).await.map_err(DbError::Connect)?;
+            boot.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await
+                .map_err(DbError::Connect)?;
+            boot.close().await.ok();
+
+            let mut opts = ConnectOptions::new(url.clone());
+            opts.max_connections(*max_connections)
+                .min_connections(1)
+                .connect_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(5))
+                .set_schema_search_path(schema.clone())
+                .sqlx_logging(false);
+            Database::connect(opts).await.map_err(DbError::Connect)
+        }
+        DbConfig::Sqlite { path } => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbError::Connect(sea_orm::DbErr::Custom(format!(
+                        "cannot create {}: {e}",
+                        dir.display()
+                    )))
+                })?;
+            }
+            let mut opts = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+            opts.max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .sqlx_logging(false)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.busy_timeout(Duration::from_secs(10))
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .foreign_keys(true)
+                });
+            Database::connect(opts).await.map_err(DbError::Connect)
+        }
+    }
+}
+
+/// Connections in use, idle, and the maximum, for the pool gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+pub fn pool_stats(db: &DatabaseConnection) -> PoolStats {
+    fn of<D: sea_orm::sqlx::Database>(p: &sea_orm::sqlx::Pool<D>) -> PoolStats {
+        let idle = p.num_idle() as u32;
+        PoolStats {
+            in_use: p.size().saturating_sub(idle),
+            idle,
+            max: p.options().get_max_connections(),
+        }
+    }
+    match db.get_database_backend() {
+        DbBackend::Postgres => of(db.get_postgres_connection_pool()),
+        DbBackend::Sqlite => of(db.get_sqlite_connection_pool()),
+        _ => PoolStats::default(),
+    }
+}
+
+/// A round trip to the database, bounded by `timeout`; returns its latency.
+pub async fn ping(db: &DatabaseConnection, timeout: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    match tokio::time::timeout(timeout, db.execute_unprepared("SELECT 1")).await {
+        Ok(Ok(_)) => Ok(start.elapsed()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_checked() {
+        assert!(valid_schema("identity"));
+        assert!(valid_schema("t_1a2b"));
+        assert!(!valid_schema("Identity"));
+        assert!(!valid_schema("x\"; DROP"));
+        assert!(!valid_schema(""));
+    }
+}

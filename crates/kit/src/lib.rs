@@ -1,1 +1,25 @@
+//! The service runtime every MAS service is built from: typed config, JSON logs with trace
+//! context, Prometheus metrics, health that really pings dependencies, graceful shutdown,
+//! maintenance mode, and the gRPC layers that authenticate each call and carry its context.
+//!
+//! A service's `serve(cfg, shutdown)` builds its infrastructure from its config, then hands its
+//! tonic services to [`grpc::serve`] and its health checks to [`admin::serve`].
 
+pub mod admin;
+pub mod config;
+pub mod context;
+pub mod grpc;
+pub mod health;
+pub mod link;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use mas_auth as auth;
+pub use mas_cache as cache;
+pub use mas_db as db;
+pub use mas_proto as proto;
+
+pub use config::{ConfigError, Secret};
+pub use context::RequestContext;
+pub use shutdown::Shutdown;

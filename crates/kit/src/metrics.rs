@@ -1,0 +1,139 @@
+//! Prometheus metrics, one registry per service instance (so `mas dev` can run several services
+//! in one process, each with its own `/metrics`). RED metrics per route and per RPC, and the
+//! database pool gauges.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Latency buckets in seconds, from sub-millisecond (gateway overhead) to slow calls.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Metrics {
+    pub service: &'static str,
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub grpc_handled: IntCounterVec,
+    pub grpc_duration: HistogramVec,
+    pub db_pool_connections: IntGaugeVec,
+    pub db_pool_max: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new(service: &'static str) -> Self {
+        let registry = Registry::new();
+        // Metric definitions are literals; registering them into a fresh registry cannot fail.
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests handled"),
+            &["service", "route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(BUCKETS.to_vec()),
+            &["service", "route", "method", "status"],
+        )
+        .expect("valid metric");
+        let grpc_handled = IntCounterVec::new(
+            Opts::new("grpc_server_handled_total", "gRPC calls handled, by status code"),
+            &["service", "grpc_service", "grpc_method", "grpc_code"],
+        )
+        .expect("valid metric");
+        let grpc_duration = HistogramVec::new(
+            HistogramOpts::new("grpc_server_handling_seconds", "gRPC call latency")
+                .buckets(BUCKETS.to_vec()),
+            &["service", "grpc_service", "grpc_method"],
+        )
+        .expect("valid metric");
+        let db_pool_connections = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["service", "state"],
+        )
+        .expect("valid metric");
+        let db_pool_max = IntGaugeVec::new(
+            Opts::new("db_pool_max_connections", "Database pool size limit"),
+            &["service"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(grpc_handled.clone()),
+            Box::new(grpc_duration.clone()),
+            Box::new(db_pool_connections.clone()),
+            Box::new(db_pool_max.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Metrics {
+            service,
+            registry,
+            http_requests,
+            http_duration,
+            grpc_handled,
+            grpc_duration,
+            db_pool_connections,
+            db_pool_max,
+        }
+    }
+
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [self.service, route, method, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration.with_label_values(&labels).observe(seconds);
+    }
+
+    /// `path` is the gRPC path `/pkg.Service/Method`.
+    pub fn observe_grpc(&self, path: &str, code: tonic::Code, seconds: f64) {
+        let (svc, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("unknown", "unknown"));
+        let code = format!("{code:?}");
+        self.grpc_handled
+            .with_label_values(&[self.service, svc, method, code.as_str()])
+            .inc();
+        self.grpc_duration
+            .with_label_values(&[self.service, svc, method])
+            .observe(seconds);
+    }
+
+    pub fn set_pool(&self, stats: crate::db::PoolStats) {
+        self.db_pool_connections
+            .with_label_values(&[self.service, "in_use"])
+            .set(stats.in_use.into());
+        self.db_pool_connections
+            .with_label_values(&[self.service, "idle"])
+            .set(stats.idle.into());
+        self.db_pool_max
+            .with_label_values(&[self.service])
+            .set(stats.max.into());
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding to a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_red_metrics() {
+        let m = Metrics::new("identity");
+        m.observe_grpc("/mas.identity.v1.Identity/Login", tonic::Code::Ok, 0.01);
+        m.observe_http("/api/auth/login", "POST", 200, 0.02);
+        let text = m.render();
+        assert!(text.contains(r#"grpc_server_handled_total{grpc_code="Ok",grpc_method="Login",grpc_service="mas.identity.v1.Identity",service="identity"} 1"#), "{text}");
+        assert!(text.contains("http_request_duration_seconds_bucket"));
+    }
+}

@@ -1,0 +1,101 @@
+//! The gateway's configuration.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mas_kit::config::{ConfigError, Env, MasEnv, Secret};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: MasEnv,
+    /// The public HTTP port.
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub workers: usize,
+    /// gRPC URL per routed service, by proto package segment (`identity` -> `IDENTITY_GRPC_URL`).
+    pub upstreams: HashMap<String, String>,
+    /// The gateway's own service-account secret (for internal calls to identity).
+    pub service_secret: Secret,
+    pub cors_allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub jwks_refresh: Duration,
+    pub api_key_cache_ttl: Duration,
+    pub redis_url: Option<Secret>,
+    pub redis_prefix: String,
+    pub maintenance: bool,
+}
+
+/// The services the gateway routes to, by the second segment of their proto package.
+pub const UPSTREAMS: &[&str] = &["identity"];
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let mut upstreams = HashMap::new();
+        for name in UPSTREAMS {
+            let var = format!("{}_GRPC_URL", name.to_uppercase().replace('-', "_"));
+            let url: String = env.required(&var)?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::new(&var, "expected an http:// or https:// URL"));
+            }
+            upstreams.insert((*name).to_owned(), url);
+        }
+        let origins: Vec<String> = env.json("CORS_ALLOWED_ORIGINS")?.unwrap_or_default();
+        let proxies: Vec<String> = match env.raw("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(v) if v.trim_start().starts_with('[') => env.json("TRUSTED_PROXIES")?.unwrap_or_default(),
+            Some(v) => v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        };
+        let trusted_proxies = proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::new("TRUSTED_PROXIES", format!("{p:?} is not an IP address or CIDR")))
+            })
+            .collect::<Result<_, _>>()?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Ok(Config {
+            env: env.or("MAS_ENV", MasEnv::Production)?,
+            http_addr: env.or("HTTP_ADDR", "0.0.0.0:8080".parse().expect("literal address"))?,
+            admin_addr: env.or("ADMIN_ADDR", "0.0.0.0:9090".parse().expect("literal address"))?,
+            workers: env.or("HTTP_WORKERS", cores)?,
+            upstreams,
+            service_secret: env
+                .secret("SERVICE_SECRET")
+                .ok_or_else(|| ConfigError::new("SERVICE_SECRET", "is required but not set"))?,
+            cors_allowed_origins: origins,
+            trusted_proxies,
+            body_limit: env.or("BODY_LIMIT_BYTES", 20 * 1024 * 1024)?,
+            request_timeout: Duration::from_secs(env.or("REQUEST_TIMEOUT_SECS", 30)?),
+            jwks_refresh: Duration::from_secs(env.or("JWKS_REFRESH_SECS", 300)?),
+            api_key_cache_ttl: Duration::from_secs(env.or("API_KEY_CACHE_SECS", 30)?),
+            redis_url: env.secret("REDIS_URL"),
+            redis_prefix: env.or("REDIS_PREFIX", "mas:gateway:".to_owned())?,
+            maintenance: env.flag("MAINTENANCE_MODE", false)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let base = [("IDENTITY_GRPC_URL", "http://127.0.0.1:1"), ("SERVICE_SECRET", "s")];
+        let with = |extra: (&str, &str)| -> HashMap<String, String> {
+            base.iter().chain(std::iter::once(&extra)).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let err = Config::from_env(&Env::new(&with(("TRUSTED_PROXIES", "10.0.0.0/8,nope")))).unwrap_err();
+        assert_eq!(err.var, "TRUSTED_PROXIES");
+        let err = Config::from_env(&Env::new(&with(("CORS_ALLOWED_ORIGINS", "not json")))).unwrap_err();
+        assert_eq!(err.var, "CORS_ALLOWED_ORIGINS");
+        let ok = Config::from_env(&Env::new(&with(("TRUSTED_PROXIES", r#"["10.0.0.0/8","127.0.0.1"]"#)))).unwrap();
+        assert_eq!(ok.trusted_proxies.len(), 2);
+        let missing: HashMap<String, String> = HashMap::new();
+        assert_eq!(Config::from_env(&Env::new(&missing)).unwrap_err().var, "IDENTITY_GRPC_URL");
+    }
+}

@@ -1,0 +1,543 @@
+//! The OpenAPI 3.1 document served at `/api/docs`, generated from the same protobuf descriptors the
+//! gateway transcodes from (DESIGN.md §3), so the documentation cannot drift from the routes.
+//!
+//! Every RPC with a `mas.http` rule becomes an operation; its `mas.access` policy becomes the
+//! operation's security requirement and an `x-mas-access` extension. Schemas follow the proto3
+//! JSON mapping (lowerCamelCase names, enums as strings, 64-bit integers as strings, well-known
+//! types in their JSON forms). [`html`] renders a small self-contained browser for the document.
+
+use std::collections::BTreeMap;
+
+use mas_proto::mas::http_rule::Pattern;
+use prost_reflect::{
+    DescriptorPool, EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor,
+    MethodDescriptor, ServiceDescriptor,
+};
+use serde_json::{Map, Value, json};
+
+/// Schemas by name; a `Null` entry marks a message whose schema is being built (recursion guard).
+type Schemas = BTreeMap<String, Value>;
+
+const PROBLEM_REF: &str = "#/components/schemas/Problem";
+
+const ERRORS: [(&str, &str); 8] = [
+    (
+        "400",
+        "Invalid request: malformed JSON, a bad field, or a missing/unknown X-Platform",
+    ),
+    ("401", "Missing, invalid, expired or revoked credentials"),
+    (
+        "403",
+        "The caller's role, capabilities or token kind do not allow this operation",
+    ),
+    ("404", "Not found"),
+    ("409", "Conflict with the current state (e.g. a duplicate)"),
+    ("413", "Request body too large"),
+    ("429", "Rate limited"),
+    ("500", "Internal error (details are never leaked)"),
+];
+
+const DESCRIPTION: &str = "The public REST/JSON API of the MAS platform, transcoded to gRPC.\n\n\
+- **Tenancy:** every `/api/*` request names its platform in the `X-Platform` header (e.g. \
+`mr-mentor`), except `/api/health`, `/api/docs*` and `/.well-known/*`.\n\
+- **Users:** send the access token as `Authorization: Bearer <JWT>` (obtained from \
+`/api/auth/login`, renewed with `/api/auth/refresh`).\n\
+- **Vendors:** `/api/v1/vendor/*` takes an API key in `X-API-Key` instead; the key implies the \
+platform (an `X-Platform` header, if sent, must match).\n\
+- **JSON:** proto3 JSON mapping: lowerCamelCase names, enums as strings, 64-bit integers as \
+strings, timestamps RFC 3339.\n\
+- **Errors:** RFC 7807 problem details (`application/problem+json`) with a `requestId`.";
+
+/// Builds the OpenAPI 3.1.0 document for every routed RPC in `pool`.
+pub fn document(pool: &DescriptorPool) -> Value {
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut schemas = Schemas::new();
+    let mut tags = Vec::new();
+    for service in pool.services() {
+        let mut routed = false;
+        for method in service.methods() {
+            let Some(rule) = mas_proto::http_rule(&method) else {
+                continue;
+            };
+            let (verb, template) = match rule.pattern.as_ref() {
+                Some(Pattern::Get(p)) => ("get", p),
+                Some(Pattern::Put(p)) => ("put", p),
+                Some(Pattern::Post(p)) => ("post", p),
+                Some(Pattern::Delete(p)) => ("delete", p),
+                Some(Pattern::Patch(p)) => ("patch", p),
+                None => continue,
+            };
+            let (path, bound) = parse_template(template);
+            let op = operation(&service, &method, &path, &bound, &rule.body, &mut schemas);
+            paths.entry(path).or_default().insert(verb.into(), op);
+            routed = true;
+        }
+        if routed {
+            let mut tag = json!({ "name": service.name() });
+            if let Some(text) = comment(&service.parent_file(), service.path()) {
+                tag["description"] = text.into();
+            }
+            tags.push(tag);
+        }
+    }
+    schemas.insert("Problem".into(), problem_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MAS platform API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": DESCRIPTION,
+        },
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
+            },
+            "schemas": schemas,
+        },
+    })
+}
+
+fn operation(
+    service: &ServiceDescriptor,
+    method: &MethodDescriptor,
+    path: &str,
+    bound: &[String],
+    body: &str,
+    schemas: &mut Schemas,
+) -> Value {
+    let input = method.input();
+    let policy = mas_proto::access_policy(method);
+    let mut params = Vec::new();
+    for name in bound {
+        let field = input.get_field_by_name(name);
+        let schema = field.map_or_else(
+            || json!({ "type": "string" }),
+            |f| field_schema(&f, schemas),
+        );
+        params.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));
+    }
+    if body.is_empty() {
+        for field in input
+            .fields()
+            .filter(|f| !bound.iter().any(|b| b == f.name()))
+        {
+            if let Some(schema) = query_schema(&field, schemas) {
+                let mut param =
+                    json!({ "name": field.json_name(), "in": "query", "schema": schema });
+                if let Some(text) = comment(&field.parent_file(), field.path()) {
+                    param["description"] = text.into();
+                }
+                params.push(param);
+            }
+        }
+    }
+    let platform_exempt =
+        !path.starts_with("/api/") || path == "/api/health" || path.starts_with("/api/docs");
+    if !platform_exempt {
+        params.push(json!({
+            "name": "X-Platform",
+            "in": "header",
+            "required": !policy.api_key,
+            "description": "The tenant (platform id, e.g. `mr-mentor`).",
+            "schema": { "type": "string" },
+        }));
+    }
+
+    let mut responses = Map::new();
+    let output = message_ref(&method.output(), schemas);
+    let ok =
+        json!({ "description": "OK", "content": { "application/json": { "schema": output } } });
+    responses.insert("200".into(), ok);
+    for (status, description) in ERRORS {
+        let content = json!({ "application/problem+json": { "schema": { "$ref": PROBLEM_REF } } });
+        responses.insert(
+            status.into(),
+            json!({ "description": description, "content": content }),
+        );
+    }
+
+    let security = if policy.public {
+        json!([])
+    } else if policy.api_key {
+        json!([{ "apiKey": [] }])
+    } else {
+        json!([{ "bearer": [] }])
+    };
+    let roles: Vec<&str> = policy.roles().map(|r| r.as_str_name()).collect();
+    let capabilities: Vec<&str> = policy.capabilities().map(|c| c.as_str_name()).collect();
+    let description = comment(&method.parent_file(), method.path());
+    let summary = description.as_deref().map_or(method.name(), first_sentence);
+
+    let mut op = json!({
+        "operationId": format!("{}_{}", service.name(), method.name()),
+        "summary": summary,
+        "tags": [service.name()],
+        "parameters": params,
+        "responses": responses,
+        "security": security,
+        "x-mas-access": {
+            "public": policy.public,
+            "authenticated": policy.authenticated,
+            "apiKey": policy.api_key,
+            "roles": roles,
+            "capabilities": capabilities,
+            "sensitive": policy.sensitive,
+        },
+    });
+    if let Some(text) = description {
+        op["description"] = text.into();
+    }
+    // Our rules use `body: "*"` only: the whole request message is the JSON body.
+    if !body.is_empty() {
+        let schema = message_ref(&input, schemas);
+        op["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    }
+    op
+}
+
+/// The OpenAPI form of a path template (`{name=...}` becomes `{name}`) and the fields it binds.
+fn parse_template(template: &str) -> (String, Vec<String>) {
+    let (mut path, mut bound, mut rest) = (String::new(), Vec::new(), template);
+    while let Some((before, after)) = rest.split_once('{') {
+        let Some((inner, tail)) = after.split_once('}') else {
+            break;
+        };
+        let name = inner.split_once('=').map_or(inner, |(name, _)| name);
+        path.push_str(before);
+        path.push_str(&format!("{{{name}}}"));
+        bound.push(name.to_owned());
+        rest = tail;
+    }
+    path.push_str(rest);
+    (path, bound)
+}
+
+/// The schema of a field usable as a query parameter: scalars, enums, repeated scalars and
+/// timestamps; other message-typed fields and maps cannot travel in a query string.
+fn query_schema(field: &FieldDescriptor, schemas: &mut Schemas) -> Option<Value> {
+    if field.is_map() {
+        return None;
+    }
+    match field.kind() {
+        Kind::Message(m) if m.full_name() != "google.protobuf.Timestamp" || field.is_list() => None,
+        _ => Some(field_schema(field, schemas)),
+    }
+}
+
+fn field_schema(field: &FieldDescriptor, schemas: &mut Schemas) -> Value {
+    let kind = field.kind();
+    if let (true, Kind::Message(entry)) = (field.is_map(), &kind) {
+        let value = kind_schema(&entry.map_entry_value_field().kind(), schemas);
+        return json!({ "type": "object", "additionalProperties": value });
+    }
+    let schema = kind_schema(&kind, schemas);
+    if field.is_list() {
+        json!({ "type": "array", "items": schema })
+    } else if field.field_descriptor_proto().proto3_optional() {
+        nullable(schema)
+    } else {
+        schema
+    }
+}
+
+fn kind_schema(kind: &Kind, schemas: &mut Schemas) -> Value {
+    match kind {
+        Kind::Double => json!({ "type": "number", "format": "double" }),
+        Kind::Float => json!({ "type": "number", "format": "float" }),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            json!({ "type": "integer", "format": "int32" })
+        }
+        Kind::Uint32 | Kind::Fixed32 => {
+            json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX })
+        }
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+            json!({ "type": "string", "format": "int64" })
+        }
+        Kind::Uint64 | Kind::Fixed64 => json!({ "type": "string", "format": "uint64" }),
+        Kind::Bool => json!({ "type": "boolean" }),
+        Kind::String => json!({ "type": "string" }),
+        Kind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
+        Kind::Enum(e) => enum_schema(e),
+        Kind::Message(m) => message_ref(m, schemas),
+    }
+}
+
+fn enum_schema(e: &EnumDescriptor) -> Value {
+    if e.full_name() == "google.protobuf.NullValue" {
+        return json!({ "type": "null" });
+    }
+    let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
+    json!({ "type": "string", "enum": names, "title": e.full_name() })
+}
+
+/// The schema of a message: inline for well-known types, otherwise a `$ref` to a component
+/// schema named by its full name, built once (a message referencing itself just gets the `$ref`).
+fn message_ref(message: &MessageDescriptor, schemas: &mut Schemas) -> Value {
+    if let Some(schema) = well_known(message, schemas) {
+        return schema;
+    }
+    let name = message.full_name();
+    if !schemas.contains_key(name) {
+        schemas.insert(name.to_owned(), Value::Null);
+        let schema = message_schema(message, schemas);
+        schemas.insert(name.to_owned(), schema);
+    }
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn message_schema(message: &MessageDescriptor, schemas: &mut Schemas) -> Value {
+    let mut properties = Map::new();
+    for field in message.fields() {
+        let mut schema = field_schema(&field, schemas);
+        let mut notes = comment(&field.parent_file(), field.path()).unwrap_or_default();
+        if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
+            notes = format!("{notes} (oneof `{}`: set at most one)", oneof.name());
+        }
+        if !notes.is_empty() {
+            schema["description"] = notes.trim_start().into();
+        }
+        properties.insert(field.json_name().to_owned(), schema);
+    }
+    let mut schema = json!({ "type": "object", "properties": properties });
+    if let Some(text) = comment(&message.parent_file(), message.path()) {
+        schema["description"] = text.into();
+    }
+    schema
+}
+
+/// Well-known types in their proto3 JSON forms.
+fn well_known(message: &MessageDescriptor, schemas: &mut Schemas) -> Option<Value> {
+    Some(match message.full_name() {
+        "google.protobuf.Timestamp" => json!({ "type": "string", "format": "date-time" }),
+        "google.protobuf.Duration" => {
+            json!({ "type": "string", "description": "Seconds with an `s` suffix, e.g. `1.5s`." })
+        }
+        "google.protobuf.Empty" => json!({ "type": "object" }),
+        "google.protobuf.Struct" => json!({ "type": "object", "additionalProperties": {} }),
+        "google.protobuf.Value" => json!({}),
+        "google.protobuf.ListValue" => json!({ "type": "array", "items": {} }),
+        "google.protobuf.FieldMask" => {
+            json!({ "type": "string", "description": "Comma-separated lowerCamelCase paths." })
+        }
+        "google.protobuf.Any" => json!({ "type": "object", "required": ["@type"] }),
+        // The wrappers (`StringValue`, `Int64Value`, ...): their scalar, or null.
+        name if name.starts_with("google.protobuf.") && name.ends_with("Value") => {
+            let value = message.get_field_by_name("value")?;
+            nullable(kind_schema(&value.kind(), schemas))
+        }
+        _ => return None,
+    })
+}
+
+/// The schema also admits `null`.
+fn nullable(mut schema: Value) -> Value {
+    let Some(obj) = schema.as_object_mut() else {
+        return schema;
+    };
+    match obj.get("type").cloned() {
+        Some(Value::String(ty)) => {
+            obj.insert("type".into(), json!([ty, "null"]));
+            if let Some(Value::Array(values)) = obj.get_mut("enum") {
+                values.push(Value::Null);
+            }
+            schema
+        }
+        Some(_) => schema,                // already a list of types
+        None if obj.is_empty() => schema, // `{}` admits anything
+        None => json!({ "oneOf": [schema, { "type": "null" }] }),
+    }
+}
+
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "RFC 7807 problem details.",
+        "properties": {
+            "type": { "type": "string", "format": "uri-reference" },
+            "title": { "type": "string" },
+            "status": { "type": "integer", "format": "int32" },
+            "detail": { "type": "string" },
+            "instance": { "type": "string" },
+            "code": { "type": "string", "description": "Machine-readable error code." },
+            "requestId": { "type": "string", "description": "Quote this when reporting a problem." },
+        },
+        "required": ["title", "status"],
+    })
+}
+
+/// The leading comment of the element at `path` in `file`, without section separators (`---`).
+fn comment(file: &FileDescriptor, path: &[i32]) -> Option<String> {
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let location = info.location.iter().find(|l| l.path == path)?;
+    let lines: Vec<&str> = (location.leading_comments.as_deref()?.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("---"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" "))
+}
+
+fn first_sentence(text: &str) -> &str {
+    text.find(". ").map_or(text, |end| &text[..=end])
+}
+
+/// A self-contained page (no external assets) that fetches the document from `spec_url` and
+/// lists every operation, with the raw JSON below.
+pub fn html(spec_url: &str) -> String {
+    // A JSON string is a valid JS string literal; escaping `<` keeps `</script>` out of it.
+    let url = Value::String(spec_url.to_owned())
+        .to_string()
+        .replace('<', "\\u003c");
+    PAGE.replace("__SPEC_URL__", &url)
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MAS platform API</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#f3f3f3}code{font-size:.9em}.m{font-weight:bold;text-transform:uppercase}
+pre{background:#f6f6f6;padding:1rem;overflow:auto;max-height:40rem}
+</style></head><body>
+<h1 id="title">MAS platform API</h1><p id="desc" style="white-space:pre-wrap"></p>
+<table><thead><tr><th>Method</th><th>Path</th><th>Summary</th><th>Tag</th><th>Access</th></tr></thead>
+<tbody id="ops"></tbody></table>
+<h2>Raw document</h2><pre id="raw">Loading…</pre>
+<script>
+const url = __SPEC_URL__;
+function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; }
+function access(op) {
+  const a = op["x-mas-access"] || {};
+  if ((op.security || []).length === 0) return "public";
+  if (a.apiKey) return "X-API-Key";
+  const who = (a.roles || []).concat(a.capabilities || []);
+  return "bearer" + (who.length ? ": " + who.join(", ") : " (any user)") + (a.sensitive ? "; not impersonated" : "");
+}
+fetch(url).then(r => r.json()).then(doc => {
+  document.getElementById("title").textContent = doc.info.title + " " + doc.info.version;
+  document.getElementById("desc").textContent = doc.info.description;
+  const body = document.getElementById("ops");
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const row = body.insertRow();
+      cell(row, method, "m"); cell(row, path); cell(row, op.summary || op.operationId);
+      cell(row, (op.tags || []).join(", ")); cell(row, access(op));
+    }
+  }
+  document.getElementById("raw").textContent = JSON.stringify(doc, null, 2);
+}).catch(e => { document.getElementById("raw").textContent = "Failed to load " + url + ": " + e; });
+</script></body></html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param<'a>(op: &'a Value, name: &str, location: &str) -> Option<&'a Value> {
+        let params = op["parameters"].as_array()?;
+        params
+            .iter()
+            .find(|p| p["name"] == name && p["in"] == location)
+    }
+
+    #[test]
+    fn operations_follow_the_http_rules_and_access_policies() {
+        let doc = document(mas_proto::descriptor_pool());
+        assert_eq!(doc["openapi"], "3.1.0");
+
+        let login = &doc["paths"]["/api/auth/login"]["post"];
+        assert_eq!(login["operationId"], "Identity_Login");
+        let body = &login["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            body["$ref"],
+            "#/components/schemas/mas.identity.v1.LoginRequest"
+        );
+        assert_eq!(login["security"], json!([]));
+        assert_eq!(
+            param(login, "X-Platform", "header").unwrap()["required"],
+            true
+        );
+        let problem = &login["responses"]["409"]["content"]["application/problem+json"];
+        assert_eq!(problem["schema"]["$ref"], PROBLEM_REF);
+
+        let get = &doc["paths"]["/api/admin/users/{id}"]["get"];
+        assert_eq!(param(get, "id", "path").unwrap()["required"], true);
+        assert_eq!(get["security"], json!([{ "bearer": [] }]));
+        assert_eq!(get["x-mas-access"]["roles"], json!(["ADMIN", "SUPERADMIN"]));
+
+        let list = &doc["paths"]["/api/admin/users"]["get"];
+        assert_eq!(
+            param(list, "pageSize", "query").unwrap()["schema"]["type"],
+            "integer"
+        );
+        assert!(list.get("requestBody").is_none());
+        let logs = &doc["paths"]["/api/admin/login-logs"]["get"];
+        assert_eq!(
+            param(logs, "from", "query").unwrap()["schema"]["format"],
+            "date-time"
+        );
+
+        let whoami = &doc["paths"]["/api/v1/vendor/whoami"]["get"];
+        assert_eq!(whoami["security"], json!([{ "apiKey": [] }]));
+        assert_eq!(
+            param(whoami, "X-Platform", "header").unwrap()["required"],
+            false
+        );
+        let jwks = &doc["paths"]["/.well-known/jwks.json"]["get"];
+        assert!(param(jwks, "X-Platform", "header").is_none());
+
+        // Summaries come from the leading comments; a section separator is not one.
+        let refresh = &doc["paths"]["/api/auth/refresh"]["post"];
+        assert_eq!(refresh["summary"], "Rotates the refresh token.");
+        assert_eq!(
+            doc["paths"]["/api/auth/signup"]["post"]["summary"],
+            "Signup"
+        );
+    }
+
+    #[test]
+    fn internal_rpcs_are_not_documented() {
+        let text = document(mas_proto::descriptor_pool()).to_string();
+        for internal in ["WatchRevocations", "VerifyApiKey", "IssueServiceToken"] {
+            assert!(
+                !text.contains(&format!("Identity_{internal}")),
+                "{internal} is routed"
+            );
+        }
+        assert!(!text.contains("mas.identity.v1.Revocation"));
+    }
+
+    #[test]
+    fn schemas_follow_the_proto3_json_mapping() {
+        let doc = document(mas_proto::descriptor_pool());
+        let schemas = &doc["components"]["schemas"];
+        let user = &schemas["mas.identity.v1.User"]["properties"];
+        assert_eq!(user["fullName"]["type"], "string");
+        assert_eq!(user["createdAt"]["format"], "date-time");
+        assert!(
+            user["role"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("ADMIN"))
+        );
+        assert_eq!(user["capabilities"]["type"], "array");
+        let update = &schemas["mas.identity.v1.UpdateUserRequest"]["properties"];
+        assert_eq!(update["fullName"]["type"], json!(["string", "null"]));
+        assert!(schemas["Problem"]["properties"]["requestId"].is_object());
+    }
+
+    #[test]
+    fn templates_and_html() {
+        let (path, bound) = parse_template("/api/a/{x}/b/{y=c/*}");
+        assert_eq!(
+            (path.as_str(), bound),
+            ("/api/a/{x}/b/{y}", vec!["x".to_owned(), "y".into()])
+        );
+        let page = html("/api/docs/openapi.json?a=</script>");
+        assert!(page.contains(r#"const url = "/api/docs/openapi.json?a=\u003c/script>";"#));
+        assert!(!page.contains("http://") && !page.contains("https://"));
+    }
+}

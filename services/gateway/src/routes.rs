@@ -1,0 +1,111 @@
+//! The route table, built from the descriptors: every RPC with a `mas.http` rule becomes a REST
+//! route. Adding an endpoint means adding an RPC; nothing here changes.
+
+use std::collections::HashMap;
+
+use mas_kit::proto::mas::http_rule::Pattern;
+use mas_kit::proto::{AccessPolicy, access_policy, http_rule};
+use prost_reflect::{DescriptorPool, MethodDescriptor};
+
+/// One REST route.
+#[derive(Clone)]
+pub struct Route {
+    pub method: MethodDescriptor,
+    pub template: String,
+    /// `*` for the whole request from the JSON body; empty for none.
+    pub body: String,
+    pub policy: AccessPolicy,
+    /// gRPC path, `/mas.identity.v1.Identity/Login`.
+    pub grpc_path: String,
+    /// The service's full name, `mas.identity.v1.Identity`.
+    pub service: String,
+}
+
+/// Routes by HTTP method, matched on path templates.
+pub struct RouteTable {
+    by_method: HashMap<http::Method, matchit::Router<Route>>,
+    services: Vec<String>,
+}
+
+pub enum Lookup<'a> {
+    Found(&'a Route, Vec<(String, String)>),
+    MethodNotAllowed,
+    NotFound,
+}
+
+impl RouteTable {
+    pub fn build(pool: &DescriptorPool) -> Result<Self, String> {
+        let mut by_method: HashMap<http::Method, matchit::Router<Route>> = HashMap::new();
+        let mut services = Vec::new();
+        for service in pool.services() {
+            for method in service.methods() {
+                let Some(rule) = http_rule(&method) else { continue };
+                let Some(pattern) = rule.pattern else { continue };
+                let (verb, template) = match pattern {
+                    Pattern::Get(t) => (http::Method::GET, t),
+                    Pattern::Put(t) => (http::Method::PUT, t),
+                    Pattern::Post(t) => (http::Method::POST, t),
+                    Pattern::Delete(t) => (http::Method::DELETE, t),
+                    Pattern::Patch(t) => (http::Method::PATCH, t),
+                };
+                if !services.contains(&service.full_name().to_owned()) {
+                    services.push(service.full_name().to_owned());
+                }
+                let route = Route {
+                    grpc_path: format!("/{}/{}", service.full_name(), method.name()),
+                    service: service.full_name().to_owned(),
+                    policy: access_policy(&method),
+                    body: rule.body,
+                    template: template.clone(),
+                    method,
+                };
+                by_method
+                    .entry(verb.clone())
+                    .or_default()
+                    .insert(template.clone(), route)
+                    .map_err(|e| format!("{verb} {template}: {e}"))?;
+            }
+        }
+        services.sort();
+        Ok(RouteTable { by_method, services })
+    }
+
+    pub fn lookup(&self, verb: &http::Method, path: &str) -> Lookup<'_> {
+        if let Some(router) = self.by_method.get(verb) {
+            if let Ok(m) = router.at(path) {
+                let params = m.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                return Lookup::Found(m.value, params);
+            }
+        }
+        if self.by_method.values().any(|r| r.at(path).is_ok()) {
+            Lookup::MethodNotAllowed
+        } else {
+            Lookup::NotFound
+        }
+    }
+
+    /// The services the table routes to.
+    pub fn services(&self) -> &[String] {
+        &self.services
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_come_from_the_descriptors() {
+        let t = RouteTable::build(mas_kit::proto::descriptor_pool()).unwrap();
+        match t.lookup(&http::Method::GET, "/api/admin/users/abc") {
+            Lookup::Found(r, params) => {
+                assert_eq!(r.grpc_path, "/mas.identity.v1.Identity/GetUser");
+                assert_eq!(params, [("id".to_string(), "abc".to_string())]);
+            }
+            _ => panic!("GetUser not routed"),
+        }
+        assert!(matches!(t.lookup(&http::Method::PUT, "/api/auth/login"), Lookup::MethodNotAllowed));
+        assert!(matches!(t.lookup(&http::Method::GET, "/api/nope"), Lookup::NotFound));
+        assert_eq!(t.services(), ["mas.identity.v1.Identity"]);
+    }
+}

@@ -1,0 +1,64 @@
+//! identity's configuration, read from the environment (or built in code by `mas dev` and tests).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mas_kit::config::{CommonConfig, ConfigError, Env, Secret};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: CommonConfig,
+    pub access_ttl: Duration,
+    pub master_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// Two tabs refreshing with the same token within this window both get a valid pair.
+    pub refresh_grace: Duration,
+    /// How long a new signing key is published before it signs (longer than verifiers' JWKS refresh).
+    pub key_publish_lead: Duration,
+    pub key_rotation: Duration,
+    pub login_window: Duration,
+    pub login_max_failures_per_account: u64,
+    pub login_max_failures_per_ip: u64,
+    /// Concurrent password hashes; the default leaves a core for everything else.
+    pub hash_concurrency: usize,
+    /// Logins waiting for a hashing slot beyond this are refused (429) rather than queued.
+    pub hash_queue: usize,
+    pub api_key_default_rate_limit: u32,
+    /// `name -> secret` of the service accounts allowed to obtain service tokens.
+    pub service_accounts: HashMap<String, Secret>,
+    pub seed_admin_email: String,
+    /// The seeded SUPERADMIN's password; without it no admin is seeded.
+    pub seed_admin_password: Option<Secret>,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let secs = |name: &str, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(env.or(name, default)?))
+        };
+        let accounts: HashMap<String, String> = env.json("SERVICE_ACCOUNTS")?.unwrap_or_default();
+        let hash_concurrency = env.or("HASH_CONCURRENCY", cores.saturating_sub(1).max(1))?;
+        if hash_concurrency == 0 {
+            return Err(ConfigError::new("HASH_CONCURRENCY", "must be at least 1"));
+        }
+        Ok(Config {
+            common: CommonConfig::from_env(env, "identity")?,
+            access_ttl: secs("ACCESS_TOKEN_TTL_SECS", 15 * 60)?,
+            master_ttl: secs("MASTER_TOKEN_TTL_SECS", 10 * 60)?,
+            refresh_ttl: secs("REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
+            refresh_grace: secs("REFRESH_GRACE_SECS", 10)?,
+            key_publish_lead: secs("KEY_PUBLISH_LEAD_SECS", 10 * 60)?,
+            key_rotation: secs("KEY_ROTATION_SECS", 30 * 24 * 3600)?,
+            login_window: secs("LOGIN_THROTTLE_WINDOW_SECS", 15 * 60)?,
+            login_max_failures_per_account: env.or("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)?,
+            login_max_failures_per_ip: env.or("LOGIN_MAX_FAILURES_PER_IP", 50)?,
+            hash_concurrency,
+            hash_queue: env.or("HASH_QUEUE", 64 * hash_concurrency)?,
+            api_key_default_rate_limit: env.or("API_KEY_DEFAULT_RATE_LIMIT", 600)?,
+            service_accounts: accounts.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+            seed_admin_email: env.or("SEED_ADMIN_EMAIL", "admin@mas.local".to_owned())?,
+            seed_admin_password: env.secret("SEED_ADMIN_PASSWORD"),
+        })
+    }
+}

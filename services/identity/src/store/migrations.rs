@@ -1,0 +1,38 @@
+//! identity's migrations, run at start and by `mas migrate identity`. Each is plain SQL that
+//! both Postgres and SQLite accept; sea-orm-migration records which have run.
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Init)]
+    }
+}
+
+#[derive(DeriveMigrationName)]
+struct M0001Init;
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Init {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_sql(manager, include_str!("../../migrations/0001_init.sql")).await
+    }
+}
+
+async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for statement in sql.split(';') {
+        let body: String = statement
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !body.trim().is_empty() {
+            db.execute_unprepared(&body).await?;
+        }
+    }
+    Ok(())
+}
