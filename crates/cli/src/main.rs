@@ -1,1 +1,148 @@
-fn main() {}
+//! `mas`: `mas dev` runs the platform on embedded defaults; `mas migrate <service>` runs a
+//! service's migrations alone (a deploy step); `mas import users <file>` moves users off the
+//! monolith with their bcrypt hashes.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mas_cli::stack;
+use mas_kit::config::{Env, ProcessEnv};
+
+#[derive(Parser)]
+#[command(name = "mas", about = "MAS platform backend", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every service in one process on embedded defaults (SQLite, in-memory cache).
+    Dev {
+        /// Where the SQLite files and the generated admin password live.
+        #[arg(long, env = "MAS_DATA_DIR", default_value = ".mas")]
+        data_dir: PathBuf,
+        /// The public HTTP port.
+        #[arg(long, env = "MAS_HTTP_PORT", default_value_t = 8080)]
+        port: u16,
+    },
+    /// Runs one service's migrations against DATABASE_URL / DATABASE_SCHEMA, then exits.
+    Migrate { service: String },
+    /// Imports data from the monolith.
+    Import {
+        #[command(subcommand)]
+        what: Import,
+    },
+}
+
+#[derive(Subcommand)]
+enum Import {
+    /// Users with their bcrypt password hashes, from a JSON Lines file (see docs/import.md).
+    Users { file: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let _telemetry = mas_kit::telemetry::init("info");
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mas: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev { data_dir, port } => dev(data_dir, port).await,
+        Command::Migrate { service } => match service.as_str() {
+            "identity" => {
+                let cfg = identity::Config::from_env(&Env::new(&ProcessEnv))?;
+                identity::migrate(&cfg).await?;
+                println!("identity: migrations applied");
+                Ok(())
+            }
+            "gateway" => {
+                println!("gateway: owns no schema; nothing to migrate");
+                Ok(())
+            }
+            other => anyhow::bail!("unknown service {other:?} (known: identity, gateway)"),
+        },
+        Command::Import { what: Import::Users { file } } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let cfg = identity::Config::from_env(&Env::new(&ProcessEnv))?;
+            let report = identity::import_users(cfg, &text).await?;
+            println!(
+                "imported {} users, skipped {} already present, rejected {}",
+                report.imported,
+                report.skipped_existing,
+                report.rejected.len()
+            );
+            for (line, why) in &report.rejected {
+                println!("  line {line}: {why}");
+            }
+            if report.rejected.is_empty() { Ok(()) } else { anyhow::bail!("some lines were rejected") }
+        }
+    }
+}
+
+/// The admin password for `mas dev`: from SEED_ADMIN_PASSWORD, else generated once and kept in
+/// the data directory (the seed is idempotent, so it must stay the same across runs).
+fn dev_admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var("SEED_ADMIN_PASSWORD") {
+        if !p.is_empty() {
+            return Ok(p);
+        }
+    }
+    let path = data_dir.join("admin-password");
+    if let Ok(p) = std::fs::read_to_string(&path) {
+        return Ok(p.trim().to_owned());
+    }
+    let p = stack::random_secret();
+    std::fs::write(&path, &p).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(p)
+}
+
+async fn dev(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let password = dev_admin_password(&data_dir)?;
+    let local = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let opts = stack::Options {
+        database: stack::Database::Sqlite(data_dir.clone()),
+        redis: None,
+        http_addr: std::net::SocketAddr::from(([0, 0, 0, 0], port)),
+        identity_grpc_addr: local(50051),
+        identity_admin_addr: local(9091),
+        gateway_admin_addr: local(9090),
+        admin_password: password.clone(),
+        overrides: Default::default(),
+    };
+    let stack = stack::start(opts).await?;
+    let ready_ms = started.elapsed().as_millis();
+    let base = format!("http://localhost:{}", stack.http_addr.port());
+    println!();
+    println!("MAS platform is up (development mode, ready in {ready_ms} ms)");
+    println!("  API             {base}/api");
+    println!("  API docs        {base}/api/docs");
+    println!("  health          {base}/api/health");
+    println!("  JWKS            {base}/.well-known/jwks.json");
+    println!("  gateway admin   http://{} (/metrics, /health/ready)", stack.gateway_admin_addr);
+    println!("  identity gRPC   http://{} (admin http://{})", stack.identity_grpc_addr, stack.identity_admin_addr);
+    println!("  data            {}", data_dir.display());
+    println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");
+    println!("  SUPERADMIN      admin@mas.local / {password}   (development only)");
+    println!();
+    tracing::info!(ready_ms = ready_ms as u64, "mas dev ready");
+    let shutdown = mas_kit::Shutdown::on_signals();
+    shutdown.wait().await;
+    stack.stop().await
+}

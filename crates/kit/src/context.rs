@@ -22,6 +22,8 @@ pub mod keys {
     /// Set on a response when the call revoked the caller's access token (logout), so the
     /// gateway replica that served it refuses the token at once, before the push arrives.
     pub const REVOKED_JTI: &str = "x-mas-revoked-jti";
+    /// Set on a response that revoked an API key, so the serving gateway forgets it at once.
+    pub const REVOKED_API_KEY: &str = "x-mas-revoked-api-key";
     /// Seconds a throttled caller should wait, carried to the gateway's `Retry-After`.
     pub const RETRY_AFTER: &str = "retry-after";
 }

@@ -1,1 +1,236 @@
+//! Test support: start the whole stack in-process on free ports, on SQLite (hermetic) or on the
+//! real Postgres and Redis (each test with its own schema and key prefix), and call it the way
+//! a frontend does. Infrastructure is found through `DATABASE_URL`/`REDIS_URL` (defaulting to
+//! the local servers); with `MAS_REQUIRE_INFRA=1` an unreachable server fails the test instead of
+//! skipping it.
 
+pub mod proxy;
+
+use std::time::Duration;
+
+use mas_cli::stack::{self, Database, Options, Stack};
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::Value;
+
+pub use mas_cli::stack::Options as StackOptions;
+
+pub const PLATFORM: &str = "mr-mentor";
+pub const OTHER_PLATFORM: &str = "my-analytics-school";
+pub const ADMIN_EMAIL: &str = "admin@mas.local";
+/// The refresh-token grace window the test stacks run with.
+pub const GRACE_SECS: u64 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn required() -> bool {
+    std::env::var("MAS_REQUIRE_INFRA").is_ok_and(|v| v == "1")
+}
+
+fn skip(what: &str, why: &str) {
+    eprintln!("\n*** SKIPPED: {what} is unreachable ({why}); set MAS_REQUIRE_INFRA=1 to fail instead ***\n");
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Whether Postgres answers; panics under MAS_REQUIRE_INFRA=1 when it does not.
+pub async fn postgres_available() -> bool {
+    let cfg = mas_kit::db::DbConfig::Postgres { url: postgres_url(), schema: "public".into(), max_connections: 1 };
+    match mas_kit::db::connect(&cfg).await {
+        Ok(db) => {
+            db.close().await.ok();
+            true
+        }
+        Err(e) if required() => panic!("Postgres is required (MAS_REQUIRE_INFRA=1) but unreachable: {e}"),
+        Err(e) => {
+            skip("Postgres", &e.to_string());
+            false
+        }
+    }
+}
+
+pub async fn redis_available() -> bool {
+    let res = async {
+        let c = mas_kit::cache::Cache::redis(&redis_url(), "probe:")?;
+        c.ping().await
+    }
+    .await;
+    match res {
+        Ok(()) => true,
+        Err(e) if required() => panic!("Redis is required (MAS_REQUIRE_INFRA=1) but unreachable: {e}"),
+        Err(e) => {
+            skip("Redis", &e.to_string());
+            false
+        }
+    }
+}
+
+/// A unique lowercase tag for schemas, key prefixes and emails.
+pub fn unique(tag: &str) -> String {
+    format!("{tag}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub fn email(tag: &str) -> String {
+    format!("{}@example.com", unique(tag))
+}
+
+/// A running stack and an HTTP client for it.
+pub struct TestStack {
+    pub stack: Stack,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin_password: String,
+    pub backend: Backend,
+    schema_prefix: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// A JSON response: status, headers and body (`Value::Null` for an empty or non-JSON body).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 7807 problem with this status, and returns its detail.
+    pub fn problem(&self, status: u16) -> &str {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["requestId"].as_str().is_some_and(|s| !s.is_empty()));
+        self.body["detail"].as_str().unwrap_or_default()
+    }
+}
+
+/// Starts a stack; `None` when the backend's server is unreachable and not required.
+pub async fn spawn(backend: Backend) -> Option<TestStack> {
+    spawn_with(backend, |_| {}).await
+}
+
+pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Options)) -> Option<TestStack> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut schema_prefix = None;
+    let database = match backend {
+        Backend::Sqlite => Database::Sqlite(dir.path().to_owned()),
+        Backend::Postgres => {
+            if !postgres_available().await {
+                return None;
+            }
+            let prefix = unique("t_");
+            schema_prefix = Some(prefix.clone());
+            Database::Postgres { url: postgres_url(), schema_prefix: prefix }
+        }
+    };
+    let admin_password = stack::random_secret();
+    let mut opts = Options::ephemeral(database, admin_password.clone());
+    // A short refresh grace window keeps the reuse tests quick.
+    opts.overrides.insert("identity", [("REFRESH_GRACE_SECS".to_string(), GRACE_SECS.to_string())].into());
+    if backend == Backend::Postgres && redis_available().await {
+        opts.redis = Some((redis_url(), format!("{}:", unique("test:"))));
+    }
+    tweak(&mut opts);
+    let stack = stack::start(opts).await.expect("stack starts");
+    let base = format!("http://{}", stack.http_addr);
+    Some(TestStack {
+        stack,
+        base,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        admin_password,
+        backend,
+        schema_prefix,
+        _dir: dir,
+    })
+}
+
+impl TestStack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with optional platform, bearer token and JSON body.
+    pub async fn call(&self, method: Method, path: &str, platform: Option<&str>, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(p) = platform {
+            req = req.header("X-Platform", p);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        reply(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(PLATFORM), Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(PLATFORM), token, Some(body)).await
+    }
+
+    pub async fn signup_on(&self, platform: &str, email: &str, password: &str) -> Value {
+        let r = self
+            .call(Method::POST, "/api/auth/signup", Some(platform), None, Some(serde_json::json!({"email": email, "password": password, "fullName": "Test User"})))
+            .await;
+        assert_eq!(r.status, 200, "signup: {}", r.body);
+        r.body
+    }
+
+    /// Signs up a fresh user on the default platform; returns (email, auth response).
+    pub async fn new_user(&self) -> (String, Value) {
+        let e = email("user");
+        let auth = self.signup_on(PLATFORM, &e, "password123").await;
+        (e, auth)
+    }
+
+    pub async fn login_on(&self, platform: &str, email: &str, password: &str) -> Reply {
+        self.call(Method::POST, "/api/auth/login", Some(platform), None, Some(serde_json::json!({"email": email, "password": password})))
+            .await
+    }
+
+    /// The seeded SUPERADMIN's access token on `platform`.
+    pub async fn admin_token(&self, platform: &str) -> String {
+        let r = self.login_on(platform, ADMIN_EMAIL, &self.admin_password).await;
+        assert_eq!(r.status, 200, "admin login: {}", r.body);
+        r.body["accessToken"].as_str().expect("token").to_owned()
+    }
+
+    /// Stops the stack and drops its Postgres schemas.
+    pub async fn stop(self) {
+        self.stack.stop().await.expect("stack stops cleanly");
+        if let Some(prefix) = self.schema_prefix {
+            let cfg = mas_kit::db::DbConfig::Postgres { url: postgres_url(), schema: "public".into(), max_connections: 1 };
+            if let Ok(db) = mas_kit::db::connect(&cfg).await {
+                use mas_kit::db::sea_orm::ConnectionTrait;
+                for svc in ["identity"] {
+                    let _ = db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE")).await;
+                }
+                db.close().await.ok();
+            }
+        }
+    }
+}
+
+pub async fn reply(res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, headers, body }
+}

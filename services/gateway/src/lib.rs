@@ -555,6 +555,9 @@ async fn transcoded(req: &HttpRequest, payload: web::Payload, gw: &Gateway, rid:
         let exp = principal.as_ref().map(|p| p.expires_at).unwrap_or(i64::MAX);
         gw.auth.revocations.revoke(jti, exp);
     }
+    if let Some(key_id) = reply.metadata().get(keys::REVOKED_API_KEY).and_then(|v| v.to_str().ok()) {
+        gw.forget_api_key(key_id);
+    }
     let json = transcode::to_json(reply.get_ref()).map_err(|e| {
         tracing::error!(error = %e, "serialising a reply failed");
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")

@@ -45,8 +45,19 @@ pub fn build_request(
         obj.insert(field.json_name().to_owned(), scalar(&field.kind(), name, value)?);
     }
     let opts = DeserializeOptions::new().deny_unknown_fields(true);
-    DynamicMessage::deserialize_with_options(desc.clone(), Value::Object(obj), &opts)
-        .map_err(|e| e.to_string())
+    DynamicMessage::deserialize_with_options(desc.clone(), Value::Object(obj.clone()), &opts)
+        .map_err(|e| blame_field(desc, &obj, &opts).unwrap_or_else(|| e.to_string()))
+}
+
+/// serde's type errors do not say where they are; on the error path only, find the top-level
+/// field that fails on its own and name it.
+fn blame_field(desc: &MessageDescriptor, obj: &Map<String, Value>, opts: &DeserializeOptions) -> Option<String> {
+    obj.iter().find_map(|(k, v)| {
+        let single = Value::Object(Map::from_iter([(k.clone(), v.clone())]));
+        DynamicMessage::deserialize_with_options(desc.clone(), single, opts)
+            .err()
+            .map(|e| format!("{k}: {e}"))
+    })
 }
 
 /// A query or path string as the JSON value its field expects.

@@ -148,7 +148,13 @@ impl Identity for IdentityGrpc {
 
     async fn revoke_api_key(&self, req: Request<pb::RevokeApiKeyRequest>) -> Res<pb::ApiKey> {
         let ctx = RequestContext::of(&req)?;
-        ok(api_keys::revoke(&self.app, ctx.platform()?, &req.into_inner().id).await?)
+        let key = api_keys::revoke(&self.app, ctx.platform()?, &req.into_inner().id).await?;
+        let id = key.id.parse();
+        let mut res = Response::new(key);
+        if let Ok(v) = id {
+            res.metadata_mut().insert(keys::REVOKED_API_KEY, v);
+        }
+        Ok(res)
     }
 
     async fn vendor_whoami(&self, req: Request<pb::VendorWhoamiRequest>) -> Res<pb::VendorIdentity> {

@@ -1,0 +1,149 @@
+//! Starts every service in-process, wired together on local ports.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use base64::Engine;
+use mas_kit::Shutdown;
+use mas_kit::config::Env;
+
+/// Where the services keep their data.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// A SQLite file per service under this directory (the embedded default).
+    Sqlite(PathBuf),
+    /// Postgres; each service gets the schema `<prefix>_<service>`.
+    Postgres { url: String, schema_prefix: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub database: Database,
+    /// Redis URL and key prefix; `None` keeps counters in memory.
+    pub redis: Option<(String, String)>,
+    pub http_addr: SocketAddr,
+    pub identity_grpc_addr: SocketAddr,
+    pub identity_admin_addr: SocketAddr,
+    pub gateway_admin_addr: SocketAddr,
+    /// The seeded SUPERADMIN's password.
+    pub admin_password: String,
+    /// Extra variables per service (`identity`, `gateway`), overriding the defaults here.
+    pub overrides: HashMap<&'static str, HashMap<String, String>>,
+}
+
+impl Options {
+    /// Sets one variable of one service (`identity`, `gateway`).
+    pub fn set(&mut self, service: &'static str, var: &str, value: &str) {
+        self.overrides.entry(service).or_default().insert(var.to_owned(), value.to_owned());
+    }
+
+    /// Everything on loopback with OS-assigned ports.
+    pub fn ephemeral(database: Database, admin_password: String) -> Self {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Options {
+            database,
+            redis: None,
+            http_addr: any,
+            identity_grpc_addr: any,
+            identity_admin_addr: any,
+            gateway_admin_addr: any,
+            admin_password,
+            overrides: HashMap::new(),
+        }
+    }
+}
+
+pub struct Stack {
+    pub http_addr: SocketAddr,
+    pub identity_grpc_addr: SocketAddr,
+    pub identity_admin_addr: SocketAddr,
+    pub gateway_admin_addr: SocketAddr,
+    pub shutdown: Shutdown,
+    /// identity's configuration as started (tests reach its database through it).
+    pub identity_config: identity::Config,
+    identity: identity::Running,
+    gateway: gateway::Running,
+}
+
+impl Stack {
+    /// Triggers shutdown and waits for every service to stop.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        self.gateway.wait().await?;
+        self.identity.wait().await?;
+        Ok(())
+    }
+}
+
+/// A random secret for in-process service accounts.
+pub fn random_secret() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
+}
+
+pub async fn start(opts: Options) -> anyhow::Result<Stack> {
+    let shutdown = Shutdown::new();
+    let gateway_secret = random_secret();
+    let mut common: HashMap<String, String> = HashMap::from([("MAS_ENV".into(), "development".into())]);
+    if let Some((url, prefix)) = &opts.redis {
+        common.insert("REDIS_URL".into(), url.clone());
+        common.insert("REDIS_PREFIX".into(), prefix.clone());
+    }
+    let db_vars = |service: &str| -> HashMap<String, String> {
+        match &opts.database {
+            Database::Sqlite(dir) => HashMap::from([(
+                "DATABASE_URL".into(),
+                format!("sqlite://{}", dir.join(format!("{service}.db")).display()),
+            )]),
+            Database::Postgres { url, schema_prefix } => HashMap::from([
+                ("DATABASE_URL".into(), url.clone()),
+                ("DATABASE_SCHEMA".into(), format!("{schema_prefix}_{service}")),
+                ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
+            ]),
+        }
+    };
+
+    let mut ivars = common.clone();
+    ivars.extend(db_vars("identity"));
+    ivars.extend([
+        ("GRPC_ADDR".into(), opts.identity_grpc_addr.to_string()),
+        ("ADMIN_ADDR".into(), opts.identity_admin_addr.to_string()),
+        ("SERVICE_ACCOUNTS".into(), serde_json::json!({ "gateway": gateway_secret }).to_string()),
+        ("SEED_ADMIN_PASSWORD".into(), opts.admin_password.clone()),
+    ]);
+    if let Some(o) = opts.overrides.get("identity") {
+        ivars.extend(o.clone());
+    }
+    let icfg = identity::Config::from_env(&Env::new(&ivars)).context("identity configuration")?;
+    let identity_config = icfg.clone();
+    let identity = identity::start(icfg, shutdown.clone()).await.context("starting identity")?;
+
+    let mut gvars = common;
+    gvars.extend([
+        ("HTTP_ADDR".into(), opts.http_addr.to_string()),
+        ("ADMIN_ADDR".into(), opts.gateway_admin_addr.to_string()),
+        ("HTTP_WORKERS".into(), "2".into()),
+        ("IDENTITY_GRPC_URL".into(), format!("http://{}", identity.grpc_addr)),
+        ("SERVICE_SECRET".into(), gateway_secret),
+    ]);
+    if let Some((_, prefix)) = &opts.redis {
+        gvars.insert("REDIS_PREFIX".into(), format!("{prefix}gw:"));
+    }
+    if let Some(o) = opts.overrides.get("gateway") {
+        gvars.extend(o.clone());
+    }
+    let gcfg = gateway::Config::from_env(&Env::new(&gvars)).context("gateway configuration")?;
+    let gateway = gateway::start(gcfg, shutdown.clone()).await.context("starting the gateway")?;
+
+    Ok(Stack {
+        http_addr: gateway.http_addr,
+        identity_grpc_addr: identity.grpc_addr,
+        identity_admin_addr: identity.admin_addr,
+        gateway_admin_addr: gateway.admin_addr,
+        shutdown,
+        identity_config,
+        identity,
+        gateway,
+    })
+}
