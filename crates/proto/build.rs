@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The encoded set keeps our custom options; prost would drop them (DESIGN.md §3).
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out.join("descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    fs::write(
+        out.join("descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
 
     // Well-known types map to prost-types (prost-build's default extern path).
     tonic_prost_build::configure()

@@ -7,7 +7,10 @@ use serde_json::json;
 on_both!(api_key_accepted_rate_limited_and_revoked);
 
 async fn whoami(s: &TestStack, key: &str, platform: Option<&str>) -> mas_testkit::Reply {
-    let mut req = s.http.get(s.url("/api/v1/vendor/whoami")).header("X-API-Key", key);
+    let mut req = s
+        .http
+        .get(s.url("/api/v1/vendor/whoami"))
+        .header("X-API-Key", key);
     if let Some(p) = platform {
         req = req.header("X-Platform", p);
     }
@@ -16,7 +19,13 @@ async fn whoami(s: &TestStack, key: &str, platform: Option<&str>) -> mas_testkit
 
 async fn api_key_accepted_rate_limited_and_revoked(s: TestStack) {
     let root = s.admin_token(PLATFORM).await;
-    let created = s.post("/api/admin/api-keys", Some(&root), json!({"vendor": "LeadsRUs", "rateLimitPerMinute": 3})).await;
+    let created = s
+        .post(
+            "/api/admin/api-keys",
+            Some(&root),
+            json!({"vendor": "LeadsRUs", "rateLimitPerMinute": 3}),
+        )
+        .await;
     assert_eq!(created.status, 200, "{}", created.body);
     let secret = created.body["secret"].as_str().unwrap().to_owned();
     let id = created.body["apiKey"]["id"].as_str().unwrap().to_owned();
@@ -25,8 +34,13 @@ async fn api_key_accepted_rate_limited_and_revoked(s: TestStack) {
     // The key implies its platform; no X-Platform needed, a mismatching one is refused.
     let me = whoami(&s, &secret, None).await;
     assert_eq!(me.status, 200, "{}", me.body);
-    assert_eq!((me.body["platform"].as_str(), me.body["vendor"].as_str()), (Some(PLATFORM), Some("LeadsRUs")));
-    whoami(&s, &secret, Some(mas_testkit::OTHER_PLATFORM)).await.problem(403);
+    assert_eq!(
+        (me.body["platform"].as_str(), me.body["vendor"].as_str()),
+        (Some(PLATFORM), Some("LeadsRUs"))
+    );
+    whoami(&s, &secret, Some(mas_testkit::OTHER_PLATFORM))
+        .await
+        .problem(403);
     assert_eq!(whoami(&s, &secret, Some(PLATFORM)).await.status, 200);
 
     // Listing never shows the secret.
@@ -37,13 +51,36 @@ async fn api_key_accepted_rate_limited_and_revoked(s: TestStack) {
     // Fourth call in the minute: 429 with Retry-After.
     let limited = whoami(&s, &secret, None).await;
     limited.problem(429);
-    assert!(limited.header("retry-after").unwrap().parse::<u64>().unwrap() <= 60);
+    assert!(
+        limited
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            <= 60
+    );
 
-    let revoked = s.call(Method::DELETE, &format!("/api/admin/api-keys/{id}"), Some(PLATFORM), Some(&root), None).await;
+    let revoked = s
+        .call(
+            Method::DELETE,
+            &format!("/api/admin/api-keys/{id}"),
+            Some(PLATFORM),
+            Some(&root),
+            None,
+        )
+        .await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     assert!(revoked.body["revokedAt"].is_string());
     whoami(&s, &secret, None).await.problem(401);
     whoami(&s, "mas_not-a-key", None).await.problem(401);
-    mas_testkit::reply(s.http.get(s.url("/api/v1/vendor/whoami")).send().await.unwrap()).await.problem(401);
+    mas_testkit::reply(
+        s.http
+            .get(s.url("/api/v1/vendor/whoami"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .problem(401);
     s.stop().await;
 }

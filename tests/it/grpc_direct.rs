@@ -9,7 +9,8 @@ use tonic::Code;
 fn request<T>(msg: T, token: Option<&str>, extra: &[(&'static str, &str)]) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     if let Some(t) = token {
-        r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
     for (k, v) in extra {
         r.metadata_mut().insert(*k, v.parse().unwrap());
@@ -19,19 +20,40 @@ fn request<T>(msg: T, token: Option<&str>, extra: &[(&'static str, &str)]) -> to
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_calls_without_a_token_or_with_forged_context_are_refused() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else { return };
-    let mut client = IdentityClient::connect(format!("http://{}", s.stack.identity_grpc_addr)).await.unwrap();
+    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let mut client = IdentityClient::connect(format!("http://{}", s.stack.identity_grpc_addr))
+        .await
+        .unwrap();
     let (_, auth) = s.new_user().await;
     let token = auth["accessToken"].as_str().unwrap();
     let uid = auth["user"]["id"].as_str().unwrap();
 
-    let e = client.get_me(request(pb::GetMeRequest {}, None, &[])).await.unwrap_err();
+    let e = client
+        .get_me(request(pb::GetMeRequest {}, None, &[]))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
-    let e = client.list_users(request(pb::ListUsersRequest::default(), None, &[("x-platform", PLATFORM)])).await.unwrap_err();
+    let e = client
+        .list_users(request(
+            pb::ListUsersRequest::default(),
+            None,
+            &[("x-platform", PLATFORM)],
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
 
     // A valid token works directly...
-    let me = client.get_me(request(pb::GetMeRequest {}, Some(token), &[("x-platform", PLATFORM), ("x-user-id", uid)])).await.unwrap();
+    let me = client
+        .get_me(request(
+            pb::GetMeRequest {},
+            Some(token),
+            &[("x-platform", PLATFORM), ("x-user-id", uid)],
+        ))
+        .await
+        .unwrap();
     assert_eq!(me.get_ref().id, uid);
     // ...but not with context metadata that contradicts it.
     for forged in [
@@ -39,20 +61,39 @@ async fn direct_calls_without_a_token_or_with_forged_context_are_refused() {
         ("x-platform", mas_testkit::OTHER_PLATFORM),
         ("x-user-role", "SUPERADMIN"),
     ] {
-        let e = client.get_me(request(pb::GetMeRequest {}, Some(token), &[forged])).await.unwrap_err();
+        let e = client
+            .get_me(request(pb::GetMeRequest {}, Some(token), &[forged]))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{forged:?}");
     }
     // A forged role claim does not open admin RPCs either.
     let e = client
-        .list_users(request(pb::ListUsersRequest::default(), Some(token), &[("x-user-role", "ADMIN")]))
+        .list_users(request(
+            pb::ListUsersRequest::default(),
+            Some(token),
+            &[("x-user-role", "ADMIN")],
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     // Internal RPCs take service tokens only.
-    let e = client.verify_api_key(request(pb::VerifyApiKeyRequest { api_key: "mas_x".into() }, Some(token), &[])).await.unwrap_err();
+    let e = client
+        .verify_api_key(request(
+            pb::VerifyApiKeyRequest {
+                api_key: "mas_x".into(),
+            },
+            Some(token),
+            &[],
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     let e = client
-        .issue_service_token(pb::IssueServiceTokenRequest { service: "gateway".into(), secret: "guess".into() })
+        .issue_service_token(pb::IssueServiceTokenRequest {
+            service: "gateway".into(),
+            secret: "guess".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);

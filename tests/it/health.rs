@@ -31,7 +31,11 @@ async fn health_turns_503_when_identity_loses_its_database_and_recovers() {
     let url = url_of(&mas_testkit::postgres_url());
     let proxy = Proxy::start(url.1).await.unwrap();
     let through_proxy = format!("{}{}{}", url.0, proxy.addr, url.2);
-    let Some(s) = mas_testkit::spawn_with(Backend::Postgres, |o| o.set("identity", "DATABASE_URL", &through_proxy)).await else {
+    let Some(s) = mas_testkit::spawn_with(Backend::Postgres, |o| {
+        o.set("identity", "DATABASE_URL", &through_proxy)
+    })
+    .await
+    else {
         return;
     };
     let body = wait_for(&s, 200).await;
@@ -45,16 +49,33 @@ async fn health_turns_503_when_identity_loses_its_database_and_recovers() {
 
     proxy.restore();
     let body = wait_for(&s, 200).await;
-    assert_eq!(body["services"][0]["components"][0]["status"], "healthy", "{body}");
+    assert_eq!(
+        body["services"][0]["components"][0]["status"], "healthy",
+        "{body}"
+    );
     s.stop().await;
 }
 
 /// Splits `postgres://user@host:port/db` into (`postgres://user@`, host:port, `/db`).
 fn url_of(url: &str) -> (String, std::net::SocketAddr, String) {
     let (scheme, rest) = url.split_once("://").unwrap();
-    let (auth, rest) = rest.rsplit_once('@').map(|(a, r)| (format!("{a}@"), r)).unwrap_or((String::new(), rest));
-    let (hostport, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, String::new()));
-    let hostport = if hostport.contains(':') { hostport.to_owned() } else { format!("{hostport}:5432") };
+    let (auth, rest) = rest
+        .rsplit_once('@')
+        .map(|(a, r)| (format!("{a}@"), r))
+        .unwrap_or((String::new(), rest));
+    let (hostport, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, String::new()));
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    };
     let hostport = hostport.replace("localhost", "127.0.0.1");
-    (format!("{scheme}://{auth}"), hostport.parse().expect("a host:port"), path)
+    (
+        format!("{scheme}://{auth}"),
+        hostport.parse().expect("a host:port"),
+        path,
+    )
 }

@@ -7,10 +7,14 @@ use serde_json::json;
 on_both!(an_imported_bcrypt_user_logs_in_and_is_rehashed);
 
 async fn stored_hash(s: &TestStack, email: &str) -> String {
-    let db = mas_kit::db::connect(&s.stack.identity_config.common.database).await.unwrap();
+    let db = mas_kit::db::connect(&s.stack.identity_config.common.database)
+        .await
+        .unwrap();
     let backend = db.get_database_backend();
     let sql = match backend {
-        mas_kit::db::sea_orm::DbBackend::Postgres => "SELECT password_hash FROM users WHERE email = $1",
+        mas_kit::db::sea_orm::DbBackend::Postgres => {
+            "SELECT password_hash FROM users WHERE email = $1"
+        }
         _ => "SELECT password_hash FROM users WHERE email = ?",
     };
     let row = db
@@ -32,19 +36,30 @@ async fn an_imported_bcrypt_user_logs_in_and_is_rehashed(s: TestStack) {
         "{not json".to_owned(),
     ]
     .join("\n");
-    let report = identity::import_users(s.stack.identity_config.clone(), &lines).await.unwrap();
+    let report = identity::import_users(s.stack.identity_config.clone(), &lines)
+        .await
+        .unwrap();
     assert_eq!(report.imported, 1);
     assert_eq!(report.rejected.len(), 2, "{:?}", report.rejected);
     // Importing again is idempotent.
-    let again = identity::import_users(s.stack.identity_config.clone(), &lines).await.unwrap();
+    let again = identity::import_users(s.stack.identity_config.clone(), &lines)
+        .await
+        .unwrap();
     assert_eq!((again.imported, again.skipped_existing), (0, 1));
 
     assert!(stored_hash(&s, &email).await.starts_with("$2"));
-    s.login_on(PLATFORM, &email, "wrong-password").await.problem(401);
+    s.login_on(PLATFORM, &email, "wrong-password")
+        .await
+        .problem(401);
     let ok = s.login_on(PLATFORM, &email, "monolith-password").await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.body["user"]["role"], "EXPERT");
     assert!(stored_hash(&s, &email).await.starts_with("$argon2id$"));
-    assert_eq!(s.login_on(PLATFORM, &email, "monolith-password").await.status, 200);
+    assert_eq!(
+        s.login_on(PLATFORM, &email, "monolith-password")
+            .await
+            .status,
+        200
+    );
     s.stop().await;
 }

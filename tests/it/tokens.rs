@@ -30,18 +30,29 @@ fn kid_of(token: &str) -> String {
 }
 
 async fn jwks(s: &TestStack) -> Vec<String> {
-    let r = s.call(Method::GET, "/.well-known/jwks.json", None, None, None).await;
-    r.body["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    let r = s
+        .call(Method::GET, "/.well-known/jwks.json", None, None, None)
+        .await;
+    r.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_tokens_are_refused() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else { return };
+    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
+        return;
+    };
     let (_, auth) = s.new_user().await;
     let real = auth["accessToken"].as_str().unwrap();
     let uid = auth["user"]["id"].as_str().unwrap();
     let kid = kid_of(real);
-    let keys = s.call(Method::GET, "/.well-known/jwks.json", None, None, None).await;
+    let keys = s
+        .call(Method::GET, "/.well-known/jwks.json", None, None, None)
+        .await;
     assert_eq!(keys.body["keys"][0]["kty"], "OKP");
     assert_eq!(keys.body["keys"][0]["alg"], "EdDSA");
 
@@ -54,15 +65,24 @@ async fn forged_tokens_are_refused() {
     // A key we made, under the real kid: wrong signature.
     let wrong_key = SigningKey::generate(&kid).sign(&claims(uid, 600)).unwrap();
     // A key nobody published.
-    let unknown_kid = SigningKey::generate("not-a-published-kid").sign(&claims(uid, 600)).unwrap();
+    let unknown_kid = SigningKey::generate("not-a-published-kid")
+        .sign(&claims(uid, 600))
+        .unwrap();
     // HS256 signed with the public key as the secret (the classic confusion attack).
     let x = keys.body["keys"][0]["x"].as_str().unwrap();
     let hs = {
-        let header = URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string());
+        let header =
+            URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string());
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(uid, 600)).unwrap());
         format!("{header}.{body}.{}", URL_SAFE_NO_PAD.encode(x))
     };
-    for (name, token) in [("alg none", none.as_str()), ("wrong key", &wrong_key), ("unknown kid", &unknown_kid), ("HS256", &hs), ("garbage", "abc.def")] {
+    for (name, token) in [
+        ("alg none", none.as_str()),
+        ("wrong key", &wrong_key),
+        ("unknown kid", &unknown_kid),
+        ("HS256", &hs),
+        ("garbage", "abc.def"),
+    ] {
         let r = s.get("/api/admin/users", token).await;
         assert_eq!(r.status, 401, "{name}: {}", r.body);
         r.problem(401);
@@ -72,7 +92,11 @@ async fn forged_tokens_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_refused() {
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| o.set("identity", "ACCESS_TOKEN_TTL_SECS", "1")).await else {
+    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
+        o.set("identity", "ACCESS_TOKEN_TTL_SECS", "1")
+    })
+    .await
+    else {
         return;
     };
     let (_, auth) = s.new_user().await;
@@ -80,20 +104,31 @@ async fn an_expired_token_is_refused() {
     assert_eq!(s.get("/api/auth/me", token).await.status, 200);
     // exp is one second out; verifiers allow five seconds of clock skew.
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
-    assert!(s.get("/api/auth/me", token).await.problem(401).contains("expired"));
+    assert!(
+        s.get("/api/auth/me", token)
+            .await
+            .problem(401)
+            .contains("expired")
+    );
     s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_publishes_before_signing_and_logs_nobody_out() {
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| o.set("identity", "KEY_PUBLISH_LEAD_SECS", "2")).await else {
+    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
+        o.set("identity", "KEY_PUBLISH_LEAD_SECS", "2")
+    })
+    .await
+    else {
         return;
     };
     let root = s.admin_token(PLATFORM).await;
     let old_kid = kid_of(&root);
-    assert_eq!(jwks(&s).await, [old_kid.clone()]);
+    assert_eq!(jwks(&s).await, std::slice::from_ref(&old_kid));
 
-    let rotated = s.post("/api/admin/signing-keys/rotate", Some(&root), json!({})).await;
+    let rotated = s
+        .post("/api/admin/signing-keys/rotate", Some(&root), json!({}))
+        .await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let new_kid = rotated.body["kid"].as_str().unwrap().to_owned();
     // Published at once, not yet signing.

@@ -68,7 +68,8 @@ impl SigningKey {
     /// Rebuilds a stored key from its PKCS#8 DER.
     pub fn from_pkcs8(kid: impl Into<String>, der: &[u8]) -> Result<Self, TokenError> {
         use ed25519_dalek::pkcs8::DecodePrivateKey;
-        let key = ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|_| TokenError::Malformed)?;
+        let key =
+            ed25519_dalek::SigningKey::from_pkcs8_der(der).map_err(|_| TokenError::Malformed)?;
         Ok(Self::from_dalek(kid.into(), &key))
     }
 
@@ -131,7 +132,11 @@ impl Verifier {
 
     /// Whether any key is loaded (a verifier without keys refuses everything).
     pub fn knows_any(&self) -> bool {
-        !self.keys.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     pub fn knows(&self, kid: &str) -> bool {
@@ -161,11 +166,11 @@ impl Verifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            }
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
         })?;
         Ok(data.claims.into())
     }
@@ -209,10 +214,19 @@ mod tests {
         let impostor = SigningKey::generate("k1");
         let verifier = Verifier::new();
         verifier.set_keys(&[key.jwk()]);
-        assert_eq!(verifier.verify(&impostor.sign(&claims(60)).unwrap()), Err(TokenError::Invalid));
-        assert_eq!(verifier.verify(&key.sign(&claims(-120)).unwrap()), Err(TokenError::Expired));
+        assert_eq!(
+            verifier.verify(&impostor.sign(&claims(60)).unwrap()),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            verifier.verify(&key.sign(&claims(-120)).unwrap()),
+            Err(TokenError::Expired)
+        );
         let other = SigningKey::generate("k2");
-        assert_eq!(verifier.verify(&other.sign(&claims(60)).unwrap()), Err(TokenError::UnknownKey));
+        assert_eq!(
+            verifier.verify(&other.sign(&claims(60)).unwrap()),
+            Err(TokenError::UnknownKey)
+        );
         // alg none: header {"alg":"none","kid":"k1"}, valid claims, empty signature.
         let none = format!(
             "{}.{}.",

@@ -51,7 +51,9 @@ pub fn check(
         };
     }
     if p.is_service() {
-        return Err(Denied::Forbidden("service tokens cannot call user operations"));
+        return Err(Denied::Forbidden(
+            "service tokens cannot call user operations",
+        ));
     }
     if policy.sensitive && p.is_impersonated() {
         return Err(Denied::Forbidden(
@@ -66,9 +68,7 @@ pub fn check(
     if role_ok || cap_ok {
         Ok(())
     } else {
-        Err(Denied::Forbidden(
-            "your role does not allow this operation",
-        ))
+        Err(Denied::Forbidden("your role does not allow this operation"))
     }
 }
 
@@ -106,10 +106,20 @@ mod tests {
             check(&admin_only, Some(&user(Role::User, &[])), false),
             Err(Denied::Forbidden("your role does not allow this operation"))
         );
-        assert!(matches!(check(&admin_only, None, false), Err(Denied::Unauthenticated(_))));
+        assert!(matches!(
+            check(&admin_only, None, false),
+            Err(Denied::Unauthenticated(_))
+        ));
         let mut finance = roles(&[Role::Admin]);
         finance.capabilities = vec![Capability::Finance as i32];
-        assert!(check(&finance, Some(&user(Role::User, &[Capability::Finance])), false).is_ok());
+        assert!(
+            check(
+                &finance,
+                Some(&user(Role::User, &[Capability::Finance])),
+                false
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -122,10 +132,19 @@ mod tests {
         let mut u = user(Role::User, &[]);
         assert!(check(&sensitive, Some(&u), false).is_ok());
         u.actor = Some("boss".into());
-        assert!(matches!(check(&sensitive, Some(&u), false), Err(Denied::Forbidden(_))));
+        assert!(matches!(
+            check(&sensitive, Some(&u), false),
+            Err(Denied::Forbidden(_))
+        ));
 
-        let internal = AccessPolicy { service: true, ..Default::default() };
-        assert!(matches!(check(&internal, Some(&user(Role::Superadmin, &[])), false), Err(Denied::Forbidden(_))));
+        let internal = AccessPolicy {
+            service: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            check(&internal, Some(&user(Role::Superadmin, &[])), false),
+            Err(Denied::Forbidden(_))
+        ));
         let mut svc = user(Role::Unspecified, &[]);
         svc.kind = TokenKind::Service;
         assert!(check(&internal, Some(&svc), false).is_ok());
@@ -133,6 +152,13 @@ mod tests {
 
     #[test]
     fn an_empty_policy_is_closed() {
-        assert!(check(&AccessPolicy::default(), Some(&user(Role::Superadmin, &[])), false).is_err());
+        assert!(
+            check(
+                &AccessPolicy::default(),
+                Some(&user(Role::Superadmin, &[])),
+                false
+            )
+            .is_err()
+        );
     }
 }

@@ -27,7 +27,10 @@ pub struct Window {
 /// The cache a service was configured with.
 pub enum Cache {
     Memory(MemoryCache),
-    Redis { pool: deadpool_redis::Pool, prefix: String },
+    Redis {
+        pool: deadpool_redis::Pool,
+        prefix: String,
+    },
 }
 
 impl Cache {
@@ -41,7 +44,10 @@ impl Cache {
         let pool = cfg
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .map_err(|e| CacheError::Redis(e.to_string()))?;
-        Ok(Cache::Redis { pool, prefix: prefix.into() })
+        Ok(Cache::Redis {
+            pool,
+            prefix: prefix.into(),
+        })
     }
 
     /// Counts one hit on `key`, opening a window of `window` if none is open.
@@ -49,7 +55,10 @@ impl Cache {
         match self {
             Cache::Memory(m) => Ok(m.hit(key, window)),
             Cache::Redis { pool, prefix } => {
-                let mut conn = pool.get().await.map_err(|e| CacheError::Redis(e.to_string()))?;
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| CacheError::Redis(e.to_string()))?;
                 let key = format!("{prefix}{key}");
                 let secs = window.as_secs().max(1);
                 let (count, ttl): (u64, i64) = redis::pipe()
@@ -79,7 +88,10 @@ impl Cache {
         match self {
             Cache::Memory(m) => Ok(m.peek(key)),
             Cache::Redis { pool, prefix } => {
-                let mut conn = pool.get().await.map_err(|e| CacheError::Redis(e.to_string()))?;
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| CacheError::Redis(e.to_string()))?;
                 let key = format!("{prefix}{key}");
                 let (count, ttl): (Option<u64>, i64) = redis::pipe()
                     .cmd("GET")
@@ -100,11 +112,17 @@ impl Cache {
     pub async fn reset(&self, key: &str) -> Result<(), CacheError> {
         match self {
             Cache::Memory(m) => {
-                m.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+                m.entries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(key);
                 Ok(())
             }
             Cache::Redis { pool, prefix } => {
-                let mut conn = pool.get().await.map_err(|e| CacheError::Redis(e.to_string()))?;
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| CacheError::Redis(e.to_string()))?;
                 redis::cmd("DEL")
                     .arg(format!("{prefix}{key}"))
                     .query_async::<()>(&mut conn)
@@ -119,7 +137,10 @@ impl Cache {
         match self {
             Cache::Memory(_) => Ok(()),
             Cache::Redis { pool, .. } => {
-                let mut conn = pool.get().await.map_err(|e| CacheError::Redis(e.to_string()))?;
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| CacheError::Redis(e.to_string()))?;
                 redis::cmd("PING")
                     .query_async::<String>(&mut conn)
                     .await
@@ -152,15 +173,24 @@ impl MemoryCache {
             *entry = (0, now + window);
         }
         entry.0 += 1;
-        Window { count: entry.0, resets_in: entry.1 - now }
+        Window {
+            count: entry.0,
+            resets_in: entry.1 - now,
+        }
     }
 
     fn peek(&self, key: &str) -> Window {
         let now = Instant::now();
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(key) {
-            Some((count, until)) if *until > now => Window { count: *count, resets_in: *until - now },
-            _ => Window { count: 0, resets_in: Duration::ZERO },
+            Some((count, until)) if *until > now => Window {
+                count: *count,
+                resets_in: *until - now,
+            },
+            _ => Window {
+                count: 0,
+                resets_in: Duration::ZERO,
+            },
         }
     }
 }
@@ -172,11 +202,20 @@ mod tests {
     #[tokio::test]
     async fn memory_windows_count_and_reset() {
         let c = Cache::memory();
-        assert_eq!(c.hit("k", Duration::from_millis(50)).await.unwrap().count, 1);
-        assert_eq!(c.hit("k", Duration::from_millis(50)).await.unwrap().count, 2);
+        assert_eq!(
+            c.hit("k", Duration::from_millis(50)).await.unwrap().count,
+            1
+        );
+        assert_eq!(
+            c.hit("k", Duration::from_millis(50)).await.unwrap().count,
+            2
+        );
         assert_eq!(c.peek("k").await.unwrap().count, 2);
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(c.hit("k", Duration::from_millis(50)).await.unwrap().count, 1);
+        assert_eq!(
+            c.hit("k", Duration::from_millis(50)).await.unwrap().count,
+            1
+        );
         c.reset("k").await.unwrap();
         assert_eq!(c.peek("k").await.unwrap().count, 0);
     }

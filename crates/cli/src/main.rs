@@ -71,8 +71,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             other => anyhow::bail!("unknown service {other:?} (known: identity, gateway)"),
         },
-        Command::Import { what: Import::Users { file } } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        Command::Import {
+            what: Import::Users { file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let cfg = identity::Config::from_env(&Env::new(&ProcessEnv))?;
             let report = identity::import_users(cfg, &text).await?;
             println!(
@@ -84,7 +87,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for (line, why) in &report.rejected {
                 println!("  line {line}: {why}");
             }
-            if report.rejected.is_empty() { Ok(()) } else { anyhow::bail!("some lines were rejected") }
+            if report.rejected.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("some lines were rejected")
+            }
         }
     }
 }
@@ -92,10 +99,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The admin password for `mas dev`: from SEED_ADMIN_PASSWORD, else generated once and kept in
 /// the data directory (the seed is idempotent, so it must stay the same across runs).
 fn dev_admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
-    if let Ok(p) = std::env::var("SEED_ADMIN_PASSWORD") {
-        if !p.is_empty() {
-            return Ok(p);
-        }
+    if let Some(p) = std::env::var("SEED_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return Ok(p);
     }
     let path = data_dir.join("admin-password");
     if let Ok(p) = std::fs::read_to_string(&path) {
@@ -113,7 +121,8 @@ fn dev_admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
 
 async fn dev(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let password = dev_admin_password(&data_dir)?;
     let local = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
     let opts = stack::Options {
@@ -135,8 +144,14 @@ async fn dev(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
     println!("  API docs        {base}/api/docs");
     println!("  health          {base}/api/health");
     println!("  JWKS            {base}/.well-known/jwks.json");
-    println!("  gateway admin   http://{} (/metrics, /health/ready)", stack.gateway_admin_addr);
-    println!("  identity gRPC   http://{} (admin http://{})", stack.identity_grpc_addr, stack.identity_admin_addr);
+    println!(
+        "  gateway admin   http://{} (/metrics, /health/ready)",
+        stack.gateway_admin_addr
+    );
+    println!(
+        "  identity gRPC   http://{} (admin http://{})",
+        stack.identity_grpc_addr, stack.identity_admin_addr
+    );
     println!("  data            {}", data_dir.display());
     println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");
     println!("  SUPERADMIN      admin@mas.local / {password}   (development only)");

@@ -36,7 +36,10 @@ pub struct Options {
 impl Options {
     /// Sets one variable of one service (`identity`, `gateway`).
     pub fn set(&mut self, service: &'static str, var: &str, value: &str) {
-        self.overrides.entry(service).or_default().insert(var.to_owned(), value.to_owned());
+        self.overrides
+            .entry(service)
+            .or_default()
+            .insert(var.to_owned(), value.to_owned());
     }
 
     /// Everything on loopback with OS-assigned ports.
@@ -85,7 +88,8 @@ pub fn random_secret() -> String {
 pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     let shutdown = Shutdown::new();
     let gateway_secret = random_secret();
-    let mut common: HashMap<String, String> = HashMap::from([("MAS_ENV".into(), "development".into())]);
+    let mut common: HashMap<String, String> =
+        HashMap::from([("MAS_ENV".into(), "development".into())]);
     if let Some((url, prefix)) = &opts.redis {
         common.insert("REDIS_URL".into(), url.clone());
         common.insert("REDIS_PREFIX".into(), prefix.clone());
@@ -98,7 +102,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
             )]),
             Database::Postgres { url, schema_prefix } => HashMap::from([
                 ("DATABASE_URL".into(), url.clone()),
-                ("DATABASE_SCHEMA".into(), format!("{schema_prefix}_{service}")),
+                (
+                    "DATABASE_SCHEMA".into(),
+                    format!("{schema_prefix}_{service}"),
+                ),
                 ("DATABASE_MAX_CONNECTIONS".into(), "5".into()),
             ]),
         }
@@ -109,7 +116,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     ivars.extend([
         ("GRPC_ADDR".into(), opts.identity_grpc_addr.to_string()),
         ("ADMIN_ADDR".into(), opts.identity_admin_addr.to_string()),
-        ("SERVICE_ACCOUNTS".into(), serde_json::json!({ "gateway": gateway_secret }).to_string()),
+        (
+            "SERVICE_ACCOUNTS".into(),
+            serde_json::json!({ "gateway": gateway_secret }).to_string(),
+        ),
         ("SEED_ADMIN_PASSWORD".into(), opts.admin_password.clone()),
     ]);
     if let Some(o) = opts.overrides.get("identity") {
@@ -117,14 +127,19 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     }
     let icfg = identity::Config::from_env(&Env::new(&ivars)).context("identity configuration")?;
     let identity_config = icfg.clone();
-    let identity = identity::start(icfg, shutdown.clone()).await.context("starting identity")?;
+    let identity = identity::start(icfg, shutdown.clone())
+        .await
+        .context("starting identity")?;
 
     let mut gvars = common;
     gvars.extend([
         ("HTTP_ADDR".into(), opts.http_addr.to_string()),
         ("ADMIN_ADDR".into(), opts.gateway_admin_addr.to_string()),
         ("HTTP_WORKERS".into(), "2".into()),
-        ("IDENTITY_GRPC_URL".into(), format!("http://{}", identity.grpc_addr)),
+        (
+            "IDENTITY_GRPC_URL".into(),
+            format!("http://{}", identity.grpc_addr),
+        ),
         ("SERVICE_SECRET".into(), gateway_secret),
     ]);
     if let Some((_, prefix)) = &opts.redis {
@@ -134,7 +149,9 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         gvars.extend(o.clone());
     }
     let gcfg = gateway::Config::from_env(&Env::new(&gvars)).context("gateway configuration")?;
-    let gateway = gateway::start(gcfg, shutdown.clone()).await.context("starting the gateway")?;
+    let gateway = gateway::start(gcfg, shutdown.clone())
+        .await
+        .context("starting the gateway")?;
 
     Ok(Stack {
         http_addr: gateway.http_addr,

@@ -26,7 +26,11 @@ impl std::fmt::Debug for DbConfig {
     // The URL may hold a password: never print it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DbConfig::Postgres { schema, max_connections, .. } => f
+            DbConfig::Postgres {
+                schema,
+                max_connections,
+                ..
+            } => f
                 .debug_struct("Postgres")
                 .field("schema", schema)
                 .field("max_connections", max_connections)
@@ -59,7 +63,11 @@ pub fn valid_schema(name: &str) -> bool {
 /// Connects, creating the Postgres schema (or the SQLite file) when missing.
 pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
     match cfg {
-        DbConfig::Postgres { url, schema, max_connections } => {
+        DbConfig::Postgres {
+            url,
+            schema,
+            max_connections,
+        } => {
             if !valid_schema(schema) {
                 return Err(DbError::InvalidSchema(schema.clone()));
             }
@@ -68,7 +76,9 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
                 .max_connections(1)
                 .connect_timeout(Duration::from_secs(5))
                 .sqlx_logging(false);
-            let boot = Database::connect(bootstrap).await.map_err(DbError::Connect)?;
+            let boot = Database::connect(bootstrap)
+                .await
+                .map_err(DbError::Connect)?;
             boot.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .await
                 .map_err(DbError::Connect)?;

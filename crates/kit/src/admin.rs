@@ -37,7 +37,11 @@ pub fn serve(
     before_scrape: Option<Arc<dyn Fn() + Send + Sync>>,
 ) -> std::io::Result<AdminServer> {
     let addr = listener.local_addr()?;
-    let state = web::Data::new(AdminState { health, metrics, before_scrape });
+    let state = web::Data::new(AdminState {
+        health,
+        metrics,
+        before_scrape,
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -16,7 +16,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(var: &str, reason: impl Into<String>) -> Self {
-        ConfigError { var: var.to_owned(), reason: reason.into() }
+        ConfigError {
+            var: var.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -121,7 +124,10 @@ impl<'a> Env<'a> {
             None => Ok(default),
             Some("true" | "1" | "yes" | "on") => Ok(true),
             Some("false" | "0" | "no" | "off") => Ok(false),
-            Some(v) => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+            Some(v) => Err(ConfigError::new(
+                name,
+                format!("expected true or false, got {v:?}"),
+            )),
         }
     }
 
@@ -130,7 +136,10 @@ impl<'a> Env<'a> {
     }
 
     /// A JSON value (arrays such as `CORS_ALLOWED_ORIGINS`).
-    pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ConfigError> {
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ConfigError> {
         self.raw(name)
             .map(|v| {
                 serde_json::from_str(&v)
@@ -177,8 +186,14 @@ impl CommonConfig {
         let mas_env = env.or("MAS_ENV", MasEnv::Production)?;
         Ok(CommonConfig {
             env: mas_env,
-            grpc_addr: env.or("GRPC_ADDR", "0.0.0.0:50051".parse().expect("literal address"))?,
-            admin_addr: env.or("ADMIN_ADDR", "0.0.0.0:9090".parse().expect("literal address"))?,
+            grpc_addr: env.or(
+                "GRPC_ADDR",
+                "0.0.0.0:50051".parse().expect("literal address"),
+            )?,
+            admin_addr: env.or(
+                "ADMIN_ADDR",
+                "0.0.0.0:9090".parse().expect("literal address"),
+            )?,
             database: database_from_env(env, service)?,
             redis_url: env.secret("REDIS_URL"),
             redis_prefix: env.or("REDIS_PREFIX", format!("mas:{service}:"))?,
@@ -192,10 +207,15 @@ impl CommonConfig {
 pub fn database_from_env(env: &Env, service: &str) -> Result<DbConfig, ConfigError> {
     let url: String = env.required("DATABASE_URL")?;
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(DbConfig::Sqlite { path: path.split('?').next().unwrap_or(path).into() });
+        return Ok(DbConfig::Sqlite {
+            path: path.split('?').next().unwrap_or(path).into(),
+        });
     }
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(ConfigError::new("DATABASE_URL", "expected a postgres:// or sqlite:// URL"));
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            "expected a postgres:// or sqlite:// URL",
+        ));
     }
     let schema: String = env.or("DATABASE_SCHEMA", service.replace('-', "_"))?;
     if !crate::db::valid_schema(&schema) {
@@ -217,7 +237,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -229,9 +252,22 @@ mod tests {
         let err = CommonConfig::from_env(&Env::new(&v), "identity").unwrap_err();
         assert_eq!(err.var, "DATABASE_URL");
         let v = vars(&[("DATABASE_URL", "mysql://x")]);
-        assert_eq!(CommonConfig::from_env(&Env::new(&v), "identity").unwrap_err().var, "DATABASE_URL");
-        let v = vars(&[("DATABASE_URL", "postgres://h/db"), ("MAINTENANCE_MODE", "maybe")]);
-        assert_eq!(CommonConfig::from_env(&Env::new(&v), "identity").unwrap_err().var, "MAINTENANCE_MODE");
+        assert_eq!(
+            CommonConfig::from_env(&Env::new(&v), "identity")
+                .unwrap_err()
+                .var,
+            "DATABASE_URL"
+        );
+        let v = vars(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("MAINTENANCE_MODE", "maybe"),
+        ]);
+        assert_eq!(
+            CommonConfig::from_env(&Env::new(&v), "identity")
+                .unwrap_err()
+                .var,
+            "MAINTENANCE_MODE"
+        );
     }
 
     #[test]
@@ -243,11 +279,16 @@ mod tests {
             DbConfig::Postgres { schema, .. } => assert_eq!(schema, "meetings_signalling"),
             other => panic!("{other:?}"),
         }
-        assert!(!format!("{:?}", CommonConfig::from_env(&Env::new(&v), "x").unwrap()).contains("pw"));
+        assert!(
+            !format!("{:?}", CommonConfig::from_env(&Env::new(&v), "x").unwrap()).contains("pw")
+        );
     }
 
     #[test]
     fn secrets_do_not_print() {
-        assert_eq!(format!("{:?} {}", Secret::new("hunter2"), Secret::new("hunter2")), "[redacted] [redacted]");
+        assert_eq!(
+            format!("{:?} {}", Secret::new("hunter2"), Secret::new("hunter2")),
+            "[redacted] [redacted]"
+        );
     }
 }

@@ -69,7 +69,11 @@ impl Authenticator {
         self
     }
 
-    pub fn with_key_refresh(mut self, refresh: Arc<dyn KeyRefresh>, min_interval: Duration) -> Self {
+    pub fn with_key_refresh(
+        mut self,
+        refresh: Arc<dyn KeyRefresh>,
+        min_interval: Duration,
+    ) -> Self {
         self.refresh = Some(refresh);
         self.min_refresh_interval = min_interval;
         self
@@ -79,7 +83,9 @@ impl Authenticator {
     /// unknown `kid` triggers one (rate limited) key refresh.
     pub async fn principal(&self, token: &str) -> Result<Principal, TokenError> {
         let principal = match self.verifier.verify(token) {
-            Err(TokenError::UnknownKey) if self.refresh_keys().await => self.verifier.verify(token)?,
+            Err(TokenError::UnknownKey) if self.refresh_keys().await => {
+                self.verifier.verify(token)?
+            }
             other => other?,
         };
         if self.revocations.is_revoked(&principal.jti) {
@@ -89,7 +95,9 @@ impl Authenticator {
     }
 
     async fn refresh_keys(&self) -> bool {
-        let Some(refresh) = &self.refresh else { return false };
+        let Some(refresh) = &self.refresh else {
+            return false;
+        };
         let mut last = self.last_refresh.lock().await;
         if last.is_some_and(|t| t.elapsed() < self.min_refresh_interval) {
             return false;
@@ -119,7 +127,12 @@ impl Authenticator {
         headers: &HeaderMap,
         peer: Option<SocketAddr>,
     ) -> Result<RequestContext, Status> {
-        let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let get = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let mut ctx = RequestContext {
             request_id: get(keys::REQUEST_ID).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             platform: get(keys::PLATFORM),
@@ -131,7 +144,9 @@ impl Authenticator {
         };
 
         let token = get(keys::AUTHORIZATION).and_then(|v| {
-            v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::to_owned)
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .map(str::to_owned)
         });
         if let Some(token) = token {
             match self.principal(&token).await {
@@ -145,19 +160,17 @@ impl Authenticator {
             }
         }
 
-        if let Some(p) = &ctx.principal {
-            if !p.is_service() {
-                let contradicts = |k: &str, want: &str| get(k).is_some_and(|v| v != want);
-                if contradicts(keys::PLATFORM, &p.platform)
-                    || contradicts(keys::USER_ID, &p.subject)
-                    || contradicts(keys::USER_ROLE, p.role.as_str_name())
-                {
-                    return Err(Status::permission_denied(
-                        "the request context does not match the access token",
-                    ));
-                }
-                ctx.platform = Some(p.platform.clone());
+        if let Some(p) = ctx.principal.as_ref().filter(|p| !p.is_service()) {
+            let contradicts = |k: &str, want: &str| get(k).is_some_and(|v| v != want);
+            if contradicts(keys::PLATFORM, &p.platform)
+                || contradicts(keys::USER_ID, &p.subject)
+                || contradicts(keys::USER_ROLE, p.role.as_str_name())
+            {
+                return Err(Status::permission_denied(
+                    "the request context does not match the access token",
+                ));
             }
+            ctx.platform = Some(p.platform.clone());
         }
 
         if policy.api_key {
@@ -176,10 +189,12 @@ impl Authenticator {
             ctx.vendor = Some(vendor);
         }
 
-        policy::check(policy, ctx.principal.as_ref(), ctx.vendor.is_some()).map_err(|d| match d {
-            policy::Denied::Unauthenticated(m) => Status::unauthenticated(m),
-            policy::Denied::Forbidden(m) => Status::permission_denied(m),
-        })?;
+        policy::check(policy, ctx.principal.as_ref(), ctx.vendor.is_some()).map_err(
+            |d| match d {
+                policy::Denied::Unauthenticated(m) => Status::unauthenticated(m),
+                policy::Denied::Forbidden(m) => Status::permission_denied(m),
+            },
+        )?;
         Ok(ctx)
     }
 }
@@ -224,7 +239,13 @@ impl ContextLayer {
         maintenance: Arc<AtomicBool>,
     ) -> Self {
         ContextLayer {
-            state: Arc::new(LayerState { service, auth, metrics, maintenance, policies: policies() }),
+            state: Arc::new(LayerState {
+                service,
+                auth,
+                metrics,
+                maintenance,
+                policies: policies(),
+            }),
         }
     }
 }
@@ -232,7 +253,10 @@ impl ContextLayer {
 impl<S> Layer<S> for ContextLayer {
     type Service = ContextService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ContextService { inner, state: self.state.clone() }
+        ContextService {
+            inner,
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -355,7 +379,10 @@ where
 pub fn channel(url: &str) -> Result<Channel, String> {
     let endpoint = endpoint(url)?;
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let host = uri.host().ok_or_else(|| format!("{url}: no host"))?.to_owned();
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("{url}: no host"))?
+        .to_owned();
     if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
         return Ok(endpoint.connect_lazy());
     }
@@ -377,7 +404,11 @@ pub fn channel(url: &str) -> Result<Channel, String> {
                         }
                     }
                     for addr in known.difference(&now) {
-                        if tx.send(tonic::transport::channel::Change::Remove(*addr)).await.is_err() {
+                        if tx
+                            .send(tonic::transport::channel::Change::Remove(*addr))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -67,7 +67,11 @@ pub struct Health {
 
 impl Health {
     pub fn new(service: impl Into<String>) -> Self {
-        Health { service: service.into(), timeout: Duration::from_secs(2), checks: Vec::new() }
+        Health {
+            service: service.into(),
+            timeout: Duration::from_secs(2),
+            checks: Vec::new(),
+        }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -81,7 +85,8 @@ impl Health {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome> + Send + 'static,
     {
-        self.checks.push((name.to_owned(), need, Arc::new(move || Box::pin(check()))));
+        self.checks
+            .push((name.to_owned(), need, Arc::new(move || Box::pin(check()))));
         self
     }
 
@@ -103,12 +108,25 @@ impl Health {
                     Err(e) if *need == Need::Required => (Status::Unhealthy, Some(e)),
                     Err(e) => (Status::Degraded, Some(e)),
                 };
-                Component { name: name.clone(), status, latency_ms, detail }
+                Component {
+                    name: name.clone(),
+                    status,
+                    latency_ms,
+                    detail,
+                }
             }
         });
         let components = futures::future::join_all(runs).await;
-        let status = components.iter().map(|c| c.status).max().unwrap_or(Status::Healthy);
-        Report { service: self.service.clone(), status, components }
+        let status = components
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Healthy);
+        Report {
+            service: self.service.clone(),
+            status,
+            components,
+        }
     }
 }
 
@@ -157,7 +175,9 @@ mod tests {
         let h = Health::new("x")
             .with_timeout(Duration::from_millis(50))
             .check("db", Need::Required, || async { Ok(None) })
-            .check("broker", Need::Optional, || async { Err("refused".to_string()) });
+            .check("broker", Need::Optional, || async {
+                Err("refused".to_string())
+            });
         let r = h.report().await;
         assert_eq!(r.status, Status::Degraded);
         let h = h.check("slow", Need::Required, || async {
@@ -166,6 +186,12 @@ mod tests {
         });
         let r = h.report().await;
         assert_eq!(r.status, Status::Unhealthy);
-        assert!(r.components[2].detail.as_deref().unwrap().contains("no answer"));
+        assert!(
+            r.components[2]
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("no answer")
+        );
     }
 }

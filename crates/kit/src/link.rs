@@ -36,18 +36,27 @@ impl IdentityLink {
 
     /// Fetches the JWKS and loads it into `verifier`; returns the number of keys.
     pub async fn load_jwks(&self, verifier: &Verifier) -> Result<usize, tonic::Status> {
-        let jwks = self.client.clone().get_jwks(pb::GetJwksRequest {}).await?.into_inner();
-        let keys: Vec<Jwk> = jwks.keys.into_iter().map(|k| Jwk { kid: k.kid, x: k.x }).collect();
+        let jwks = self
+            .client
+            .clone()
+            .get_jwks(pb::GetJwksRequest {})
+            .await?
+            .into_inner();
+        let keys: Vec<Jwk> = jwks
+            .keys
+            .into_iter()
+            .map(|k| Jwk { kid: k.kid, x: k.x })
+            .collect();
         Ok(verifier.set_keys(&keys))
     }
 
     /// This service's token, renewed a minute before it expires.
     pub async fn service_token(&self) -> Result<String, tonic::Status> {
         let mut cached = self.token.lock().await;
-        if let Some((t, until)) = cached.as_ref() {
-            if std::time::Instant::now() < *until {
-                return Ok(t.clone());
-            }
+        if let Some((t, until)) = cached.as_ref()
+            && std::time::Instant::now() < *until
+        {
+            return Ok(t.clone());
         }
         let res = self
             .client
@@ -75,7 +84,11 @@ impl IdentityLink {
     }
 
     pub async fn verify_api_key(&self, key: &str) -> Result<Option<Vendor>, tonic::Status> {
-        let req = self.authed(pb::VerifyApiKeyRequest { api_key: key.to_owned() }).await?;
+        let req = self
+            .authed(pb::VerifyApiKeyRequest {
+                api_key: key.to_owned(),
+            })
+            .await?;
         match self.client.clone().verify_api_key(req).await {
             Ok(r) => {
                 let v = r.into_inner();
@@ -86,7 +99,12 @@ impl IdentityLink {
                     rate_limit_per_minute: v.rate_limit_per_minute.max(0) as u32,
                 }))
             }
-            Err(s) if s.code() == tonic::Code::Unauthenticated || s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s)
+                if s.code() == tonic::Code::Unauthenticated
+                    || s.code() == tonic::Code::NotFound =>
+            {
+                Ok(None)
+            }
             Err(s) => Err(s),
         }
     }
@@ -151,6 +169,10 @@ pub struct JwksRefresh {
 #[tonic::async_trait]
 impl crate::grpc::KeyRefresh for JwksRefresh {
     async fn refresh(&self) -> Result<(), String> {
-        self.link.load_jwks(&self.verifier).await.map(|_| ()).map_err(|e| e.to_string())
+        self.link
+            .load_jwks(&self.verifier)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

@@ -38,7 +38,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let grpc_handled = IntCounterVec::new(
-            Opts::new("grpc_server_handled_total", "gRPC calls handled, by status code"),
+            Opts::new(
+                "grpc_server_handled_total",
+                "gRPC calls handled, by status code",
+            ),
             &["service", "grpc_service", "grpc_method", "grpc_code"],
         )
         .expect("valid metric");
@@ -84,7 +87,9 @@ impl Metrics {
         let status = status.to_string();
         let labels = [self.service, route, method, status.as_str()];
         self.http_requests.with_label_values(&labels).inc();
-        self.http_duration.with_label_values(&labels).observe(seconds);
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(seconds);
     }
 
     /// `path` is the gRPC path `/pkg.Service/Method`.

@@ -32,7 +32,8 @@ impl Drop for Guard {
 pub fn init(default_filter: &str) -> Guard {
     let provider = SdkTracerProvider::builder().build();
     let tracer = provider.tracer("mas");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
@@ -41,11 +42,17 @@ pub fn init(default_filter: &str) -> Guard {
         .with_target(true)
         .with_filter(filter);
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-    let installed = tracing_subscriber::registry().with(json).with(otel).try_init().is_ok();
+    let installed = tracing_subscriber::registry()
+        .with(json)
+        .with(otel)
+        .try_init()
+        .is_ok();
     if installed {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         opentelemetry::global::set_tracer_provider(provider.clone());
-        Guard { provider: Some(provider) }
+        Guard {
+            provider: Some(provider),
+        }
     } else {
         Guard { provider: None }
     }

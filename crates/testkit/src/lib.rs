@@ -31,11 +31,14 @@ fn required() -> bool {
 }
 
 fn skip(what: &str, why: &str) {
-    eprintln!("\n*** SKIPPED: {what} is unreachable ({why}); set MAS_REQUIRE_INFRA=1 to fail instead ***\n");
+    eprintln!(
+        "\n*** SKIPPED: {what} is unreachable ({why}); set MAS_REQUIRE_INFRA=1 to fail instead ***\n"
+    );
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn redis_url() -> String {
@@ -44,13 +47,19 @@ pub fn redis_url() -> String {
 
 /// Whether Postgres answers; panics under MAS_REQUIRE_INFRA=1 when it does not.
 pub async fn postgres_available() -> bool {
-    let cfg = mas_kit::db::DbConfig::Postgres { url: postgres_url(), schema: "public".into(), max_connections: 1 };
+    let cfg = mas_kit::db::DbConfig::Postgres {
+        url: postgres_url(),
+        schema: "public".into(),
+        max_connections: 1,
+    };
     match mas_kit::db::connect(&cfg).await {
         Ok(db) => {
             db.close().await.ok();
             true
         }
-        Err(e) if required() => panic!("Postgres is required (MAS_REQUIRE_INFRA=1) but unreachable: {e}"),
+        Err(e) if required() => {
+            panic!("Postgres is required (MAS_REQUIRE_INFRA=1) but unreachable: {e}")
+        }
         Err(e) => {
             skip("Postgres", &e.to_string());
             false
@@ -66,7 +75,9 @@ pub async fn redis_available() -> bool {
     .await;
     match res {
         Ok(()) => true,
-        Err(e) if required() => panic!("Redis is required (MAS_REQUIRE_INFRA=1) but unreachable: {e}"),
+        Err(e) if required() => {
+            panic!("Redis is required (MAS_REQUIRE_INFRA=1) but unreachable: {e}")
+        }
         Err(e) => {
             skip("Redis", &e.to_string());
             false
@@ -109,9 +120,18 @@ impl Reply {
     /// Asserts an RFC 7807 problem with this status, and returns its detail.
     pub fn problem(&self, status: u16) -> &str {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
         assert_eq!(self.body["status"], status);
-        assert!(self.body["requestId"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(
+            self.body["requestId"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        );
         self.body["detail"].as_str().unwrap_or_default()
     }
 }
@@ -132,13 +152,19 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Options)) -> O
             }
             let prefix = unique("t_");
             schema_prefix = Some(prefix.clone());
-            Database::Postgres { url: postgres_url(), schema_prefix: prefix }
+            Database::Postgres {
+                url: postgres_url(),
+                schema_prefix: prefix,
+            }
         }
     };
     let admin_password = stack::random_secret();
     let mut opts = Options::ephemeral(database, admin_password.clone());
     // A short refresh grace window keeps the reuse tests quick.
-    opts.overrides.insert("identity", [("REFRESH_GRACE_SECS".to_string(), GRACE_SECS.to_string())].into());
+    opts.overrides.insert(
+        "identity",
+        [("REFRESH_GRACE_SECS".to_string(), GRACE_SECS.to_string())].into(),
+    );
     if backend == Backend::Postgres && redis_available().await {
         opts.redis = Some((redis_url(), format!("{}:", unique("test:"))));
     }
@@ -148,7 +174,10 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Options)) -> O
     Some(TestStack {
         stack,
         base,
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
         admin_password,
         backend,
         schema_prefix,
@@ -162,7 +191,14 @@ impl TestStack {
     }
 
     /// A request with optional platform, bearer token and JSON body.
-    pub async fn call(&self, method: Method, path: &str, platform: Option<&str>, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        platform: Option<&str>,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = self.http.request(method, self.url(path));
         if let Some(p) = platform {
             req = req.header("X-Platform", p);
@@ -177,11 +213,13 @@ impl TestStack {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        self.call(Method::GET, path, Some(PLATFORM), Some(token), None).await
+        self.call(Method::GET, path, Some(PLATFORM), Some(token), None)
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(PLATFORM), token, Some(body)).await
+        self.call(Method::POST, path, Some(PLATFORM), token, Some(body))
+            .await
     }
 
     pub async fn signup_on(&self, platform: &str, email: &str, password: &str) -> Value {
@@ -200,13 +238,21 @@ impl TestStack {
     }
 
     pub async fn login_on(&self, platform: &str, email: &str, password: &str) -> Reply {
-        self.call(Method::POST, "/api/auth/login", Some(platform), None, Some(serde_json::json!({"email": email, "password": password})))
-            .await
+        self.call(
+            Method::POST,
+            "/api/auth/login",
+            Some(platform),
+            None,
+            Some(serde_json::json!({"email": email, "password": password})),
+        )
+        .await
     }
 
     /// The seeded SUPERADMIN's access token on `platform`.
     pub async fn admin_token(&self, platform: &str) -> String {
-        let r = self.login_on(platform, ADMIN_EMAIL, &self.admin_password).await;
+        let r = self
+            .login_on(platform, ADMIN_EMAIL, &self.admin_password)
+            .await;
         assert_eq!(r.status, 200, "admin login: {}", r.body);
         r.body["accessToken"].as_str().expect("token").to_owned()
     }
@@ -215,11 +261,19 @@ impl TestStack {
     pub async fn stop(self) {
         self.stack.stop().await.expect("stack stops cleanly");
         if let Some(prefix) = self.schema_prefix {
-            let cfg = mas_kit::db::DbConfig::Postgres { url: postgres_url(), schema: "public".into(), max_connections: 1 };
+            let cfg = mas_kit::db::DbConfig::Postgres {
+                url: postgres_url(),
+                schema: "public".into(),
+                max_connections: 1,
+            };
             if let Ok(db) = mas_kit::db::connect(&cfg).await {
                 use mas_kit::db::sea_orm::ConnectionTrait;
                 for svc in ["identity"] {
-                    let _ = db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE")).await;
+                    let _ = db
+                        .execute_unprepared(&format!(
+                            "DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE"
+                        ))
+                        .await;
                 }
                 db.close().await.ok();
             }
@@ -232,5 +286,9 @@ pub async fn reply(res: reqwest::Response) -> Reply {
     let headers = res.headers().clone();
     let bytes = res.bytes().await.unwrap_or_default();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

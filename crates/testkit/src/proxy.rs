@@ -31,7 +31,9 @@ impl Proxy {
                 }
                 let mut cut = gen_tx.subscribe();
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(target).await else { return };
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     let (mut c, mut s) = (client, server);
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut c, &mut s) => {}
@@ -40,7 +42,11 @@ impl Proxy {
                 });
             }
         });
-        Ok(Proxy { addr, up, generation })
+        Ok(Proxy {
+            addr,
+            up,
+            generation,
+        })
     }
 
     /// Closes every connection and refuses new ones.

@@ -38,29 +38,51 @@ impl Config {
             let var = format!("{}_GRPC_URL", name.to_uppercase().replace('-', "_"));
             let url: String = env.required(&var)?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::new(&var, "expected an http:// or https:// URL"));
+                return Err(ConfigError::new(
+                    &var,
+                    "expected an http:// or https:// URL",
+                ));
             }
             upstreams.insert((*name).to_owned(), url);
         }
         let origins: Vec<String> = env.json("CORS_ALLOWED_ORIGINS")?.unwrap_or_default();
         let proxies: Vec<String> = match env.raw("TRUSTED_PROXIES") {
             None => Vec::new(),
-            Some(v) if v.trim_start().starts_with('[') => env.json("TRUSTED_PROXIES")?.unwrap_or_default(),
-            Some(v) => v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            Some(v) if v.trim_start().starts_with('[') => {
+                env.json("TRUSTED_PROXIES")?.unwrap_or_default()
+            }
+            Some(v) => v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
         };
         let trusted_proxies = proxies
             .iter()
             .map(|p| {
                 p.parse::<ipnet::IpNet>()
                     .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| ConfigError::new("TRUSTED_PROXIES", format!("{p:?} is not an IP address or CIDR")))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "TRUSTED_PROXIES",
+                            format!("{p:?} is not an IP address or CIDR"),
+                        )
+                    })
             })
             .collect::<Result<_, _>>()?;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Ok(Config {
             env: env.or("MAS_ENV", MasEnv::Production)?,
-            http_addr: env.or("HTTP_ADDR", "0.0.0.0:8080".parse().expect("literal address"))?,
-            admin_addr: env.or("ADMIN_ADDR", "0.0.0.0:9090".parse().expect("literal address"))?,
+            http_addr: env.or(
+                "HTTP_ADDR",
+                "0.0.0.0:8080".parse().expect("literal address"),
+            )?,
+            admin_addr: env.or(
+                "ADMIN_ADDR",
+                "0.0.0.0:9090".parse().expect("literal address"),
+            )?,
             workers: env.or("HTTP_WORKERS", cores)?,
             upstreams,
             service_secret: env
@@ -85,17 +107,32 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let base = [("IDENTITY_GRPC_URL", "http://127.0.0.1:1"), ("SERVICE_SECRET", "s")];
+        let base = [
+            ("IDENTITY_GRPC_URL", "http://127.0.0.1:1"),
+            ("SERVICE_SECRET", "s"),
+        ];
         let with = |extra: (&str, &str)| -> HashMap<String, String> {
-            base.iter().chain(std::iter::once(&extra)).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            base.iter()
+                .chain(std::iter::once(&extra))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        let err = Config::from_env(&Env::new(&with(("TRUSTED_PROXIES", "10.0.0.0/8,nope")))).unwrap_err();
+        let err =
+            Config::from_env(&Env::new(&with(("TRUSTED_PROXIES", "10.0.0.0/8,nope")))).unwrap_err();
         assert_eq!(err.var, "TRUSTED_PROXIES");
-        let err = Config::from_env(&Env::new(&with(("CORS_ALLOWED_ORIGINS", "not json")))).unwrap_err();
+        let err =
+            Config::from_env(&Env::new(&with(("CORS_ALLOWED_ORIGINS", "not json")))).unwrap_err();
         assert_eq!(err.var, "CORS_ALLOWED_ORIGINS");
-        let ok = Config::from_env(&Env::new(&with(("TRUSTED_PROXIES", r#"["10.0.0.0/8","127.0.0.1"]"#)))).unwrap();
+        let ok = Config::from_env(&Env::new(&with((
+            "TRUSTED_PROXIES",
+            r#"["10.0.0.0/8","127.0.0.1"]"#,
+        ))))
+        .unwrap();
         assert_eq!(ok.trusted_proxies.len(), 2);
         let missing: HashMap<String, String> = HashMap::new();
-        assert_eq!(Config::from_env(&Env::new(&missing)).unwrap_err().var, "IDENTITY_GRPC_URL");
+        assert_eq!(
+            Config::from_env(&Env::new(&missing)).unwrap_err().var,
+            "IDENTITY_GRPC_URL"
+        );
     }
 }

@@ -86,10 +86,14 @@ fn package_segment(service_full_name: &str) -> &str {
 }
 
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
-    let routes = RouteTable::build(mas_kit::proto::descriptor_pool()).map_err(anyhow::Error::msg)?;
+    let routes =
+        RouteTable::build(mas_kit::proto::descriptor_pool()).map_err(anyhow::Error::msg)?;
     let mut upstreams = Vec::new();
     for (name, url) in &cfg.upstreams {
-        upstreams.push((name.clone(), kgrpc::channel(url).map_err(anyhow::Error::msg)?));
+        upstreams.push((
+            name.clone(),
+            kgrpc::channel(url).map_err(anyhow::Error::msg)?,
+        ));
     }
     let mut channels = HashMap::new();
     for svc in routes.services() {
@@ -109,7 +113,10 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let revocations = Arc::new(Revocations::new());
     let auth = Arc::new(
         kgrpc::Authenticator::new(verifier.clone(), revocations.clone()).with_key_refresh(
-            Arc::new(JwksRefresh { link: link.clone(), verifier: verifier.clone() }),
+            Arc::new(JwksRefresh {
+                link: link.clone(),
+                verifier: verifier.clone(),
+            }),
             Duration::from_secs(10),
         ),
     );
@@ -165,13 +172,25 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         let v = verifier.clone();
         let h = Health::new(SERVICE).check("jwks", Need::Required, move || {
             let ready = v.knows_any();
-            async move { if ready { Ok(None) } else { Err("no signing keys loaded from identity yet".into()) } }
+            async move {
+                if ready {
+                    Ok(None)
+                } else {
+                    Err("no signing keys loaded from identity yet".into())
+                }
+            }
         });
         if gw.cache.is_redis() {
             let g = gw.clone();
             h.check("redis", Need::Optional, move || {
                 let g = g.clone();
-                async move { g.cache.ping().await.map(|_| None).map_err(|e| e.to_string()) }
+                async move {
+                    g.cache
+                        .ping()
+                        .await
+                        .map(|_| None)
+                        .map_err(|e| e.to_string())
+                }
             })
         } else {
             h
@@ -211,10 +230,8 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
                     actor = tracing::field::Empty,
                 );
                 let mut hm = http::HeaderMap::new();
-                if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
-                    if let Ok(v) = tp.parse() {
-                        hm.insert("traceparent", v);
-                    }
+                if let Some(v) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(|tp| tp.parse().ok()) {
+                    hm.insert("traceparent", v);
                 }
                 mas_kit::telemetry::continue_trace(&span, &hm);
                 let in_maintenance = gw.as_ref().is_some_and(|g| g.maintenance.load(Ordering::Relaxed));
@@ -275,7 +292,11 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         tracing::info!(service = SERVICE, "gateway stopped");
         Ok(())
     });
-    Ok(Running { http_addr, admin_addr, task })
+    Ok(Running {
+        http_addr,
+        admin_addr,
+        task,
+    })
 }
 
 fn cors(dev: bool, origins: &[String]) -> actix_cors::Cors {
@@ -325,7 +346,9 @@ impl Gateway {
 
     async fn refresh_platforms(&self) -> Result<(), tonic::Status> {
         use mas_kit::proto::mas::identity::v1 as pb;
-        let Some(ch) = self.channels.get("mas.identity.v1.Identity") else { return Ok(()) };
+        let Some(ch) = self.channels.get("mas.identity.v1.Identity") else {
+            return Ok(());
+        };
         let mut client = pb::identity_client::IdentityClient::new(ch.clone());
         let mut req = tonic::Request::new(pb::ListPlatformsRequest {});
         req.set_timeout(Duration::from_secs(3));
@@ -339,14 +362,24 @@ impl Gateway {
     async fn known_platform(&self, id: &str) -> Result<bool, Problem> {
         let (known, fresh) = {
             let p = self.platforms.read().unwrap_or_else(|e| e.into_inner());
-            (p.0.contains(id), p.1.is_some_and(|t| t.elapsed() < Duration::from_secs(5)))
+            (
+                p.0.contains(id),
+                p.1.is_some_and(|t| t.elapsed() < Duration::from_secs(5)),
+            )
         };
         if known {
             return Ok(true);
         }
         if !fresh {
-            self.refresh_platforms().await.map_err(|s| Problem::from_status(&s))?;
-            return Ok(self.platforms.read().unwrap_or_else(|e| e.into_inner()).0.contains(id));
+            self.refresh_platforms()
+                .await
+                .map_err(|s| Problem::from_status(&s))?;
+            return Ok(self
+                .platforms
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+                .contains(id));
         }
         Ok(false)
     }
@@ -360,12 +393,21 @@ impl Gateway {
 
     async fn vendor(&self, key: &str) -> Result<Option<Vendor>, Problem> {
         let digest = hex::encode(Sha256::digest(key.as_bytes()));
-        if let Some((v, at)) = self.api_keys.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
-            if at.elapsed() < self.cfg.api_key_cache_ttl {
-                return Ok(Some(v.clone()));
-            }
+        let cached = self
+            .api_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .filter(|(_, at)| at.elapsed() < self.cfg.api_key_cache_ttl)
+            .map(|(v, _)| v.clone());
+        if cached.is_some() {
+            return Ok(cached);
         }
-        let found = self.link.verify_api_key(key).await.map_err(|s| Problem::from_status(&s))?;
+        let found = self
+            .link
+            .verify_api_key(key)
+            .await
+            .map_err(|s| Problem::from_status(&s))?;
         if let Some(v) = &found {
             self.api_keys
                 .lock()
@@ -377,23 +419,40 @@ impl Gateway {
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
 }
 
 /// Paths that need no `X-Platform`.
 fn tenant_exempt(path: &str) -> bool {
-    path == "/api/health" || path.starts_with("/api/docs") || path.starts_with("/.well-known/") || path == "/api/platforms"
+    path == "/api/health"
+        || path.starts_with("/api/docs")
+        || path.starts_with("/.well-known/")
+        || path == "/api/platforms"
 }
 
 /// Reads the body up to the limit; past it, 413.
-async fn read_body(mut payload: web::Payload, limit: usize, declared: Option<usize>) -> Result<web::Bytes, Problem> {
-    let too_large = || Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the request body exceeds {} bytes", limit));
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<web::Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body exceeds {} bytes", limit),
+        )
+    };
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Problem::bad_request(format!("reading the body failed: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| Problem::bad_request(format!("reading the body failed: {e}")))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -404,7 +463,11 @@ async fn read_body(mut payload: web::Payload, limit: usize, declared: Option<usi
 
 /// Every transcoded route.
 async fn dispatch(req: HttpRequest, payload: web::Payload, gw: web::Data<Gateway>) -> HttpResponse {
-    let rid = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     let path = req.path().to_owned();
     match transcoded(&req, payload, &gw, &rid).await {
         Ok(res) => res,
@@ -412,53 +475,91 @@ async fn dispatch(req: HttpRequest, payload: web::Payload, gw: web::Data<Gateway
     }
 }
 
-async fn transcoded(req: &HttpRequest, payload: web::Payload, gw: &Gateway, rid: &str) -> Result<HttpResponse, Problem> {
+async fn transcoded(
+    req: &HttpRequest,
+    payload: web::Payload,
+    gw: &Gateway,
+    rid: &str,
+) -> Result<HttpResponse, Problem> {
     // actix speaks http 0.2; the route table uses http 1.
-    let verb = http::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "unsupported method"))?;
+    let verb = http::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "unsupported method",
+        )
+    })?;
     let (route, params) = match gw.routes.lookup(&verb, req.path()) {
         Lookup::Found(r, p) => (r.clone(), p),
         Lookup::MethodNotAllowed => {
-            return Err(Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on this path", req.method())));
+            return Err(Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed on this path", req.method()),
+            ));
         }
-        Lookup::NotFound => return Err(Problem::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")),
+        Lookup::NotFound => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint",
+            ));
+        }
     };
-    req.extensions_mut().insert(RouteLabel(route.template.clone()));
+    req.extensions_mut()
+        .insert(RouteLabel(route.template.clone()));
     let span = tracing::Span::current();
 
     // Tenancy.
     let declared_platform = header(req, keys::PLATFORM).map(str::to_owned);
     let exempt = tenant_exempt(req.path());
     if !exempt && !route.policy.api_key {
-        let p = declared_platform
-            .as_deref()
-            .ok_or_else(|| Problem::bad_request("the X-Platform header is required (e.g. X-Platform: mr-mentor)"))?;
+        let p = declared_platform.as_deref().ok_or_else(|| {
+            Problem::bad_request("the X-Platform header is required (e.g. X-Platform: mr-mentor)")
+        })?;
         if !gw.known_platform(p).await? {
-            return Err(Problem::bad_request(format!("X-Platform {p:?} names no known platform")));
+            return Err(Problem::bad_request(format!(
+                "X-Platform {p:?} names no known platform"
+            )));
         }
     }
 
     // Credentials.
     let token = header(req, keys::AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::to_owned);
     let mut principal: Option<Principal> = None;
     let mut vendor: Option<Vendor> = None;
     let mut platform = declared_platform.clone();
     if route.policy.api_key {
-        let key = header(req, keys::API_KEY).ok_or_else(|| Problem::unauthorized("the X-API-Key header is required"))?;
-        let v = gw.vendor(key).await?.ok_or_else(|| Problem::unauthorized("the API key is invalid or revoked"))?;
+        let key = header(req, keys::API_KEY)
+            .ok_or_else(|| Problem::unauthorized("the X-API-Key header is required"))?;
+        let v = gw
+            .vendor(key)
+            .await?
+            .ok_or_else(|| Problem::unauthorized("the API key is invalid or revoked"))?;
         if declared_platform.as_ref().is_some_and(|p| *p != v.platform) {
-            return Err(Problem::forbidden("X-Platform does not match the API key's platform"));
+            return Err(Problem::forbidden(
+                "X-Platform does not match the API key's platform",
+            ));
         }
         let window = gw
             .cache
-            .hit(&format!("ratelimit:apikey:{}", v.key_id), Duration::from_secs(60))
+            .hit(
+                &format!("ratelimit:apikey:{}", v.key_id),
+                Duration::from_secs(60),
+            )
             .await;
         match window {
             Ok(w) if w.count > u64::from(v.rate_limit_per_minute) => {
                 tracing::warn!(api_key = %v.key_id, "API key rate limit exceeded");
-                return Err(Problem::too_many("the API key's rate limit is exceeded", w.resets_in.as_secs()));
+                return Err(Problem::too_many(
+                    "the API key's rate limit is exceeded",
+                    w.resets_in.as_secs(),
+                ));
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "rate limiter unavailable; allowing"),
@@ -467,13 +568,23 @@ async fn transcoded(req: &HttpRequest, payload: web::Payload, gw: &Gateway, rid:
         platform = Some(v.platform.clone());
         vendor = Some(v);
     } else if !route.policy.public {
-        let t = token.as_deref().ok_or_else(|| Problem::unauthorized("a bearer access token is required"))?;
-        let p = gw.auth.principal(t).await.map_err(|e| Problem::unauthorized(e.to_string()))?;
+        let t = token
+            .as_deref()
+            .ok_or_else(|| Problem::unauthorized("a bearer access token is required"))?;
+        let p = gw
+            .auth
+            .principal(t)
+            .await
+            .map_err(|e| Problem::unauthorized(e.to_string()))?;
         if p.is_service() {
-            return Err(Problem::forbidden("service tokens cannot call the public API"));
+            return Err(Problem::forbidden(
+                "service tokens cannot call the public API",
+            ));
         }
         if declared_platform.as_deref() != Some(p.platform.as_str()) {
-            return Err(Problem::unauthorized("the access token was issued for another platform"));
+            return Err(Problem::unauthorized(
+                "the access token was issued for another platform",
+            ));
         }
         policy::check(&route.policy, Some(&p), false).map_err(|d| match d {
             policy::Denied::Unauthenticated(m) => Problem::unauthorized(m),
@@ -490,20 +601,28 @@ async fn transcoded(req: &HttpRequest, payload: web::Payload, gw: &Gateway, rid:
     }
 
     // The request message.
-    let declared_len = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let declared_len = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let body = read_body(payload, gw.cfg.body_limit, declared_len).await?;
     let json_body = if route.body == "*" {
         if body.is_empty() {
             None
         } else {
-            Some(serde_json::from_slice::<serde_json::Value>(&body).map_err(|e| Problem::bad_request(format!("malformed JSON body: {e}")))?)
+            Some(
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .map_err(|e| Problem::bad_request(format!("malformed JSON body: {e}")))?,
+            )
         }
     } else {
         None
     };
-    let query: Vec<(String, String)> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))?
-        .into_inner();
+    let query: Vec<(String, String)> =
+        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))?
+            .into_inner();
     let message = transcode::build_request(&route.method.input(), json_body, &params, &query)
         .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))?;
 
@@ -528,13 +647,15 @@ async fn transcoded(req: &HttpRequest, payload: web::Payload, gw: &Gateway, rid:
             put(keys::USER_ID, &p.subject);
             put(keys::USER_ROLE, p.role.as_str_name());
         }
-        if vendor.is_some() {
-            if let Some(k) = header(req, keys::API_KEY) {
-                put(keys::API_KEY, k);
-            }
+        if let Some(k) = header(req, keys::API_KEY).filter(|_| vendor.is_some()) {
+            put(keys::API_KEY, k);
         }
         let peer = req.peer_addr().map(|a| a.ip());
-        let ip = client_ip::resolve(peer, header(req, "x-forwarded-for"), &gw.cfg.trusted_proxies);
+        let ip = client_ip::resolve(
+            peer,
+            header(req, "x-forwarded-for"),
+            &gw.cfg.trusted_proxies,
+        );
         put(keys::CLIENT_IP, &ip);
         if let Some(ua) = header(req, "user-agent") {
             put(keys::USER_AGENT, &ua.chars().take(512).collect::<String>());
@@ -551,18 +672,32 @@ async fn transcoded(req: &HttpRequest, payload: web::Payload, gw: &Gateway, rid:
         }
         Problem::from_status(&s)
     })?;
-    if let Some(jti) = reply.metadata().get(keys::REVOKED_JTI).and_then(|v| v.to_str().ok()) {
+    if let Some(jti) = reply
+        .metadata()
+        .get(keys::REVOKED_JTI)
+        .and_then(|v| v.to_str().ok())
+    {
         let exp = principal.as_ref().map(|p| p.expires_at).unwrap_or(i64::MAX);
         gw.auth.revocations.revoke(jti, exp);
     }
-    if let Some(key_id) = reply.metadata().get(keys::REVOKED_API_KEY).and_then(|v| v.to_str().ok()) {
+    if let Some(key_id) = reply
+        .metadata()
+        .get(keys::REVOKED_API_KEY)
+        .and_then(|v| v.to_str().ok())
+    {
         gw.forget_api_key(key_id);
     }
     let json = transcode::to_json(reply.get_ref()).map_err(|e| {
         tracing::error!(error = %e, "serialising a reply failed");
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
     })?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(json))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json))
 }
 
 async fn call(
@@ -578,10 +713,19 @@ async fn call(
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(kgrpc::MAX_MESSAGE_BYTES);
-    grpc.ready().await.map_err(|e| tonic::Status::unavailable(format!("upstream not ready: {e}")))?;
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("upstream not ready: {e}")))?;
     let path = http::uri::PathAndQuery::from_maybe_shared(route.grpc_path.clone())
         .map_err(|_| tonic::Status::internal("bad gRPC path"))?;
-    grpc.unary(req, path, transcode::DynamicCodec { output: route.method.output() }).await
+    grpc.unary(
+        req,
+        path,
+        transcode::DynamicCodec {
+            output: route.method.output(),
+        },
+    )
+    .await
 }
 
 async fn health_handler(gw: web::Data<Gateway>) -> HttpResponse {
@@ -613,20 +757,35 @@ async fn health_handler(gw: web::Data<Gateway>) -> HttpResponse {
     let results = futures::future::join_all(checks).await;
     let all_ok = results.iter().all(|(ok, _)| *ok);
     let degraded = results.iter().any(|(_, v)| v["status"] == "degraded");
-    let status = if !all_ok { "unhealthy" } else if degraded { "degraded" } else { "healthy" };
+    let status = if !all_ok {
+        "unhealthy"
+    } else if degraded {
+        "degraded"
+    } else {
+        "healthy"
+    };
     let body = serde_json::json!({
         "status": status,
         "services": results.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
     });
-    if all_ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    if all_ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }
 
 async fn openapi_json(req: HttpRequest, gw: web::Data<Gateway>) -> HttpResponse {
-    req.extensions_mut().insert(RouteLabel("/api/docs/openapi.json".into()));
-    HttpResponse::Ok().content_type("application/json").body(gw.openapi.clone())
+    req.extensions_mut()
+        .insert(RouteLabel("/api/docs/openapi.json".into()));
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(gw.openapi.clone())
 }
 
 async fn docs_page(req: HttpRequest) -> HttpResponse {
     req.extensions_mut().insert(RouteLabel("/api/docs".into()));
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(openapi::html("/api/docs/openapi.json"))
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(openapi::html("/api/docs/openapi.json"))
 }

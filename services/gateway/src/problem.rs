@@ -57,7 +57,9 @@ impl Problem {
     /// The problem for a gRPC status from a service.
     pub fn from_status(status: &tonic::Status) -> Self {
         let (http, code) = match status.code() {
-            Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            Code::InvalidArgument | Code::OutOfRange => {
+                (StatusCode::BAD_REQUEST, "invalid_argument")
+            }
             Code::FailedPrecondition => (StatusCode::BAD_REQUEST, "failed_precondition"),
             Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
@@ -65,7 +67,10 @@ impl Problem {
             Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
             Code::Aborted => (StatusCode::CONFLICT, "aborted"),
             Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
-            Code::Cancelled => (StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST), "cancelled"),
+            Code::Cancelled => (
+                StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+                "cancelled",
+            ),
             Code::Unimplemented => (StatusCode::NOT_IMPLEMENTED, "unimplemented"),
             Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
@@ -121,13 +126,17 @@ mod tests {
         assert_eq!(p.status, 500);
         assert!(!p.detail.contains("hunter2"));
         let p = Problem::from_status(&tonic::Status::invalid_argument("email: is required"));
-        assert_eq!((p.status, p.detail.as_str(), p.code.as_str()), (400, "email: is required", "invalid_argument"));
+        assert_eq!(
+            (p.status, p.detail.as_str(), p.code.as_str()),
+            (400, "email: is required", "invalid_argument")
+        );
     }
 
     #[test]
     fn retry_after_is_carried() {
         let mut s = tonic::Status::resource_exhausted("slow down");
-        s.metadata_mut().insert("retry-after", "42".parse().unwrap());
+        s.metadata_mut()
+            .insert("retry-after", "42".parse().unwrap());
         assert_eq!(Problem::from_status(&s).retry_after.as_deref(), Some("42"));
     }
 }

@@ -39,8 +39,12 @@ impl RouteTable {
         let mut services = Vec::new();
         for service in pool.services() {
             for method in service.methods() {
-                let Some(rule) = http_rule(&method) else { continue };
-                let Some(pattern) = rule.pattern else { continue };
+                let Some(rule) = http_rule(&method) else {
+                    continue;
+                };
+                let Some(pattern) = rule.pattern else {
+                    continue;
+                };
                 let (verb, template) = match pattern {
                     Pattern::Get(t) => (http::Method::GET, t),
                     Pattern::Put(t) => (http::Method::PUT, t),
@@ -67,15 +71,20 @@ impl RouteTable {
             }
         }
         services.sort();
-        Ok(RouteTable { by_method, services })
+        Ok(RouteTable {
+            by_method,
+            services,
+        })
     }
 
     pub fn lookup(&self, verb: &http::Method, path: &str) -> Lookup<'_> {
-        if let Some(router) = self.by_method.get(verb) {
-            if let Ok(m) = router.at(path) {
-                let params = m.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-                return Lookup::Found(m.value, params);
-            }
+        if let Some(m) = self.by_method.get(verb).and_then(|r| r.at(path).ok()) {
+            let params = m
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            return Lookup::Found(m.value, params);
         }
         if self.by_method.values().any(|r| r.at(path).is_ok()) {
             Lookup::MethodNotAllowed
@@ -104,8 +113,14 @@ mod tests {
             }
             _ => panic!("GetUser not routed"),
         }
-        assert!(matches!(t.lookup(&http::Method::PUT, "/api/auth/login"), Lookup::MethodNotAllowed));
-        assert!(matches!(t.lookup(&http::Method::GET, "/api/nope"), Lookup::NotFound));
+        assert!(matches!(
+            t.lookup(&http::Method::PUT, "/api/auth/login"),
+            Lookup::MethodNotAllowed
+        ));
+        assert!(matches!(
+            t.lookup(&http::Method::GET, "/api/nope"),
+            Lookup::NotFound
+        ));
         assert_eq!(t.services(), ["mas.identity.v1.Identity"]);
     }
 }

@@ -5,7 +5,9 @@
 
 use bytes::{Buf, BufMut};
 use prost::Message;
-use prost_reflect::{DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, SerializeOptions,
+};
 use serde_json::{Map, Value};
 use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -42,7 +44,10 @@ pub fn build_request(
         let field = desc
             .get_field_by_name(name)
             .ok_or_else(|| format!("path parameter {name:?} names no field"))?;
-        obj.insert(field.json_name().to_owned(), scalar(&field.kind(), name, value)?);
+        obj.insert(
+            field.json_name().to_owned(),
+            scalar(&field.kind(), name, value)?,
+        );
     }
     let opts = DeserializeOptions::new().deny_unknown_fields(true);
     DynamicMessage::deserialize_with_options(desc.clone(), Value::Object(obj.clone()), &opts)
@@ -51,7 +56,11 @@ pub fn build_request(
 
 /// serde's type errors do not say where they are; on the error path only, find the top-level
 /// field that fails on its own and name it.
-fn blame_field(desc: &MessageDescriptor, obj: &Map<String, Value>, opts: &DeserializeOptions) -> Option<String> {
+fn blame_field(
+    desc: &MessageDescriptor,
+    obj: &Map<String, Value>,
+    opts: &DeserializeOptions,
+) -> Option<String> {
     obj.iter().find_map(|(k, v)| {
         let single = Value::Object(Map::from_iter([(k.clone(), v.clone())]));
         DynamicMessage::deserialize_with_options(desc.clone(), single, opts)
@@ -69,7 +78,9 @@ fn scalar(kind: &Kind, name: &str, raw: &str) -> Result<Value, String> {
             _ => return Err(format!("{name}: expected true or false")),
         },
         // proto3 JSON accepts numbers as strings, and checks their range itself.
-        Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => Value::String(raw.into()),
+        Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => {
+            Value::String(raw.into())
+        }
         Kind::Message(_) => return Err(format!("{name}: cannot be given in the query string")),
         _ => Value::String(raw.into()),
     })
@@ -80,7 +91,8 @@ pub fn to_json(msg: &DynamicMessage) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(256);
     let mut ser = serde_json::Serializer::new(&mut out);
     let opts = SerializeOptions::new().skip_default_fields(false);
-    msg.serialize_with_options(&mut ser, &opts).map_err(|e| e.to_string())?;
+    msg.serialize_with_options(&mut ser, &opts)
+        .map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -113,7 +125,8 @@ impl Encoder for DynamicEncoder {
 
     fn encode(&mut self, item: DynamicMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.reserve(item.encoded_len());
-        item.encode(dst).map_err(|e| Status::internal(format!("encoding: {e}")))?;
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding: {e}")))?;
         let _ = dst.remaining_mut();
         Ok(())
     }
@@ -137,7 +150,9 @@ mod tests {
     use super::*;
 
     fn desc(name: &str) -> MessageDescriptor {
-        mas_kit::proto::descriptor_pool().get_message_by_name(name).unwrap()
+        mas_kit::proto::descriptor_pool()
+            .get_message_by_name(name)
+            .unwrap()
     }
 
     #[test]
@@ -146,13 +161,19 @@ mod tests {
             &desc("mas.identity.v1.ListUsersRequest"),
             None,
             &[],
-            &[("pageSize".into(), "10".into()), ("role".into(), "ADMIN".into())],
+            &[
+                ("pageSize".into(), "10".into()),
+                ("role".into(), "ADMIN".into()),
+            ],
         )
         .unwrap();
         let json = String::from_utf8(to_json(&m).unwrap()).unwrap();
         assert!(json.contains(r#""pageSize":10"#), "{json}");
         assert!(json.contains(r#""role":"ADMIN""#), "{json}");
-        assert!(json.contains(r#""pageToken":"""#), "defaults are present: {json}");
+        assert!(
+            json.contains(r#""pageToken":"""#),
+            "defaults are present: {json}"
+        );
 
         let m = build_request(
             &desc("mas.identity.v1.UpdateUserRequest"),
@@ -161,7 +182,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert!(String::from_utf8(to_json(&m).unwrap()).unwrap().contains(r#""id":"u1""#));
+        assert!(
+            String::from_utf8(to_json(&m).unwrap())
+                .unwrap()
+                .contains(r#""id":"u1""#)
+        );
     }
 
     #[test]
@@ -172,7 +197,13 @@ mod tests {
         let e = build_request(&d, Some(serde_json::json!({"nope": 1})), &[], &[]).unwrap_err();
         assert!(e.contains("nope"), "{e}");
         assert!(build_request(&d, Some(serde_json::json!([1])), &[], &[]).is_err());
-        let e = build_request(&desc("mas.identity.v1.ListUsersRequest"), None, &[], &[("pageSize".into(), "ten".into())]).unwrap_err();
+        let e = build_request(
+            &desc("mas.identity.v1.ListUsersRequest"),
+            None,
+            &[],
+            &[("pageSize".into(), "ten".into())],
+        )
+        .unwrap_err();
         assert!(!e.is_empty());
     }
 }

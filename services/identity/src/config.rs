@@ -33,7 +33,9 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let secs = |name: &str, default: u64| -> Result<Duration, ConfigError> {
             Ok(Duration::from_secs(env.or(name, default)?))
         };
@@ -56,7 +58,10 @@ impl Config {
             hash_concurrency,
             hash_queue: env.or("HASH_QUEUE", 64 * hash_concurrency)?,
             api_key_default_rate_limit: env.or("API_KEY_DEFAULT_RATE_LIMIT", 600)?,
-            service_accounts: accounts.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+            service_accounts: accounts
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
             seed_admin_email: env.or("SEED_ADMIN_EMAIL", "admin@mas.local".to_owned())?,
             seed_admin_password: env.secret("SEED_ADMIN_PASSWORD"),
         })

@@ -16,7 +16,10 @@ impl Email {
         let valid = e.len() <= 254
             && !e.chars().any(char::is_whitespace)
             && e.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             });
         if e.is_empty() {
             return Err(AppError::invalid("email", "is required"));
@@ -64,13 +67,18 @@ impl std::fmt::Debug for Password {
 /// A platform slug as used in `X-Platform`: lowercase letters, digits and dashes.
 pub fn parse_platform_id(raw: &str) -> AppResult<String> {
     let ok = (2..=48).contains(&raw.len())
-        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !raw.starts_with('-')
         && !raw.ends_with('-');
     if ok {
         Ok(raw.to_owned())
     } else {
-        Err(AppError::invalid("id", "use 2-48 lowercase letters, digits and dashes"))
+        Err(AppError::invalid(
+            "id",
+            "use 2-48 lowercase letters, digits and dashes",
+        ))
     }
 }
 
@@ -97,7 +105,10 @@ pub fn parse_capabilities(raw: &[i32]) -> AppResult<Vec<Capability>> {
     for v in raw {
         match Capability::try_from(*v) {
             Ok(Capability::Unspecified) | Err(_) => {
-                return Err(AppError::invalid("capabilities", "holds an unknown capability"));
+                return Err(AppError::invalid(
+                    "capabilities",
+                    "holds an unknown capability",
+                ));
             }
             Ok(c) if !caps.contains(&c) => caps.push(c),
             Ok(_) => {}
@@ -107,11 +118,16 @@ pub fn parse_capabilities(raw: &[i32]) -> AppResult<Vec<Capability>> {
 }
 
 pub fn caps_to_column(caps: &[Capability]) -> String {
-    caps.iter().map(|c| c.as_str_name()).collect::<Vec<_>>().join(",")
+    caps.iter()
+        .map(|c| c.as_str_name())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn caps_from_column(col: &str) -> Vec<Capability> {
-    col.split(',').filter_map(Capability::from_str_name).collect()
+    col.split(',')
+        .filter_map(Capability::from_str_name)
+        .collect()
 }
 
 /// May `actor` (by role) manage a user holding `target`, and give it `new_role`?
@@ -127,7 +143,9 @@ pub fn may_manage(actor: Role, target: Role, new_role: Option<Role>) -> AppResul
         ));
     }
     if rank(actor) <= rank(target) {
-        return Err(AppError::Forbidden("you may only manage users ranked below you"));
+        return Err(AppError::Forbidden(
+            "you may only manage users ranked below you",
+        ));
     }
     Ok(())
 }
@@ -135,7 +153,9 @@ pub fn may_manage(actor: Role, target: Role, new_role: Option<Role>) -> AppResul
 /// May a SUPERADMIN act as a user holding `target`? Never an equal or higher one.
 pub fn may_impersonate(target: Role) -> AppResult<()> {
     if rank(target) >= rank(Role::Superadmin) {
-        return Err(AppError::Forbidden("master login is only for users ranked below you"));
+        return Err(AppError::Forbidden(
+            "master login is only for users ranked below you",
+        ));
     }
     Ok(())
 }
@@ -146,7 +166,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
         for bad in ["", "alice", "a@b", "a b@c.d", "@c.d", "a@.c"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

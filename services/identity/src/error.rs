@@ -8,7 +8,10 @@ use tonic::{Code, Status};
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Unauthenticated(&'static str),
     #[error("{0}")]
@@ -29,7 +32,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        AppError::Invalid { field, message: message.into() }
+        AppError::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -52,14 +58,17 @@ impl From<AppError> for Status {
             AppError::Throttled { retry_after } => {
                 let mut s = Status::new(code, e.to_string());
                 if let Ok(v) = retry_after.as_secs().max(1).to_string().parse() {
-                    s.metadata_mut().insert(mas_kit::context::keys::RETRY_AFTER, v);
+                    s.metadata_mut()
+                        .insert(mas_kit::context::keys::RETRY_AFTER, v);
                 }
                 s
             }
             AppError::Busy => {
                 let mut s = Status::new(code, e.to_string());
-                s.metadata_mut()
-                    .insert(mas_kit::context::keys::RETRY_AFTER, tonic::metadata::MetadataValue::from_static("1"));
+                s.metadata_mut().insert(
+                    mas_kit::context::keys::RETRY_AFTER,
+                    tonic::metadata::MetadataValue::from_static("1"),
+                );
                 s
             }
             other => Status::new(code, other.to_string()),

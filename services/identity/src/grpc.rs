@@ -61,7 +61,10 @@ impl Identity for IdentityGrpc {
         ok(users::update_me(&self.app, ctx.user()?, req.into_inner()).await?)
     }
 
-    async fn change_password(&self, req: Request<pb::ChangePasswordRequest>) -> Res<pb::ChangePasswordResponse> {
+    async fn change_password(
+        &self,
+        req: Request<pb::ChangePasswordRequest>,
+    ) -> Res<pb::ChangePasswordResponse> {
         let ctx = RequestContext::of(&req)?;
         auth::change_password(&self.app, ctx.user()?, req.into_inner()).await?;
         ok(pb::ChangePasswordResponse {})
@@ -92,7 +95,10 @@ impl Identity for IdentityGrpc {
         ok(pb::Jwks { keys })
     }
 
-    async fn list_platforms(&self, _req: Request<pb::ListPlatformsRequest>) -> Res<pb::ListPlatformsResponse> {
+    async fn list_platforms(
+        &self,
+        _req: Request<pb::ListPlatformsRequest>,
+    ) -> Res<pb::ListPlatformsResponse> {
         ok(platforms::list(&self.app).await?)
     }
 
@@ -107,7 +113,9 @@ impl Identity for IdentityGrpc {
 
     async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Res<pb::User> {
         let ctx = RequestContext::of(&req)?;
-        ok(users::to_pb(&users::find(&self.app, ctx.platform()?, &req.into_inner().id).await?))
+        ok(users::to_pb(
+            &users::find(&self.app, ctx.platform()?, &req.into_inner().id).await?,
+        ))
     }
 
     async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> Res<pb::User> {
@@ -120,28 +128,50 @@ impl Identity for IdentityGrpc {
         ok(users::update(&self.app, ctx.user()?, req.into_inner()).await?)
     }
 
-    async fn delete_user(&self, req: Request<pb::DeleteUserRequest>) -> Res<pb::DeleteUserResponse> {
+    async fn delete_user(
+        &self,
+        req: Request<pb::DeleteUserRequest>,
+    ) -> Res<pb::DeleteUserResponse> {
         let ctx = RequestContext::of(&req)?;
         users::delete(&self.app, ctx.user()?, &req.into_inner().id).await?;
         ok(pb::DeleteUserResponse {})
     }
 
-    async fn list_login_logs(&self, req: Request<pb::ListLoginLogsRequest>) -> Res<pb::ListLoginLogsResponse> {
+    async fn list_login_logs(
+        &self,
+        req: Request<pb::ListLoginLogsRequest>,
+    ) -> Res<pb::ListLoginLogsResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(logs::list(&self.app, ctx.platform()?, req.into_inner()).await?)
     }
 
-    async fn rotate_signing_key(&self, _req: Request<pb::RotateSigningKeyRequest>) -> Res<pb::RotateSigningKeyResponse> {
-        let (kid, from) = self.app.keys.rotate(&self.app.db, self.app.cfg.key_publish_lead).await?;
-        ok(pb::RotateSigningKeyResponse { kid, signs_from: Some(app::timestamp(from)) })
+    async fn rotate_signing_key(
+        &self,
+        _req: Request<pb::RotateSigningKeyRequest>,
+    ) -> Res<pb::RotateSigningKeyResponse> {
+        let (kid, from) = self
+            .app
+            .keys
+            .rotate(&self.app.db, self.app.cfg.key_publish_lead)
+            .await?;
+        ok(pb::RotateSigningKeyResponse {
+            kid,
+            signs_from: Some(app::timestamp(from)),
+        })
     }
 
-    async fn create_api_key(&self, req: Request<pb::CreateApiKeyRequest>) -> Res<pb::CreateApiKeyResponse> {
+    async fn create_api_key(
+        &self,
+        req: Request<pb::CreateApiKeyRequest>,
+    ) -> Res<pb::CreateApiKeyResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(api_keys::create(&self.app, ctx.user()?, req.into_inner()).await?)
     }
 
-    async fn list_api_keys(&self, req: Request<pb::ListApiKeysRequest>) -> Res<pb::ListApiKeysResponse> {
+    async fn list_api_keys(
+        &self,
+        req: Request<pb::ListApiKeysRequest>,
+    ) -> Res<pb::ListApiKeysResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(api_keys::list(&self.app, ctx.platform()?, req.into_inner()).await?)
     }
@@ -157,27 +187,43 @@ impl Identity for IdentityGrpc {
         Ok(res)
     }
 
-    async fn vendor_whoami(&self, req: Request<pb::VendorWhoamiRequest>) -> Res<pb::VendorIdentity> {
+    async fn vendor_whoami(
+        &self,
+        req: Request<pb::VendorWhoamiRequest>,
+    ) -> Res<pb::VendorIdentity> {
         let ctx = RequestContext::of(&req)?;
-        let vendor = ctx.vendor.as_ref().ok_or_else(|| Status::unauthenticated("a valid X-API-Key is required"))?;
+        let vendor = ctx
+            .vendor
+            .as_ref()
+            .ok_or_else(|| Status::unauthenticated("a valid X-API-Key is required"))?;
         ok(api_keys::vendor_to_pb(vendor))
     }
 
-    async fn issue_service_token(&self, req: Request<pb::IssueServiceTokenRequest>) -> Res<pb::IssueServiceTokenResponse> {
+    async fn issue_service_token(
+        &self,
+        req: Request<pb::IssueServiceTokenRequest>,
+    ) -> Res<pb::IssueServiceTokenResponse> {
         let r = req.into_inner();
         ok(auth::issue_service_token(&self.app, &r.service, &r.secret)?)
     }
 
-    async fn verify_api_key(&self, req: Request<pb::VerifyApiKeyRequest>) -> Res<pb::VendorIdentity> {
+    async fn verify_api_key(
+        &self,
+        req: Request<pb::VerifyApiKeyRequest>,
+    ) -> Res<pb::VendorIdentity> {
         match api_keys::resolve(&self.app, &req.into_inner().api_key).await? {
             Some(v) => ok(api_keys::vendor_to_pb(&v)),
             None => Err(Status::unauthenticated("the API key is invalid or revoked")),
         }
     }
 
-    type WatchRevocationsStream = Pin<Box<dyn Stream<Item = Result<pb::Revocation, Status>> + Send>>;
+    type WatchRevocationsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::Revocation, Status>> + Send>>;
 
-    async fn watch_revocations(&self, _req: Request<pb::WatchRevocationsRequest>) -> Res<Self::WatchRevocationsStream> {
+    async fn watch_revocations(
+        &self,
+        _req: Request<pb::WatchRevocationsRequest>,
+    ) -> Res<Self::WatchRevocationsStream> {
         // Subscribe before reading the snapshot, so nothing revoked in between is missed.
         let live = BroadcastStream::new(self.app.revoked_tx.subscribe()).map(|r| {
             // A watcher that fell behind is cut off; it reconnects and gets a fresh snapshot.
@@ -205,6 +251,10 @@ pub struct LocalKeys(pub Arc<App>);
 #[tonic::async_trait]
 impl mas_kit::grpc::KeyRefresh for LocalKeys {
     async fn refresh(&self) -> Result<(), String> {
-        self.0.keys.reload(&self.0.db).await.map_err(|e| e.to_string())
+        self.0
+            .keys
+            .reload(&self.0.db)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -51,14 +51,18 @@ pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 /// Connects and runs the migrations only (`mas migrate identity`).
 pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
     let db = mas_kit::db::connect(&cfg.common.database).await?;
-    store::migrations::Migrator::up(&db, None).await.context("identity migrations")?;
+    store::migrations::Migrator::up(&db, None)
+        .await
+        .context("identity migrations")?;
     db.close().await.ok();
     Ok(())
 }
 
 async fn build_app(cfg: Config) -> anyhow::Result<Arc<app::App>> {
     let db = mas_kit::db::connect(&cfg.common.database).await?;
-    store::migrations::Migrator::up(&db, None).await.context("identity migrations")?;
+    store::migrations::Migrator::up(&db, None)
+        .await
+        .context("identity migrations")?;
     let cache = match &cfg.common.redis_url {
         Some(url) => Cache::redis(url.expose(), cfg.common.redis_prefix.clone())?,
         None => Cache::memory(),
@@ -98,7 +102,8 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     app::seed::run(&app).await?;
     for r in app::tokens::live_revocations(&app).await? {
         if let Some(mas_kit::proto::mas::identity::v1::revocation::Target::Jti(j)) = r.target {
-            app.revocations.revoke(j, r.expires_at.map(|t| t.seconds).unwrap_or(i64::MAX));
+            app.revocations
+                .revoke(j, r.expires_at.map(|t| t.seconds).unwrap_or(i64::MAX));
         }
     }
 
@@ -107,13 +112,23 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         let db = app.db.clone();
         let health = Health::new(SERVICE).check("database", Need::Required, move || {
             let db = db.clone();
-            async move { mas_kit::db::ping(&db, Duration::from_secs(2)).await.map(|_| None) }
+            async move {
+                mas_kit::db::ping(&db, Duration::from_secs(2))
+                    .await
+                    .map(|_| None)
+            }
         });
         if app.cache.is_redis() {
             let a = app.clone();
             health.check("redis", Need::Optional, move || {
                 let a = a.clone();
-                async move { a.cache.ping().await.map(|_| None).map_err(|e| e.to_string()) }
+                async move {
+                    a.cache
+                        .ping()
+                        .await
+                        .map(|_| None)
+                        .map_err(|e| e.to_string())
+                }
             })
         } else {
             health
@@ -122,14 +137,19 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let auth = Arc::new(
         kgrpc::Authenticator::new(app.verifier.clone(), app.revocations.clone())
             .with_api_keys(Arc::new(grpc::LocalApiKeys(app.clone())))
-            .with_key_refresh(Arc::new(grpc::LocalKeys(app.clone())), Duration::from_secs(1)),
+            .with_key_refresh(
+                Arc::new(grpc::LocalKeys(app.clone())),
+                Duration::from_secs(1),
+            ),
     );
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(
         IdentityServer::new(grpc::IdentityGrpc { app: app.clone() })
             .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
     )
-    .add_service(OpsServer::new(OpsService { health: health.clone() }));
+    .add_service(OpsServer::new(OpsService {
+        health: health.clone(),
+    }));
 
     let scrape = {
         let (db, m) = (app.db.clone(), metrics.clone());
@@ -149,7 +169,11 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         tracing::info!(service = SERVICE, "identity stopped");
         served.context("identity gRPC server")
     });
-    Ok(Running { grpc_addr, admin_addr, task })
+    Ok(Running {
+        grpc_addr,
+        admin_addr,
+        task,
+    })
 }
 
 /// Key rotation and retirement, and the revocation feed from other replicas (through the

@@ -28,12 +28,21 @@ fn to_pb(k: &api_key::Model) -> pb::ApiKey {
     }
 }
 
-pub async fn create(app: &App, actor: &Principal, req: pb::CreateApiKeyRequest) -> AppResult<pb::CreateApiKeyResponse> {
+pub async fn create(
+    app: &App,
+    actor: &Principal,
+    req: pb::CreateApiKeyRequest,
+) -> AppResult<pb::CreateApiKeyResponse> {
     let vendor = domain::parse_name("vendor", &req.vendor, true)?;
     let limit = match req.rate_limit_per_minute {
         0 => app.cfg.api_key_default_rate_limit as i32,
         n @ 1..=100_000 => n,
-        _ => return Err(AppError::invalid("rateLimitPerMinute", "must be between 1 and 100000")),
+        _ => {
+            return Err(AppError::invalid(
+                "rateLimitPerMinute",
+                "must be between 1 and 100000",
+            ));
+        }
     };
     let secret = format!("{SECRET_PREFIX}{}", tokens::random_secret());
     let row = api_key::Model {
@@ -61,10 +70,17 @@ pub async fn create(app: &App, actor: &Principal, req: pb::CreateApiKeyRequest) 
     .exec(&app.db)
     .await?;
     tracing::info!(api_key = %row.id, vendor = %row.vendor, "API key created");
-    Ok(pb::CreateApiKeyResponse { api_key: Some(to_pb(&row)), secret })
+    Ok(pb::CreateApiKeyResponse {
+        api_key: Some(to_pb(&row)),
+        secret,
+    })
 }
 
-pub async fn list(app: &App, platform: &str, req: pb::ListApiKeysRequest) -> AppResult<pb::ListApiKeysResponse> {
+pub async fn list(
+    app: &App,
+    platform: &str,
+    req: pb::ListApiKeysRequest,
+) -> AppResult<pb::ListApiKeysResponse> {
     let (size, offset) = page(req.page_size, &req.page_token)?;
     let rows = api_key::Entity::find()
         .filter(api_key::Column::Platform.eq(platform))
@@ -95,7 +111,10 @@ pub async fn revoke(app: &App, platform: &str, id: &str) -> AppResult<pb::ApiKey
         tokens::announce_api_key(app, &row.id);
         tracing::info!(api_key = %row.id, "API key revoked");
     }
-    let row = api_key::Entity::find_by_id(row.id).one(&app.db).await?.ok_or(AppError::NotFound("API key"))?;
+    let row = api_key::Entity::find_by_id(row.id)
+        .one(&app.db)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
     Ok(to_pb(&row))
 }
 

@@ -15,27 +15,52 @@ use super::{App, logs, now, platforms, tokens, users};
 use crate::domain::{self, Email, Password};
 use crate::error::{AppError, AppResult};
 
-pub async fn signup(app: &App, ctx: &RequestContext, req: pb::SignupRequest) -> AppResult<pb::AuthResponse> {
+pub async fn signup(
+    app: &App,
+    ctx: &RequestContext,
+    req: pb::SignupRequest,
+) -> AppResult<pb::AuthResponse> {
     let platform = known_platform(app, ctx).await?;
     let email = Email::parse(&req.email)?;
     let password = Password::parse("password", &req.password)?;
     let full_name = domain::parse_name("fullName", &req.full_name, true)?;
     let phone = domain::parse_name("phone", &req.phone, false)?;
     let hash = app.hasher.hash(password.expose()).await?;
-    let u = users::insert(app, &platform, &email, hash, full_name, phone, Role::User, &[]).await?;
+    let u = users::insert(
+        app,
+        users::NewUser {
+            platform: &platform,
+            email: &email,
+            password_hash: hash,
+            full_name,
+            phone,
+            role: Role::User,
+            caps: &[],
+        },
+    )
+    .await?;
     tracing::info!(user = %u.id, "user signed up");
     logs::record(
         &app.db,
-        logs::Entry::new(&platform, email.as_str(), pb::LoginEvent::Login, &ctx.client_ip, &ctx.user_agent)
-            .user(&u.id)
-            .detail("sign-up"),
+        logs::Entry::new(
+            &platform,
+            email.as_str(),
+            pb::LoginEvent::Login,
+            &ctx.client_ip,
+            &ctx.user_agent,
+        )
+        .user(&u.id)
+        .detail("sign-up"),
     )
     .await;
     tokens::issue_pair(app, &app.db, &u, None).await
 }
 
 fn throttle_keys(platform: &str, email: &Email, ip: &str) -> (String, String) {
-    (format!("login:acct:{platform}:{}", email.as_str()), format!("login:ip:{ip}"))
+    (
+        format!("login:acct:{platform}:{}", email.as_str()),
+        format!("login:ip:{ip}"),
+    )
 }
 
 /// Refuses while the account or the client address has too many recent failures. The window is
@@ -48,8 +73,13 @@ async fn check_throttle(app: &App, acct: &str, ip: &str) -> AppResult<()> {
     for (key, max) in checks {
         match app.cache.peek(key).await {
             Ok(w) if w.count >= max => {
-                tracing::warn!(throttle = key.split(':').nth(1).unwrap_or(""), "login throttled");
-                return Err(AppError::Throttled { retry_after: w.resets_in.max(Duration::from_secs(1)) });
+                tracing::warn!(
+                    throttle = key.split(':').nth(1).unwrap_or(""),
+                    "login throttled"
+                );
+                return Err(AppError::Throttled {
+                    retry_after: w.resets_in.max(Duration::from_secs(1)),
+                });
             }
             Ok(_) => {}
             // Without the cache, logins still work; only throttling is lost while it is down.
@@ -67,7 +97,11 @@ async fn count_failure(app: &App, acct: &str, ip: &str) {
     }
 }
 
-pub async fn login(app: &App, ctx: &RequestContext, req: pb::LoginRequest) -> AppResult<pb::AuthResponse> {
+pub async fn login(
+    app: &App,
+    ctx: &RequestContext,
+    req: pb::LoginRequest,
+) -> AppResult<pb::AuthResponse> {
     let platform = known_platform(app, ctx).await?;
     let email = Email::parse(&req.email)?;
     if req.password.is_empty() {
@@ -79,16 +113,29 @@ pub async fn login(app: &App, ctx: &RequestContext, req: pb::LoginRequest) -> Ap
     let found = users::find_by_email(app, &platform, &email).await?;
     let verdict = app
         .hasher
-        .verify(&req.password, found.as_ref().map(|u| u.password_hash.as_str()))
+        .verify(
+            &req.password,
+            found.as_ref().map(|u| u.password_hash.as_str()),
+        )
         .await?;
     let denied = AppError::Unauthenticated("invalid email or password");
     let user = match (found, verdict) {
         (Some(u), Verified::Yes | Verified::YesRehash) if u.active => (u, verdict),
         (found, _) => {
             count_failure(app, &acct_key, &ip_key).await;
-            let mut entry = logs::Entry::new(&platform, email.as_str(), pb::LoginEvent::LoginFailed, &ctx.client_ip, &ctx.user_agent);
+            let mut entry = logs::Entry::new(
+                &platform,
+                email.as_str(),
+                pb::LoginEvent::LoginFailed,
+                &ctx.client_ip,
+                &ctx.user_agent,
+            );
             if let Some(u) = &found {
-                entry = entry.user(&u.id).detail(if u.active { "wrong password" } else { "inactive user" });
+                entry = entry.user(&u.id).detail(if u.active {
+                    "wrong password"
+                } else {
+                    "inactive user"
+                });
             } else {
                 entry = entry.detail("unknown email");
             }
@@ -111,7 +158,14 @@ pub async fn login(app: &App, ctx: &RequestContext, req: pb::LoginRequest) -> Ap
     }
     logs::record(
         &app.db,
-        logs::Entry::new(&platform, email.as_str(), pb::LoginEvent::Login, &ctx.client_ip, &ctx.user_agent).user(&u.id),
+        logs::Entry::new(
+            &platform,
+            email.as_str(),
+            pb::LoginEvent::Login,
+            &ctx.client_ip,
+            &ctx.user_agent,
+        )
+        .user(&u.id),
     )
     .await;
     tracing::info!(user = %u.id, "user logged in");
@@ -119,12 +173,20 @@ pub async fn login(app: &App, ctx: &RequestContext, req: pb::LoginRequest) -> Ap
 }
 
 /// Revokes the calling access token at once, and the refresh token's family when given.
-pub async fn logout(app: &App, ctx: &RequestContext, me: &Principal, refresh_token: &str) -> AppResult<()> {
+pub async fn logout(
+    app: &App,
+    ctx: &RequestContext,
+    me: &Principal,
+    refresh_token: &str,
+) -> AppResult<()> {
     tokens::revoke_access(app, me, "logout").await?;
     if !refresh_token.is_empty() {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let row = crate::store::refresh_token::Entity::find()
-            .filter(crate::store::refresh_token::Column::TokenHash.eq(tokens::sha256_hex(refresh_token)))
+            .filter(
+                crate::store::refresh_token::Column::TokenHash
+                    .eq(tokens::sha256_hex(refresh_token)),
+            )
             .filter(crate::store::refresh_token::Column::UserId.eq(me.subject.clone()))
             .one(&app.db)
             .await?;
@@ -132,8 +194,18 @@ pub async fn logout(app: &App, ctx: &RequestContext, me: &Principal, refresh_tok
             tokens::revoke_family(&app.db, &row.family_id).await?;
         }
     }
-    let email = users::find(app, &me.platform, &me.subject).await.map(|u| u.email).unwrap_or_default();
-    let mut entry = logs::Entry::new(&me.platform, &email, pb::LoginEvent::Logout, &ctx.client_ip, &ctx.user_agent).user(&me.subject);
+    let email = users::find(app, &me.platform, &me.subject)
+        .await
+        .map(|u| u.email)
+        .unwrap_or_default();
+    let mut entry = logs::Entry::new(
+        &me.platform,
+        &email,
+        pb::LoginEvent::Logout,
+        &ctx.client_ip,
+        &ctx.user_agent,
+    )
+    .user(&me.subject);
     if let Some(actor) = &me.actor {
         entry = entry.actor(actor);
     }
@@ -143,16 +215,27 @@ pub async fn logout(app: &App, ctx: &RequestContext, me: &Principal, refresh_tok
 }
 
 pub async fn me(app: &App, me: &Principal) -> AppResult<pb::User> {
-    Ok(users::to_pb(&users::find(app, &me.platform, &me.subject).await?))
+    Ok(users::to_pb(
+        &users::find(app, &me.platform, &me.subject).await?,
+    ))
 }
 
-pub async fn change_password(app: &App, me: &Principal, req: pb::ChangePasswordRequest) -> AppResult<()> {
+pub async fn change_password(
+    app: &App,
+    me: &Principal,
+    req: pb::ChangePasswordRequest,
+) -> AppResult<()> {
     let new = Password::parse("newPassword", &req.new_password)?;
     if req.current_password.is_empty() {
         return Err(AppError::invalid("currentPassword", "is required"));
     }
     let u = users::find(app, &me.platform, &me.subject).await?;
-    if app.hasher.verify(&req.current_password, Some(&u.password_hash)).await? == Verified::No {
+    if app
+        .hasher
+        .verify(&req.current_password, Some(&u.password_hash))
+        .await?
+        == Verified::No
+    {
         return Err(AppError::Forbidden("the current password is wrong"));
     }
     let hash = app.hasher.hash(new.expose()).await?;
@@ -165,7 +248,12 @@ pub async fn change_password(app: &App, me: &Principal, req: pb::ChangePasswordR
 }
 
 /// A SUPERADMIN acts as a user ranked below it, for a short time, without a refresh token.
-pub async fn master_login(app: &App, ctx: &RequestContext, me: &Principal, user_id: &str) -> AppResult<pb::AuthResponse> {
+pub async fn master_login(
+    app: &App,
+    ctx: &RequestContext,
+    me: &Principal,
+    user_id: &str,
+) -> AppResult<pb::AuthResponse> {
     if user_id.is_empty() {
         return Err(AppError::invalid("userId", "is required"));
     }
@@ -177,9 +265,15 @@ pub async fn master_login(app: &App, ctx: &RequestContext, me: &Principal, user_
     let (token, _) = tokens::access_token(app, &target, Some(&me.subject), app.cfg.master_ttl)?;
     logs::record(
         &app.db,
-        logs::Entry::new(&me.platform, &target.email, pb::LoginEvent::MasterLogin, &ctx.client_ip, &ctx.user_agent)
-            .user(&target.id)
-            .actor(&me.subject),
+        logs::Entry::new(
+            &me.platform,
+            &target.email,
+            pb::LoginEvent::MasterLogin,
+            &ctx.client_ip,
+            &ctx.user_agent,
+        )
+        .user(&target.id)
+        .actor(&me.subject),
     )
     .await;
     tracing::warn!(target_user = %target.id, "master login");
@@ -193,25 +287,39 @@ pub async fn master_login(app: &App, ctx: &RequestContext, me: &Principal, user_
 }
 
 /// A service account's token, against its configured secret (compared in constant time).
-pub fn issue_service_token(app: &App, service: &str, secret: &str) -> AppResult<pb::IssueServiceTokenResponse> {
+pub fn issue_service_token(
+    app: &App,
+    service: &str,
+    secret: &str,
+) -> AppResult<pb::IssueServiceTokenResponse> {
     let expected = app
         .cfg
         .service_accounts
         .get(service)
-        .ok_or(AppError::Unauthenticated("unknown service account or wrong secret"))?;
+        .ok_or(AppError::Unauthenticated(
+            "unknown service account or wrong secret",
+        ))?;
     let a = tokens::sha256_hex(expected.expose());
     let b = tokens::sha256_hex(secret);
     if !bool::from(a.as_bytes().ct_eq(b.as_bytes())) {
         tracing::warn!(service_account = service, "service token refused");
-        return Err(AppError::Unauthenticated("unknown service account or wrong secret"));
+        return Err(AppError::Unauthenticated(
+            "unknown service account or wrong secret",
+        ));
     }
     let (token, ttl) = tokens::service_token(app, service)?;
-    Ok(pb::IssueServiceTokenResponse { token, expires_in: ttl as i32 })
+    Ok(pb::IssueServiceTokenResponse {
+        token,
+        expires_in: ttl as i32,
+    })
 }
 
 /// The request's platform, which must exist.
 async fn known_platform(app: &App, ctx: &RequestContext) -> AppResult<String> {
-    let p = ctx.platform.clone().ok_or(AppError::invalid("X-Platform", "is required"))?;
+    let p = ctx
+        .platform
+        .clone()
+        .ok_or(AppError::invalid("X-Platform", "is required"))?;
     if !platforms::exists(app, &p).await? {
         return Err(AppError::invalid("X-Platform", "names no known platform"));
     }

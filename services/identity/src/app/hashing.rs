@@ -52,7 +52,13 @@ fn verify_now(password: &str, stored: &str) -> Verified {
         };
     }
     match PasswordHash::new(stored) {
-        Ok(parsed) if argon().verify_password(password.as_bytes(), &parsed).is_ok() => Verified::Yes,
+        Ok(parsed)
+            if argon()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok() =>
+        {
+            Verified::Yes
+        }
         _ => Verified::No,
     }
 }
@@ -87,7 +93,9 @@ impl Hasher {
 
     pub async fn hash(&self, password: &str) -> AppResult<String> {
         let pw = password.to_owned();
-        self.run(move || hash_now(&pw)).await?.map_err(AppError::Internal)
+        self.run(move || hash_now(&pw))
+            .await?
+            .map_err(AppError::Internal)
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no user.
@@ -111,11 +119,20 @@ mod tests {
         let h = Hasher::new(1, 8);
         let stored = h.hash("correct horse").await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert_eq!(h.verify("correct horse", Some(&stored)).await.unwrap(), Verified::Yes);
-        assert_eq!(h.verify("wrong", Some(&stored)).await.unwrap(), Verified::No);
+        assert_eq!(
+            h.verify("correct horse", Some(&stored)).await.unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            h.verify("wrong", Some(&stored)).await.unwrap(),
+            Verified::No
+        );
         assert_eq!(h.verify("correct horse", None).await.unwrap(), Verified::No);
         let legacy = bcrypt::hash("old secret", 4).unwrap();
-        assert_eq!(h.verify("old secret", Some(&legacy)).await.unwrap(), Verified::YesRehash);
+        assert_eq!(
+            h.verify("old secret", Some(&legacy)).await.unwrap(),
+            Verified::YesRehash
+        );
     }
 
     #[tokio::test]

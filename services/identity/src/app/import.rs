@@ -53,11 +53,18 @@ pub async fn import_users(app: &App, jsonl: &str) -> AppResult<Report> {
         match import_one(app, rec).await {
             Ok(true) => report.imported += 1,
             Ok(false) => report.skipped_existing += 1,
-            Err(AppError::Invalid { field, message }) => report.rejected.push((n, format!("{field}: {message}"))),
+            Err(AppError::Invalid { field, message }) => {
+                report.rejected.push((n, format!("{field}: {message}")))
+            }
             Err(e) => return Err(e),
         }
     }
-    tracing::info!(imported = report.imported, skipped = report.skipped_existing, rejected = report.rejected.len(), "user import finished");
+    tracing::info!(
+        imported = report.imported,
+        skipped = report.skipped_existing,
+        rejected = report.rejected.len(),
+        "user import finished"
+    );
     Ok(report)
 }
 
@@ -72,13 +79,28 @@ async fn import_one(app: &App, rec: Record) -> AppResult<bool> {
     let role = match rec.role.as_deref() {
         None | Some("") => Role::User,
         Some(r) => match Role::from_str_name(r) {
-            Some(Role::Unspecified) | None => return Err(AppError::invalid("role", "is not a valid role")),
+            Some(Role::Unspecified) | None => {
+                return Err(AppError::invalid("role", "is not a valid role"));
+            }
             Some(r) => r,
         },
     };
     let full_name = domain::parse_name("fullName", &rec.full_name, true)?;
     let phone = domain::parse_name("phone", rec.phone.as_deref().unwrap_or(""), false)?;
-    match users::insert(app, &rec.platform, &email, rec.password_hash, full_name, phone, role, &[]).await {
+    match users::insert(
+        app,
+        users::NewUser {
+            platform: &rec.platform,
+            email: &email,
+            password_hash: rec.password_hash,
+            full_name,
+            phone,
+            role,
+            caps: &[],
+        },
+    )
+    .await
+    {
         Ok(_) => Ok(true),
         Err(AppError::Conflict(_)) => Ok(false),
         Err(e) => Err(e),

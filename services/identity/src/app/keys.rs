@@ -9,7 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use mas_kit::auth::{Jwk, SigningKey, Verifier};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+};
 
 use super::{new_id, now};
 use crate::error::{AppError, AppResult};
@@ -29,7 +31,10 @@ pub struct KeyRing {
 impl KeyRing {
     /// Loads the published keys, creating the first one on a fresh database.
     pub async fn load(db: &DatabaseConnection, verifier: Arc<Verifier>) -> AppResult<Self> {
-        let ring = KeyRing { keys: RwLock::new(Vec::new()), verifier };
+        let ring = KeyRing {
+            keys: RwLock::new(Vec::new()),
+            verifier,
+        };
         ring.reload(db).await?;
         if ring.read().is_empty() {
             insert(db, now()).await?;
@@ -51,12 +56,15 @@ impl KeyRing {
             .await?;
         let mut keys = Vec::with_capacity(rows.len());
         for row in rows {
-            let der = STANDARD
-                .decode(&row.private_pkcs8)
-                .map_err(|e| AppError::Internal(format!("signing key {} is corrupt: {e}", row.kid)))?;
+            let der = STANDARD.decode(&row.private_pkcs8).map_err(|e| {
+                AppError::Internal(format!("signing key {} is corrupt: {e}", row.kid))
+            })?;
             let key = SigningKey::from_pkcs8(&row.kid, &der)
                 .map_err(|e| AppError::Internal(format!("signing key {}: {e}", row.kid)))?;
-            keys.push(Published { key, signs_from: row.signs_from });
+            keys.push(Published {
+                key,
+                signs_from: row.signs_from,
+            });
         }
         let jwks: Vec<Jwk> = keys.iter().map(|p| p.key.jwk()).collect();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
@@ -82,7 +90,11 @@ impl KeyRing {
     }
 
     /// Publishes a new key that signs from `now + lead`.
-    pub async fn rotate(&self, db: &DatabaseConnection, lead: std::time::Duration) -> AppResult<(String, DateTime<Utc>)> {
+    pub async fn rotate(
+        &self,
+        db: &DatabaseConnection,
+        lead: std::time::Duration,
+    ) -> AppResult<(String, DateTime<Utc>)> {
         let signs_from = now() + ChronoDuration::from_std(lead).unwrap_or_default();
         let kid = insert(db, signs_from).await?;
         self.reload(db).await?;
@@ -103,17 +115,25 @@ impl KeyRing {
         let t = now();
         let keys: Vec<Published> = self.read().clone();
         let pending = keys.iter().any(|p| p.signs_from > t);
-        if let Some(current) = keys.iter().rev().find(|p| p.signs_from <= t) {
-            if !pending && t - current.signs_from > ChronoDuration::from_std(every).unwrap_or_default() {
-                self.rotate(db, lead).await?;
-            }
+        let every = ChronoDuration::from_std(every).unwrap_or_default();
+        let due = keys
+            .iter()
+            .rev()
+            .find(|p| p.signs_from <= t)
+            .is_some_and(|current| t - current.signs_from > every);
+        if due && !pending {
+            self.rotate(db, lead).await?;
         }
-        let ttl = ChronoDuration::from_std(token_ttl).unwrap_or_default() + ChronoDuration::minutes(1);
+        let ttl =
+            ChronoDuration::from_std(token_ttl).unwrap_or_default() + ChronoDuration::minutes(1);
         for pair in keys.windows(2) {
             let (old, next) = (&pair[0], &pair[1]);
             if next.signs_from <= t && t - next.signs_from > ttl {
                 signing_key::Entity::update_many()
-                    .col_expr(signing_key::Column::RetiredAt, sea_orm::sea_query::Expr::value(t))
+                    .col_expr(
+                        signing_key::Column::RetiredAt,
+                        sea_orm::sea_query::Expr::value(t),
+                    )
                     .filter(signing_key::Column::Kid.eq(old.key.kid.clone()))
                     .exec(db)
                     .await?;

@@ -71,7 +71,11 @@ pub async fn record(db: &DatabaseConnection, e: Entry) {
     }
 }
 
-pub async fn list(app: &App, platform: &str, req: pb::ListLoginLogsRequest) -> AppResult<pb::ListLoginLogsResponse> {
+pub async fn list(
+    app: &App,
+    platform: &str,
+    req: pb::ListLoginLogsRequest,
+) -> AppResult<pb::ListLoginLogsResponse> {
     let (size, offset) = page(req.page_size, &req.page_token)?;
     let mut q = login_log::Entity::find().filter(login_log::Column::Platform.eq(platform));
     if !req.user_id.is_empty() {

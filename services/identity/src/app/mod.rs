@@ -47,7 +47,10 @@ pub fn new_id() -> String {
 }
 
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 pub fn from_timestamp(field: &'static str, t: &prost_types::Timestamp) -> AppResult<DateTime<Utc>> {

@@ -13,11 +13,16 @@ pub async fn list(app: &App) -> AppResult<pb::ListPlatformsResponse> {
         .order_by_asc(platform::Column::Id)
         .all(&app.db)
         .await?;
-    Ok(pb::ListPlatformsResponse { platforms: rows.into_iter().map(to_pb).collect() })
+    Ok(pb::ListPlatformsResponse {
+        platforms: rows.into_iter().map(to_pb).collect(),
+    })
 }
 
 pub async fn exists(app: &App, id: &str) -> AppResult<bool> {
-    Ok(platform::Entity::find_by_id(id.to_owned()).one(&app.db).await?.is_some())
+    Ok(platform::Entity::find_by_id(id.to_owned())
+        .one(&app.db)
+        .await?
+        .is_some())
 }
 
 pub async fn create(app: &App, req: pb::CreatePlatformRequest) -> AppResult<pb::Platform> {
@@ -26,7 +31,11 @@ pub async fn create(app: &App, req: pb::CreatePlatformRequest) -> AppResult<pb::
     if exists(app, &id).await? {
         return Err(AppError::Conflict("a platform with this id already exists"));
     }
-    let row = platform::Model { id, name, created_at: now() };
+    let row = platform::Model {
+        id,
+        name,
+        created_at: now(),
+    };
     platform::Entity::insert(platform::ActiveModel {
         id: Set(row.id.clone()),
         name: Set(row.name.clone()),
@@ -39,5 +48,9 @@ pub async fn create(app: &App, req: pb::CreatePlatformRequest) -> AppResult<pb::
 }
 
 fn to_pb(p: platform::Model) -> pb::Platform {
-    pb::Platform { id: p.id, name: p.name, created_at: Some(timestamp(p.created_at)) }
+    pb::Platform {
+        id: p.id,
+        name: p.name,
+        created_at: Some(timestamp(p.created_at)),
+    }
 }

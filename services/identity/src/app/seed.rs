@@ -25,10 +25,10 @@ pub async fn run(app: &App) -> AppResult<()> {
             .exec(&app.db)
             .await;
             // Another replica seeding at the same moment is fine.
-            if let Err(e) = res {
-                if !platforms::exists(app, id).await? {
-                    return Err(e.into());
-                }
+            if let Err(e) = res
+                && !platforms::exists(app, id).await?
+            {
+                return Err(e.into());
             }
             tracing::info!(seeded_platform = id, "platform seeded");
         }
@@ -42,7 +42,20 @@ pub async fn run(app: &App) -> AppResult<()> {
     for (id, _) in PLATFORMS {
         if users::find_by_email(app, id, &email).await?.is_none() {
             let hash = app.hasher.hash(password.expose()).await?;
-            match users::insert(app, id, &email, hash, "Super Admin".into(), String::new(), Role::Superadmin, &[]).await {
+            match users::insert(
+                app,
+                users::NewUser {
+                    platform: id,
+                    email: &email,
+                    password_hash: hash,
+                    full_name: "Super Admin".into(),
+                    phone: String::new(),
+                    role: Role::Superadmin,
+                    caps: &[],
+                },
+            )
+            .await
+            {
                 Ok(_) | Err(crate::error::AppError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }

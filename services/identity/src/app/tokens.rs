@@ -39,7 +39,12 @@ pub fn access_token(
         sub: u.id.clone(),
         platform: u.platform.clone(),
         role: u.role.clone(),
-        caps: u.capabilities.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        caps: u
+            .capabilities
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         jti: new_id(),
         iat,
         exp: iat + ttl.as_secs() as i64,
@@ -123,13 +128,17 @@ pub async fn refresh(app: &App, ip: &str, agent: &str, token: &str) -> AppResult
         .ok_or(invalid)?;
     let t = now();
     if row.revoked_at.is_some() || row.expires_at <= t {
-        return Err(AppError::Unauthenticated("the refresh token is invalid or expired"));
+        return Err(AppError::Unauthenticated(
+            "the refresh token is invalid or expired",
+        ));
     }
     let u = user::Entity::find_by_id(row.user_id.clone())
         .one(&app.db)
         .await?
         .filter(|u| u.active)
-        .ok_or(AppError::Unauthenticated("the refresh token is invalid or expired"))?;
+        .ok_or(AppError::Unauthenticated(
+            "the refresh token is invalid or expired",
+        ))?;
 
     let txn = app.db.begin().await?;
     // Claim the token: only one caller flips rotated_at from NULL.
@@ -153,13 +162,21 @@ pub async fn refresh(app: &App, ip: &str, agent: &str, token: &str) -> AppResult
             txn.commit().await?;
             logs::record(
                 &app.db,
-                logs::Entry::new(&u.platform, &u.email, pb::LoginEvent::RefreshReuse, ip, agent)
-                    .user(&u.id)
-                    .detail("a rotated refresh token was reused; its family is revoked"),
+                logs::Entry::new(
+                    &u.platform,
+                    &u.email,
+                    pb::LoginEvent::RefreshReuse,
+                    ip,
+                    agent,
+                )
+                .user(&u.id)
+                .detail("a rotated refresh token was reused; its family is revoked"),
             )
             .await;
             tracing::warn!(user = %u.id, family = %row.family_id, "refresh token reuse: family revoked");
-            return Err(AppError::Unauthenticated("the refresh token is invalid or expired"));
+            return Err(AppError::Unauthenticated(
+                "the refresh token is invalid or expired",
+            ));
         }
     }
     let pair = issue_pair(app, &txn, &u, Some(row.family_id.clone())).await?;
@@ -204,7 +221,10 @@ pub fn announce_jti(app: &App, jti: &str, expires_at: i64) {
     app.revocations.revoke(jti, expires_at);
     let _ = app.revoked_tx.send(pb::Revocation {
         target: Some(pb::revocation::Target::Jti(jti.to_owned())),
-        expires_at: Some(prost_types::Timestamp { seconds: expires_at, nanos: 0 }),
+        expires_at: Some(prost_types::Timestamp {
+            seconds: expires_at,
+            nanos: 0,
+        }),
     });
 }
 

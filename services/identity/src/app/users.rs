@@ -23,7 +23,10 @@ pub fn to_pb(u: &user::Model) -> pb::User {
         full_name: u.full_name.clone(),
         phone: u.phone.clone(),
         role: Role::from_str_name(&u.role).unwrap_or_default() as i32,
-        capabilities: caps_from_column(&u.capabilities).into_iter().map(|c| c as i32).collect(),
+        capabilities: caps_from_column(&u.capabilities)
+            .into_iter()
+            .map(|c| c as i32)
+            .collect(),
         active: u.active,
         created_at: Some(timestamp(u.created_at)),
         updated_at: Some(timestamp(u.updated_at)),
@@ -43,7 +46,11 @@ pub async fn find(app: &App, platform: &str, id: &str) -> AppResult<user::Model>
         .ok_or(AppError::NotFound("user"))
 }
 
-pub async fn find_by_email(app: &App, platform: &str, email: &Email) -> AppResult<Option<user::Model>> {
+pub async fn find_by_email(
+    app: &App,
+    platform: &str,
+    email: &Email,
+) -> AppResult<Option<user::Model>> {
     Ok(user::Entity::find()
         .filter(user::Column::Platform.eq(platform))
         .filter(user::Column::Email.eq(email.as_str()))
@@ -52,16 +59,27 @@ pub async fn find_by_email(app: &App, platform: &str, email: &Email) -> AppResul
 }
 
 /// Inserts a user; a duplicate email on the platform is a conflict.
-pub async fn insert(
-    app: &App,
-    platform: &str,
-    email: &Email,
-    password_hash: String,
-    full_name: String,
-    phone: String,
-    role: Role,
-    caps: &[Capability],
-) -> AppResult<user::Model> {
+/// A user about to be stored, with its password already hashed.
+pub struct NewUser<'a> {
+    pub platform: &'a str,
+    pub email: &'a Email,
+    pub password_hash: String,
+    pub full_name: String,
+    pub phone: String,
+    pub role: Role,
+    pub caps: &'a [Capability],
+}
+
+pub async fn insert(app: &App, new: NewUser<'_>) -> AppResult<user::Model> {
+    let NewUser {
+        platform,
+        email,
+        password_hash,
+        full_name,
+        phone,
+        role,
+        caps,
+    } = new;
     if find_by_email(app, platform, email).await?.is_some() {
         return Err(AppError::Conflict("a user with this email already exists"));
     }
@@ -102,12 +120,16 @@ pub async fn update_me(app: &App, me: &Principal, req: pb::UpdateMeRequest) -> A
     Ok(to_pb(&m.update(&app.db).await?))
 }
 
-pub async fn list(app: &App, platform: &str, req: pb::ListUsersRequest) -> AppResult<pb::ListUsersResponse> {
+pub async fn list(
+    app: &App,
+    platform: &str,
+    req: pb::ListUsersRequest,
+) -> AppResult<pb::ListUsersResponse> {
     let (size, offset) = page(req.page_size, &req.page_token)?;
     let mut q = user::Entity::find().filter(user::Column::Platform.eq(platform));
     let query = req.query.trim().to_lowercase();
     if !query.is_empty() {
-        let pattern = format!("%{}%", query.replace('\\', "").replace('%', "").replace('_', ""));
+        let pattern = format!("%{}%", query.replace(['\\', '%', '_'], ""));
         q = q.filter(
             Condition::any()
                 .add(Expr::expr(Func::lower(Expr::col(user::Column::Email))).like(pattern.clone()))
@@ -131,25 +153,51 @@ pub async fn list(app: &App, platform: &str, req: pb::ListUsersRequest) -> AppRe
     })
 }
 
-pub async fn create(app: &App, actor: &Principal, req: pb::CreateUserRequest) -> AppResult<pb::User> {
+pub async fn create(
+    app: &App,
+    actor: &Principal,
+    req: pb::CreateUserRequest,
+) -> AppResult<pb::User> {
     let email = Email::parse(&req.email)?;
     let password = Password::parse("password", &req.password)?;
     let full_name = domain::parse_name("fullName", &req.full_name, true)?;
     let phone = domain::parse_name("phone", &req.phone, false)?;
-    let role = if req.role == 0 { Role::User } else { domain::parse_role(req.role)? };
+    let role = if req.role == 0 {
+        Role::User
+    } else {
+        domain::parse_role(req.role)?
+    };
     let caps = domain::parse_capabilities(&req.capabilities)?;
     domain::may_manage(actor.role, Role::User, Some(role))?;
     let hash = app.hasher.hash(password.expose()).await?;
-    let u = insert(app, &actor.platform, &email, hash, full_name, phone, role, &caps).await?;
+    let u = insert(
+        app,
+        NewUser {
+            platform: &actor.platform,
+            email: &email,
+            password_hash: hash,
+            full_name,
+            phone,
+            role,
+            caps: &caps,
+        },
+    )
+    .await?;
     tracing::info!(target_user = %u.id, role = %u.role, "user created");
     Ok(to_pb(&u))
 }
 
-pub async fn update(app: &App, actor: &Principal, req: pb::UpdateUserRequest) -> AppResult<pb::User> {
+pub async fn update(
+    app: &App,
+    actor: &Principal,
+    req: pb::UpdateUserRequest,
+) -> AppResult<pb::User> {
     let u = find(app, &actor.platform, &req.id).await?;
     let new_role = req.role.map(domain::parse_role).transpose()?;
     if u.id == actor.subject && (new_role.is_some() || req.active == Some(false)) {
-        return Err(AppError::Forbidden("you cannot change your own role or deactivate yourself"));
+        return Err(AppError::Forbidden(
+            "you cannot change your own role or deactivate yourself",
+        ));
     }
     domain::may_manage(actor.role, role_of(&u), new_role)?;
     let mut m = u.clone().into_active_model();
@@ -184,7 +232,9 @@ pub async fn delete(app: &App, actor: &Principal, id: &str) -> AppResult<()> {
         .filter(refresh_token::Column::UserId.eq(u.id.clone()))
         .exec(&app.db)
         .await?;
-    user::Entity::delete_by_id(u.id.clone()).exec(&app.db).await?;
+    user::Entity::delete_by_id(u.id.clone())
+        .exec(&app.db)
+        .await?;
     tracing::info!(target_user = %u.id, "user deleted");
     Ok(())
 }
