@@ -8,6 +8,7 @@ on_both!(
     a_user_is_refused_admin_rpcs,
     admins_follow_the_ranking_and_crud_works,
     master_login_is_logged_with_both_actors,
+    password_change_needs_the_current_password,
 );
 
 async fn a_user_is_refused_admin_rpcs(s: TestStack) {
@@ -202,11 +203,7 @@ async fn master_login_is_logged_with_both_actors(s: TestStack) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn password_change_needs_the_current_password() {
-    let Some(s) = mas_testkit::spawn(mas_testkit::Backend::Sqlite).await else {
-        return;
-    };
+async fn password_change_needs_the_current_password(s: TestStack) {
     let (email, auth) = s.new_user().await;
     let t = auth["accessToken"].as_str().unwrap();
     s.post(

@@ -1,6 +1,6 @@
 //! Sign-up, login, me, refresh (rotation, reuse, grace), logout, throttling.
 
-use mas_testkit::{PLATFORM, TestStack};
+use mas_testkit::{Backend, PLATFORM, TestStack};
 use reqwest::Method;
 use serde_json::json;
 
@@ -8,7 +8,9 @@ on_both!(
     signup_login_me_refresh_logout,
     refresh_reuse_revokes_the_family,
     wrong_password_and_unknown_user_get_the_same_401,
-    platform_a_token_is_refused_on_platform_b,
+    platform_a_token_is_refused_on_platform_b;
+    with: repeated_failures_are_throttled_then_released,
+    failures_from_one_client_address_are_throttled_across_accounts,
 );
 
 async fn signup_login_me_refresh_logout(s: TestStack) {
@@ -187,9 +189,8 @@ async fn platform_a_token_is_refused_on_platform_b(s: TestStack) {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_failures_are_throttled_then_released() {
-    let Some(s) = mas_testkit::spawn_with(mas_testkit::Backend::Sqlite, |o| {
+async fn repeated_failures_are_throttled_then_released(backend: Backend) {
+    let Some(s) = mas_testkit::spawn_with(backend, |o| {
         o.set("identity", "LOGIN_MAX_FAILURES_PER_ACCOUNT", "3");
         o.set("identity", "LOGIN_THROTTLE_WINDOW_SECS", "2");
     })
@@ -220,9 +221,8 @@ async fn repeated_failures_are_throttled_then_released() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_from_one_client_address_are_throttled_across_accounts() {
-    let Some(s) = mas_testkit::spawn_with(mas_testkit::Backend::Sqlite, |o| {
+async fn failures_from_one_client_address_are_throttled_across_accounts(backend: Backend) {
+    let Some(s) = mas_testkit::spawn_with(backend, |o| {
         o.set("identity", "LOGIN_MAX_FAILURES_PER_IP", "2");
     })
     .await

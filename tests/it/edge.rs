@@ -1,15 +1,20 @@
 //! The HTTP edge: tenancy headers, CORS, body limit, bad input, request ids, docs, metrics,
 //! maintenance mode.
 
-use mas_testkit::{Backend, PLATFORM};
+use mas_testkit::{Backend, PLATFORM, TestStack};
+
+on_both!(
+    x_platform_is_required_and_must_be_known,
+    bad_input_gets_400_problem_json,
+    a_21_mb_body_gets_413,
+    request_ids_docs_and_metrics;
+    with: cors_preflight_allowed_and_denied,
+    maintenance_mode_answers_503_except_health,
+);
 use reqwest::Method;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn x_platform_is_required_and_must_be_known() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
-        return;
-    };
+async fn x_platform_is_required_and_must_be_known(s: TestStack) {
     let body = Some(json!({"email": "a@b.co", "password": "password123"}));
     let r = s
         .call(Method::POST, "/api/auth/login", None, None, body.clone())
@@ -44,11 +49,7 @@ async fn x_platform_is_required_and_must_be_known() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_400_problem_json() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
-        return;
-    };
+async fn bad_input_gets_400_problem_json(s: TestStack) {
     let raw = |body: &'static str| {
         s.http
             .post(s.url("/api/auth/signup"))
@@ -111,11 +112,7 @@ async fn bad_input_gets_400_problem_json() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_21_mb_body_gets_413() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
-        return;
-    };
+async fn a_21_mb_body_gets_413(s: TestStack) {
     let big = format!("{{\"email\": \"{}\"}}", "a".repeat(21 * 1024 * 1024));
     let res = s
         .http
@@ -130,9 +127,8 @@ async fn a_21_mb_body_gets_413() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_preflight_allowed_and_denied() {
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
+async fn cors_preflight_allowed_and_denied(backend: Backend) {
+    let Some(s) = mas_testkit::spawn_with(backend, |o| {
         o.set("gateway", "MAS_ENV", "production");
         o.set(
             "gateway",
@@ -169,11 +165,7 @@ async fn cors_preflight_allowed_and_denied() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_ids_docs_and_metrics() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
-        return;
-    };
+async fn request_ids_docs_and_metrics(s: TestStack) {
     let res = s
         .http
         .get(s.url("/api/health"))
@@ -233,12 +225,9 @@ async fn request_ids_docs_and_metrics() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn maintenance_mode_answers_503_except_health() {
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
-        o.set("gateway", "MAINTENANCE_MODE", "true")
-    })
-    .await
+async fn maintenance_mode_answers_503_except_health(backend: Backend) {
+    let Some(s) =
+        mas_testkit::spawn_with(backend, |o| o.set("gateway", "MAINTENANCE_MODE", "true")).await
     else {
         return;
     };

@@ -3,7 +3,9 @@
 
 use mas_kit::proto::mas::identity::v1 as pb;
 use mas_kit::proto::mas::identity::v1::identity_client::IdentityClient;
-use mas_testkit::{Backend, PLATFORM};
+use mas_testkit::{PLATFORM, TestStack};
+
+on_both!(direct_calls_without_a_token_or_with_forged_context_are_refused);
 use tonic::Code;
 
 fn request<T>(msg: T, token: Option<&str>, extra: &[(&'static str, &str)]) -> tonic::Request<T> {
@@ -18,11 +20,7 @@ fn request<T>(msg: T, token: Option<&str>, extra: &[(&'static str, &str)]) -> to
     r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn direct_calls_without_a_token_or_with_forged_context_are_refused() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
-        return;
-    };
+async fn direct_calls_without_a_token_or_with_forged_context_are_refused(s: TestStack) {
     let mut client = IdentityClient::connect(format!("http://{}", s.stack.identity_grpc_addr))
         .await
         .unwrap();

@@ -2,29 +2,34 @@
 //! Suites marked `on_both!` run on the embedded backend (SQLite, in-memory cache) and on the
 //! real Postgres and Redis.
 
-/// Runs each named `async fn(TestStack)` once per backend.
+/// Runs each test once per backend: the embedded one (SQLite, in-memory cache) and the real
+/// Postgres and Redis. Tests listed plainly take a started `TestStack`; tests after `with:` take
+/// the `Backend` and start their own stack (to change its configuration).
 macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
+    ($($s:ident),* $(,)?) => { on_both!($($s),* ; with:); };
+    ($($s:ident),* ; with: $($b:ident),* $(,)?) => {
         mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = mas_testkit::spawn(mas_testkit::Backend::Sqlite).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
+            on_both!(@tests Sqlite; $($s),*; $($b),*);
         }
         mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(s) = mas_testkit::spawn(mas_testkit::Backend::Postgres).await {
-                        super::$name(s).await;
-                    }
-                }
-            )*
+            on_both!(@tests Postgres; $($s),*; $($b),*);
         }
+    };
+    (@tests $backend:ident; $($s:ident),*; $($b:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $s() {
+                if let Some(s) = mas_testkit::spawn(mas_testkit::Backend::$backend).await {
+                    super::$s(s).await;
+                }
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $b() {
+                super::$b(mas_testkit::Backend::$backend).await;
+            }
+        )*
     };
 }
 

@@ -4,6 +4,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mas_kit::auth::{Claims, ISSUER, SigningKey, TokenKind};
 use mas_testkit::{Backend, PLATFORM, TestStack};
+
+on_both!(
+    forged_tokens_are_refused;
+    with: an_expired_token_is_refused,
+    key_rotation_publishes_before_signing_and_logs_nobody_out,
+);
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -41,11 +47,7 @@ async fn jwks(s: &TestStack) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_tokens_are_refused() {
-    let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
-        return;
-    };
+async fn forged_tokens_are_refused(s: TestStack) {
     let (_, auth) = s.new_user().await;
     let real = auth["accessToken"].as_str().unwrap();
     let uid = auth["user"]["id"].as_str().unwrap();
@@ -90,12 +92,9 @@ async fn forged_tokens_are_refused() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_token_is_refused() {
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
-        o.set("identity", "ACCESS_TOKEN_TTL_SECS", "1")
-    })
-    .await
+async fn an_expired_token_is_refused(backend: Backend) {
+    let Some(s) =
+        mas_testkit::spawn_with(backend, |o| o.set("identity", "ACCESS_TOKEN_TTL_SECS", "1")).await
     else {
         return;
     };
@@ -113,12 +112,9 @@ async fn an_expired_token_is_refused() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_rotation_publishes_before_signing_and_logs_nobody_out() {
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
-        o.set("identity", "KEY_PUBLISH_LEAD_SECS", "2")
-    })
-    .await
+async fn key_rotation_publishes_before_signing_and_logs_nobody_out(backend: Backend) {
+    let Some(s) =
+        mas_testkit::spawn_with(backend, |o| o.set("identity", "KEY_PUBLISH_LEAD_SECS", "2")).await
     else {
         return;
     };
