@@ -27,6 +27,12 @@ enum Command {
         /// The public HTTP port.
         #[arg(long, env = "MAS_HTTP_PORT", default_value_t = 8080)]
         port: u16,
+        /// identity's gRPC port.
+        #[arg(long, env = "MAS_IDENTITY_GRPC_PORT", default_value_t = 50051)]
+        identity_grpc_port: u16,
+        /// The gateway's admin port; identity's is the next one.
+        #[arg(long, env = "MAS_ADMIN_PORT", default_value_t = 9090)]
+        admin_port: u16,
     },
     /// Runs one service's migrations against DATABASE_URL / DATABASE_SCHEMA, then exits.
     Migrate { service: String },
@@ -57,7 +63,12 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Dev { data_dir, port } => dev(data_dir, port).await,
+        Command::Dev {
+            data_dir,
+            port,
+            identity_grpc_port,
+            admin_port,
+        } => dev(data_dir, port, identity_grpc_port, admin_port).await,
         Command::Migrate { service } => match service.as_str() {
             "identity" => {
                 let cfg = identity::Config::from_env(&Env::new(&ProcessEnv))?;
@@ -119,7 +130,7 @@ fn dev_admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(p)
 }
 
-async fn dev(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
+async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -129,9 +140,9 @@ async fn dev(data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
         database: stack::Database::Sqlite(data_dir.clone()),
         redis: None,
         http_addr: std::net::SocketAddr::from(([0, 0, 0, 0], port)),
-        identity_grpc_addr: local(50051),
-        identity_admin_addr: local(9091),
-        gateway_admin_addr: local(9090),
+        identity_grpc_addr: local(grpc_port),
+        identity_admin_addr: local(admin_port.saturating_add(1)),
+        gateway_admin_addr: local(admin_port),
         admin_password: password.clone(),
         overrides: Default::default(),
     };

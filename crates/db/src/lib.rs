@@ -109,6 +109,9 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
                 .map_sqlx_sqlite_opts(|o| {
                     o.busy_timeout(Duration::from_secs(10))
                         .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        // WAL with NORMAL sync cannot corrupt; it only risks the last commits
+                        // on power loss, acceptable for embedded runs and far fewer fsyncs.
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                         .foreign_keys(true)
                 });
             Database::connect(opts).await.map_err(DbError::Connect)

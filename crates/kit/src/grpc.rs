@@ -50,7 +50,13 @@ pub struct Authenticator {
     /// Unknown-`kid` refetches are rate limited so forged tokens cannot hammer identity.
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     min_refresh_interval: Duration,
+    /// Tokens already verified, by their exact text: a signature check costs more than the rest
+    /// of a request's authentication. Expiry and revocation are still checked on every use.
+    verified: std::sync::RwLock<HashMap<String, Principal>>,
 }
+
+/// Verified tokens kept at most; the cache is emptied when full (tokens live 15 minutes).
+const VERIFIED_CACHE_MAX: usize = 50_000;
 
 impl Authenticator {
     pub fn new(verifier: Arc<Verifier>, revocations: Arc<Revocations>) -> Self {
@@ -61,6 +67,7 @@ impl Authenticator {
             refresh: None,
             last_refresh: tokio::sync::Mutex::new(None),
             min_refresh_interval: Duration::from_secs(10),
+            verified: std::sync::RwLock::new(HashMap::new()),
         }
     }
 
@@ -82,11 +89,38 @@ impl Authenticator {
     /// Verifies a bearer token: signature, expiry, then the in-memory revocation set. An
     /// unknown `kid` triggers one (rate limited) key refresh.
     pub async fn principal(&self, token: &str) -> Result<Principal, TokenError> {
-        let principal = match self.verifier.verify(token) {
-            Err(TokenError::UnknownKey) if self.refresh_keys().await => {
-                self.verifier.verify(token)?
+        let cached = self
+            .verified
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned();
+        let principal = match cached {
+            Some(p) => {
+                // The same five seconds of clock skew the verifier allows.
+                if p.expires_at + 5 < chrono::Utc::now().timestamp() {
+                    self.verified
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(token);
+                    return Err(TokenError::Expired);
+                }
+                p
             }
-            other => other?,
+            None => {
+                let p = match self.verifier.verify(token) {
+                    Err(TokenError::UnknownKey) if self.refresh_keys().await => {
+                        self.verifier.verify(token)?
+                    }
+                    other => other?,
+                };
+                let mut cache = self.verified.write().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= VERIFIED_CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(token.to_owned(), p.clone());
+                p
+            }
         };
         if self.revocations.is_revoked(&principal.jti) {
             return Err(TokenError::Revoked);

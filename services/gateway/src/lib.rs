@@ -705,11 +705,7 @@ async fn call(
     route: &Route,
     req: tonic::Request<prost_reflect::DynamicMessage>,
 ) -> Result<tonic::Response<prost_reflect::DynamicMessage>, tonic::Status> {
-    let channel = gw
-        .channels
-        .get(&route.service)
-        .cloned()
-        .ok_or_else(|| tonic::Status::unavailable("service not configured"))?;
+    let channel = worker_channel(gw, &route.service)?;
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(kgrpc::MAX_MESSAGE_BYTES);
@@ -726,6 +722,26 @@ async fn call(
         },
     )
     .await
+}
+
+thread_local! {
+    /// Channels owned by this HTTP worker thread: their connection tasks run on the worker's own
+    /// runtime, so a call never hops threads on its way to the service.
+    static WORKER_CHANNELS: std::cell::RefCell<HashMap<String, Channel>> = Default::default();
+}
+
+fn worker_channel(gw: &Gateway, service: &str) -> Result<Channel, tonic::Status> {
+    if let Some(ch) = WORKER_CHANNELS.with(|c| c.borrow().get(service).cloned()) {
+        return Ok(ch);
+    }
+    let url = gw
+        .cfg
+        .upstreams
+        .get(package_segment(service))
+        .ok_or_else(|| tonic::Status::unavailable("service not configured"))?;
+    let ch = kgrpc::channel(url).map_err(tonic::Status::unavailable)?;
+    WORKER_CHANNELS.with(|c| c.borrow_mut().insert(service.to_owned(), ch.clone()));
+    Ok(ch)
 }
 
 async fn health_handler(gw: web::Data<Gateway>) -> HttpResponse {

@@ -1,13 +1,13 @@
 //! Password hashing off the async runtime, behind a bound sized to the cores: a login flood can
-//! neither stall other requests (hashes run on blocking threads, at most `concurrency` at once)
-//! nor queue without limit (beyond `queue` waiters, callers get `Busy`).
+//! neither stall other requests nor queue without limit. Hashes run on `concurrency` dedicated
+//! threads at the lowest CPU priority, so request handling always wins the CPU from them; beyond
+//! `queue` waiting hashes, callers get `Busy` (429 with Retry-After) at once.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
 
@@ -20,10 +20,10 @@ pub enum Verified {
     YesRehash,
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct Hasher {
-    permits: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password: unknown emails are checked against it, so they cost the
     /// same work as a wrong password and timing does not reveal which emails exist.
     dummy: String,
@@ -66,29 +66,48 @@ fn verify_now(password: &str, stored: &str) -> Verified {
 impl Hasher {
     pub fn new(concurrency: usize, queue: usize) -> Self {
         let dummy = hash_now(&uuid::Uuid::new_v4().to_string()).unwrap_or_default();
-        Hasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            waiting: AtomicUsize::new(0),
-            max_waiting: queue,
-            dummy,
+        let (jobs, rx) = mpsc::channel::<Job>(queue.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..concurrency.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    // Lowest priority (nice 19): hashing only gets the CPU that serving leaves.
+                    if let Err(e) = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Min,
+                    ) {
+                        tracing::warn!(error = ?e, "could not lower the hashing thread's priority");
+                    }
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a hashing thread");
+            }
         }
+        Hasher { jobs, dummy }
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!("password hashing queue full; refusing");
-            return Err(AppError::Busy);
-        }
-        let permit = self.permits.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let permit = permit.map_err(|_| AppError::Internal("hasher closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f()
-        })
-        .await
-        .map_err(|e| AppError::Internal(format!("hashing task failed: {e}")))
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                tracing::warn!("password hashing queue full; refusing");
+                AppError::Busy
+            }
+            mpsc::error::TrySendError::Closed(_) => AppError::Internal("hasher stopped".into()),
+        })?;
+        rx.await
+            .map_err(|_| AppError::Internal("hashing job dropped".into()))
     }
 
     pub async fn hash(&self, password: &str) -> AppResult<String> {
@@ -137,7 +156,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_instead_of_waiting() {
-        let h = Arc::new(Hasher::new(1, 0));
-        assert!(matches!(h.hash("whatever1").await, Err(AppError::Busy)));
+        let h = Arc::new(Hasher::new(1, 1));
+        let waiting: Vec<_> = (0..8)
+            .map(|i| {
+                let h = h.clone();
+                tokio::spawn(async move { h.hash(&format!("password-{i}")).await })
+            })
+            .collect();
+        let mut busy = 0;
+        for w in waiting {
+            if matches!(w.await.unwrap(), Err(AppError::Busy)) {
+                busy += 1;
+            }
+        }
+        assert!(busy > 0, "a full queue refuses instead of waiting");
+        assert!(
+            h.hash("afterwards").await.is_ok(),
+            "and recovers once drained"
+        );
     }
 }
