@@ -15,8 +15,12 @@ run: ## start every service in one process on embedded defaults (SQLite, in-memo
 build: ## build every crate
 	$(CARGO) build --workspace --all-targets
 
-test: ## every test: unit, integration and end-to-end, in parallel
-	@scripts/test-summary.sh $(CARGO) test --workspace --no-fail-fast
+test: ## every test: unit, integration and end-to-end in parallel, then the fault tests serially
+	@scripts/test-summary.sh bash -c '\
+	  $(CARGO) test --workspace --no-fail-fast -- --skip fault_; s=$$?; \
+	  echo "== serial phase: fault tests (they stop and restart a server) =="; \
+	  $(CARGO) test --workspace --no-fail-fast -- fault_ --test-threads=1 || s=1; \
+	  exit $$s'
 
 lint: ## formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -85,6 +85,26 @@ pub async fn redis_available() -> bool {
     }
 }
 
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Whether RabbitMQ answers; panics under MAS_REQUIRE_INFRA=1 when it does not.
+pub async fn rabbit_available() -> bool {
+    use mas_bus::Broker as _;
+    let probe = mas_bus::rabbit::Rabbit::new(amqp_url(), "mas.probe", "probe");
+    match probe.ping().await {
+        Ok(()) => true,
+        Err(e) if required() => {
+            panic!("RabbitMQ is required (MAS_REQUIRE_INFRA=1) but unreachable: {e}")
+        }
+        Err(e) => {
+            skip("RabbitMQ", &e.to_string());
+            false
+        }
+    }
+}
+
 /// A unique lowercase tag for schemas, key prefixes and emails.
 pub fn unique(tag: &str) -> String {
     format!("{tag}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])

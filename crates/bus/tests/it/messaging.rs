@@ -1,0 +1,407 @@
+//! Outbox, inbox, retries, dead letters and jobs, on both pairs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mas_bus::broker::headers;
+use mas_bus::{Dest, NewJob, OutEvent, RetryPolicy, Subscription, Wire, jobs, ops, outbox};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+
+use crate::both;
+use crate::support::{B, Recorder, env, eventually};
+
+both!(
+    committed_event_reaches_the_bound_consumer,
+    rolled_back_change_publishes_nothing,
+    redelivered_event_is_handled_once,
+    failing_handler_retries_with_backoff_then_dead_letters,
+    dead_letter_retried_from_the_ops_view_runs_again,
+    jobs_are_counted_by_state_and_found_by_business_key,
+    malformed_message_is_dead_lettered_without_a_crash,
+    history_retention_is_bounded_and_counted,
+);
+
+fn fast_retry() -> RetryPolicy {
+    // 3 attempts: retries after 100 ms, then 200 ms.
+    RetryPolicy::exponential(3, Duration::from_millis(100))
+}
+
+async fn committed_event_reaches_the_bound_consumer(b: B) {
+    let Some(env) = env(b).await else { return };
+    let seen = Arc::new(Recorder::default());
+    let other = Arc::new(Recorder::default());
+    let q = env.queue("crm");
+    env.consume(Subscription::events(
+        &q,
+        &["identity.user.*.v1"],
+        seen.clone(),
+    ))
+    .await;
+    env.consume(Subscription::events(
+        &env.queue("lms"),
+        &["lms.#"],
+        other.clone(),
+    ))
+    .await;
+    env.relay();
+
+    let ev = OutEvent::new(
+        "identity.user.created.v1",
+        "mr-mentor",
+        json!({"userId": "u1"}),
+    );
+    let txn = env.db.begin().await.unwrap();
+    outbox::publish(&txn, &ev).await.unwrap();
+    txn.commit().await.unwrap();
+    env.bus.wake();
+
+    assert!(
+        eventually(20, || seen.count() == 1).await,
+        "event not delivered"
+    );
+    let (m, _) = seen.seen.lock().unwrap()[0].clone();
+    assert_eq!(m.id, ev.id);
+    assert_eq!(m.platform, "mr-mentor");
+    assert_eq!(m.routing_key, "identity.user.created.v1");
+    assert_eq!(m.attempt, 1);
+    assert_eq!(m.payload, json!({"userId": "u1"}));
+    assert_eq!(outbox::pending(&env.db).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        other.count(),
+        0,
+        "a queue not bound to the key got the event"
+    );
+    env.finish().await;
+}
+
+async fn rolled_back_change_publishes_nothing(b: B) {
+    let Some(env) = env(b).await else { return };
+    let seen = Arc::new(Recorder::default());
+    env.consume(Subscription::events(
+        &env.queue("crm"),
+        &["#"],
+        seen.clone(),
+    ))
+    .await;
+    env.relay();
+
+    let txn = env.db.begin().await.unwrap();
+    outbox::publish(
+        &txn,
+        &OutEvent::new("crm.lead.created.v1", "mr-mentor", json!({})),
+    )
+    .await
+    .unwrap();
+    txn.rollback().await.unwrap();
+    let kept = OutEvent::new("crm.lead.assigned.v1", "mr-mentor", json!({}));
+    outbox::publish(&env.db, &kept).await.unwrap();
+    env.bus.wake();
+
+    assert!(eventually(20, || seen.count() == 1).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        seen.ids(),
+        vec![kept.id],
+        "only the committed event goes out"
+    );
+    env.finish().await;
+}
+
+async fn redelivered_event_is_handled_once(b: B) {
+    let Some(env) = env(b).await else { return };
+    let seen = Arc::new(Recorder::default());
+    let q = env.queue("finance");
+    env.consume(Subscription::events(&q, &["meetings.#"], seen.clone()))
+        .await;
+    let mut h = BTreeMap::new();
+    h.insert(headers::PLATFORM.to_string(), "mr-mentor".to_string());
+    h.insert(
+        headers::ROUTING_KEY.to_string(),
+        "meetings.booking.created.v1".to_string(),
+    );
+    let wire = Wire {
+        id: "evt-1".into(),
+        body: br#"{"bookingId":"b1"}"#.to_vec(),
+        headers: h,
+    };
+    // The same event three times, as a broker redelivery or a relay re-publish would.
+    for _ in 0..3 {
+        env.bus
+            .broker
+            .publish(&Dest::Events("meetings.booking.created.v1".into()), &wire)
+            .await
+            .unwrap();
+    }
+    assert!(eventually(20, || seen.count() >= 1).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(seen.count(), 1, "the inbox lets one through");
+    env.finish().await;
+}
+
+async fn failing_handler_retries_with_backoff_then_dead_letters(b: B) {
+    let Some(env) = env(b).await else { return };
+    let seen = Recorder::failing();
+    let q = env.queue("notifier");
+    let sub = Subscription::events(&q, &["identity.#"], seen.clone()).with_retry(fast_retry());
+    let dead = sub.spec().dead_queue();
+    env.consume(sub).await;
+    env.relay();
+    let ev = OutEvent::new(
+        "identity.user.created.v1",
+        "mr-mentor",
+        json!({"userId": "u7"}),
+    );
+    outbox::publish(&env.db, &ev).await.unwrap();
+    env.bus.wake();
+
+    assert!(eventually(20, || seen.count() == 3).await, "three attempts");
+    let attempts: Vec<_> = seen.seen.lock().unwrap().clone();
+    assert_eq!(
+        attempts.iter().map(|(m, _)| m.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    // Exponential backoff: the second gap is at least the second delay.
+    assert!(attempts[1].1 - attempts[0].1 >= Duration::from_millis(90));
+    assert!(attempts[2].1 - attempts[1].1 >= Duration::from_millis(190));
+
+    let mut failed = vec![];
+    for _ in 0..100 {
+        failed = ops::list(&env.db, &q, "failed", 10).await.unwrap();
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed.len(), 1, "the dead letter is recorded");
+    assert_eq!(failed[0].attempts, 3);
+    assert_eq!(
+        failed[0].last_error.as_deref(),
+        Some("smtp 535: authentication failed")
+    );
+    assert_eq!(failed[0].business_keys, "|u7|");
+    let mut depth = 0;
+    for _ in 0..100 {
+        depth = env.bus.broker.depth(&dead).await.unwrap();
+        if depth == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(depth, 1, "the message sits in the dead-letter queue");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(seen.count(), 3, "no attempt after the last");
+    env.finish().await;
+}
+
+async fn dead_letter_retried_from_the_ops_view_runs_again(b: B) {
+    let Some(env) = env(b).await else { return };
+    let seen = Recorder::failing();
+    let q = env.queue("email");
+    env.consume(
+        Subscription::jobs(&q, seen.clone())
+            .with_retry(RetryPolicy::exponential(2, Duration::from_millis(50))),
+    )
+    .await;
+    env.relay();
+    let txn = env.db.begin().await.unwrap();
+    let id = jobs::enqueue(
+        &txn,
+        NewJob::new(&q, "mr-mentor", json!({"to": "a@example.com"})).key("user-42"),
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+    env.bus.wake();
+    assert!(eventually(20, || seen.count() == 2).await);
+    let mut state = String::new();
+    for _ in 0..100 {
+        let rows = ops::search(&env.db, "user-42", 10).await.unwrap();
+        state = rows.first().map(|r| r.state.clone()).unwrap_or_default();
+        if state == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "failed");
+
+    // The credentials are fixed; the operator retries from the dashboard.
+    seen.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    ops::retry(&env.db, &id).await.unwrap();
+    ops::audit(&env.db, "ops@example.com", "retry", &id, "")
+        .await
+        .unwrap();
+    env.bus.wake();
+    assert!(eventually(20, || seen.count() == 3).await, "ran again");
+    let mut done = false;
+    for _ in 0..100 {
+        let c = ops::queue_counts(&env.db, std::slice::from_ref(&q))
+            .await
+            .unwrap();
+        if c[0].completed == 1 && c[0].failed == 0 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done, "the retried job completed");
+    let audit = ops::audit_log(&env.db, 10).await.unwrap();
+    assert_eq!(audit[0].action, "retry");
+    assert_eq!(audit[0].actor, "ops@example.com");
+    assert!(matches!(
+        ops::retry(&env.db, &id).await,
+        Err(ops::OpsError::NotRetryable(..))
+    ));
+    assert!(matches!(
+        ops::retry(&env.db, "nope").await,
+        Err(ops::OpsError::NotFound(..))
+    ));
+    env.finish().await;
+}
+
+async fn jobs_are_counted_by_state_and_found_by_business_key(b: B) {
+    let Some(env) = env(b).await else { return };
+    let q = env.queue("whatsapp");
+    let idle = env.queue("sms");
+    // Enqueued before any worker runs: waiting.
+    let txn = env.db.begin().await.unwrap();
+    for i in 0..3 {
+        jobs::enqueue(
+            &txn,
+            NewJob::new(&q, "mr-mentor", json!({"n": i})).key(format!("lead-{i}")),
+        )
+        .await
+        .unwrap();
+    }
+    txn.commit().await.unwrap();
+    let counts = ops::queue_counts(&env.db, &[q.clone(), idle.clone()])
+        .await
+        .unwrap();
+    let by: BTreeMap<_, _> = counts.into_iter().map(|c| (c.queue.clone(), c)).collect();
+    assert_eq!(by[&q].waiting, 3);
+    assert_eq!(
+        by[&idle],
+        ops::QueueCounts {
+            queue: idle.clone(),
+            ..Default::default()
+        },
+        "an empty queue is listed too"
+    );
+
+    let seen = Arc::new(Recorder::default());
+    env.consume(Subscription::jobs(&q, seen.clone())).await;
+    env.relay();
+    assert!(eventually(20, || seen.count() == 3).await);
+    let mut completed = 0;
+    for _ in 0..100 {
+        completed = ops::queue_counts(&env.db, std::slice::from_ref(&q))
+            .await
+            .unwrap()[0]
+            .completed;
+        if completed == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(completed, 3);
+    let found = ops::search(&env.db, "lead-1", 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].payload, r#"{"n":1}"#);
+    assert!(
+        ops::search(&env.db, "lead-", 10).await.unwrap().is_empty(),
+        "keys match exactly"
+    );
+    ops::remove(&env.db, &found[0].id).await.unwrap();
+    assert!(matches!(
+        ops::remove(&env.db, &found[0].id).await,
+        Err(ops::OpsError::NotFound(_))
+    ));
+    env.finish().await;
+}
+
+async fn malformed_message_is_dead_lettered_without_a_crash(b: B) {
+    let Some(env) = env(b).await else { return };
+    let seen = Arc::new(Recorder::default());
+    let q = env.queue("hire");
+    let sub = Subscription::events(&q, &["#"], seen.clone());
+    env.consume(sub).await;
+    let bad = Wire {
+        id: "bad-1".into(),
+        body: b"{not json".to_vec(),
+        headers: BTreeMap::new(),
+    };
+    env.bus
+        .broker
+        .publish(&Dest::Queue(q.clone()), &bad)
+        .await
+        .unwrap();
+    let good = Wire {
+        id: "good-1".into(),
+        body: b"{}".to_vec(),
+        headers: BTreeMap::new(),
+    };
+    env.bus
+        .broker
+        .publish(&Dest::Queue(q.clone()), &good)
+        .await
+        .unwrap();
+    assert!(
+        eventually(20, || seen.count() == 1).await,
+        "the consumer lives on"
+    );
+    assert_eq!(seen.ids(), vec!["good-1".to_string()]);
+    let mut failed = vec![];
+    for _ in 0..100 {
+        failed = ops::list(&env.db, &q, "failed", 10).await.unwrap();
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("malformed JSON")
+    );
+    env.finish().await;
+}
+
+async fn history_retention_is_bounded_and_counted(b: B) {
+    let Some(env) = env(b).await else { return };
+    let q = env.queue("email");
+    let seen = Arc::new(Recorder::default());
+    env.consume(Subscription::jobs(&q, seen.clone())).await;
+    env.relay();
+    for i in 0..4 {
+        jobs::enqueue(&env.db, NewJob::new(&q, "mr-mentor", json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    env.bus.wake();
+    assert!(eventually(20, || seen.count() == 4).await);
+    for _ in 0..100 {
+        if ops::queue_counts(&env.db, std::slice::from_ref(&q))
+            .await
+            .unwrap()[0]
+            .completed
+            == 4
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let future = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let pruned = ops::prune(&env.db, future, future).await.unwrap();
+    assert_eq!(pruned.completed, 4);
+    let again = ops::prune(&env.db, future, future).await.unwrap();
+    assert_eq!(again.completed, 0);
+    let counters = ops::counters(&env.db).await.unwrap();
+    assert_eq!(counters.get("pruned_completed"), Some(&4));
+    env.finish().await;
+}
