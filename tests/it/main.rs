@@ -36,6 +36,7 @@ macro_rules! on_both {
 mod admin;
 mod api_keys;
 mod auth_flow;
+mod cleanup;
 mod edge;
 mod grpc_direct;
 mod health;

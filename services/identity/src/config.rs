@@ -29,6 +29,8 @@ pub struct Config {
     pub seed_admin_email: String,
     /// The seeded SUPERADMIN's password; without it no admin is seeded.
     pub seed_admin_password: Option<Secret>,
+    /// When the cleanup of expired refresh tokens and revocations runs (daily by default).
+    pub token_cleanup: mas_bus::ScheduleSpec,
 }
 
 impl Config {
@@ -44,6 +46,16 @@ impl Config {
         if hash_concurrency == 0 {
             return Err(ConfigError::new("HASH_CONCURRENCY", "must be at least 1"));
         }
+        let cleanup_cron: String = env.or("TOKEN_CLEANUP_CRON", "0 3 * * *".to_owned())?;
+        let cleanup_tz: String =
+            env.or("TOKEN_CLEANUP_TZ", mas_bus::schedule::DEFAULT_TZ.to_owned())?;
+        let token_cleanup =
+            mas_bus::ScheduleSpec::cron(&cleanup_cron, &cleanup_tz).map_err(|e| match e {
+                mas_bus::schedule::ScheduleError::TimeZone(_) => {
+                    ConfigError::new("TOKEN_CLEANUP_TZ", e.to_string())
+                }
+                _ => ConfigError::new("TOKEN_CLEANUP_CRON", e.to_string()),
+            })?;
         Ok(Config {
             common: CommonConfig::from_env(env, "identity")?,
             access_ttl: secs("ACCESS_TOKEN_TTL_SECS", 15 * 60)?,
@@ -64,6 +76,7 @@ impl Config {
                 .collect(),
             seed_admin_email: env.or("SEED_ADMIN_EMAIL", "admin@mas.local".to_owned())?,
             seed_admin_password: env.secret("SEED_ADMIN_PASSWORD"),
+            token_cleanup,
         })
     }
 }

@@ -14,6 +14,7 @@ use crate::app::{self, App, api_keys, auth, logs, platforms, tokens, users};
 
 pub struct IdentityGrpc {
     pub app: Arc<App>,
+    pub scheduler: Arc<mas_bus::Scheduler>,
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -143,6 +144,13 @@ impl Identity for IdentityGrpc {
     ) -> Res<pb::ListLoginLogsResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(logs::list(&self.app, ctx.platform()?, req.into_inner()).await?)
+    }
+
+    async fn get_cleanup_metrics(
+        &self,
+        _req: Request<pb::GetCleanupMetricsRequest>,
+    ) -> Res<pb::CleanupMetrics> {
+        ok(crate::app::cleanup::metrics(&self.app, &self.scheduler).await?)
     }
 
     async fn rotate_signing_key(

@@ -107,6 +107,19 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         }
     }
 
+    let scheduler = Arc::new(mas_bus::Scheduler::new(app.db.clone()).task(
+        app::cleanup::TASK,
+        Arc::new(app::cleanup::CleanupTask(app.clone())),
+    ));
+    scheduler
+        .register(&mas_bus::Schedule::new(
+            app::cleanup::SCHEDULE_ID,
+            app.cfg.token_cleanup.clone(),
+            app::cleanup::TASK,
+        ))
+        .await
+        .context("registering the token cleanup schedule")?;
+
     let metrics = Arc::new(Metrics::new(SERVICE));
     let health = {
         let db = app.db.clone();
@@ -144,8 +157,11 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     );
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(
-        IdentityServer::new(grpc::IdentityGrpc { app: app.clone() })
-            .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
+        IdentityServer::new(grpc::IdentityGrpc {
+            app: app.clone(),
+            scheduler: scheduler.clone(),
+        })
+        .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
     )
     .add_service(OpsServer::new(OpsService {
         health: health.clone(),
@@ -161,9 +177,15 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     tracing::info!(service = SERVICE, grpc = %grpc_addr, admin = %admin_addr, "identity listening");
 
     let background = tokio::spawn(background(app.clone(), shutdown.clone()));
+    let schedules = {
+        let stop = shutdown.clone();
+        tokio::spawn(scheduler.clone().run(async move { stop.wait().await }))
+    };
     let task = tokio::spawn(async move {
         let served = kgrpc::serve(grpc_listener, routes, layer, shutdown).await;
         background.abort();
+        // The scheduler stops at shutdown by itself, after a run in progress.
+        let _ = tokio::time::timeout(Duration::from_secs(10), schedules).await;
         admin.stop().await;
         app.db.clone().close().await.ok();
         tracing::info!(service = SERVICE, "identity stopped");

@@ -48,6 +48,26 @@ fn a_missing_variable_is_named() {
 }
 
 #[test]
+fn a_bad_cleanup_schedule_is_refused_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("identity.db").display());
+    for (var, value) in [
+        ("TOKEN_CLEANUP_CRON", "every day"),
+        ("TOKEN_CLEANUP_TZ", "Mars/Olympus"),
+    ] {
+        let out = mas()
+            .args(["migrate", "identity"])
+            .env("DATABASE_URL", &url)
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{err}");
+    }
+}
+
+#[test]
 fn import_users_reports_what_it_did() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("identity.db").display());

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod cleanup;
 pub mod hashing;
 pub mod import;
 pub mod keys;

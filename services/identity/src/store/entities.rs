@@ -159,3 +159,27 @@ pub mod signing_key {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod cleanup_run {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cleanup_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub started_at: DateTimeUtc,
+        pub ok: bool,
+        pub deleted: i64,
+        pub expected_to_delete: i64,
+        pub still_active_revoked: i64,
+        pub remaining_expired: i64,
+        pub duration_ms: i64,
+        pub error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

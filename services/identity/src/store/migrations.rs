@@ -8,7 +8,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Init)]
+        vec![
+            Box::new(M0001Init),
+            Box::new(mas_bus::BusTables),
+            Box::new(M0002CleanupRuns),
+        ]
     }
 }
 
@@ -19,6 +23,26 @@ struct M0001Init;
 impl MigrationTrait for M0001Init {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run_sql(manager, include_str!("../../migrations/0001_init.sql")).await
+    }
+}
+
+struct M0002CleanupRuns;
+
+// Named by hand: the derive names every migration of a module alike.
+impl MigrationName for M0002CleanupRuns {
+    fn name(&self) -> &str {
+        "m0002_cleanup_runs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002CleanupRuns {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_sql(
+            manager,
+            include_str!("../../migrations/0002_cleanup_runs.sql"),
+        )
+        .await
     }
 }
 
