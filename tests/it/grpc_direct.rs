@@ -5,7 +5,10 @@ use mas_kit::proto::mas::identity::v1 as pb;
 use mas_kit::proto::mas::identity::v1::identity_client::IdentityClient;
 use mas_testkit::{PLATFORM, TestStack};
 
-on_both!(direct_calls_without_a_token_or_with_forged_context_are_refused);
+on_both!(
+    direct_calls_without_a_token_or_with_forged_context_are_refused,
+    ops_actions_are_internal_even_for_a_superadmin,
+);
 use tonic::Code;
 
 fn request<T>(msg: T, token: Option<&str>, extra: &[(&'static str, &str)]) -> tonic::Request<T> {
@@ -95,5 +98,43 @@ async fn direct_calls_without_a_token_or_with_forged_context_are_refused(s: Test
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
+    s.stop().await;
+}
+
+async fn ops_actions_are_internal_even_for_a_superadmin(s: TestStack) {
+    use mas_kit::proto::mas::ops::v1 as ops;
+    let mut client =
+        ops::ops_client::OpsClient::connect(format!("http://{}", s.stack.identity_grpc_addr))
+            .await
+            .unwrap();
+    let e = client
+        .list_queues(request(ops::ListQueuesRequest {}, None, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let root = s.admin_token(PLATFORM).await;
+    let e = client
+        .trigger_schedule(request(
+            ops::ScheduleActionRequest {
+                id: "identity.token-cleanup".into(),
+                actor: "me".into(),
+            },
+            Some(&root),
+            &[("x-platform", PLATFORM)],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::PermissionDenied,
+        "only the gateway's service account drives the dashboard actions"
+    );
+    // Health stays public.
+    assert!(
+        client
+            .health(request(ops::HealthRequest {}, None, &[]))
+            .await
+            .is_ok()
+    );
     s.stop().await;
 }

@@ -37,6 +37,7 @@ mod admin;
 mod api_keys;
 mod auth_flow;
 mod cleanup;
+mod dashboard;
 mod edge;
 mod grpc_direct;
 mod health;

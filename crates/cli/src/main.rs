@@ -166,6 +166,10 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
     println!("  data            {}", data_dir.display());
     println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");
     println!("  SUPERADMIN      admin@mas.local / {password}   (development only)");
+    println!(
+        "  ops dashboard   {base}/admin/queues   ({} / the same password)",
+        mas_cli::stack::OPS_USER
+    );
     println!();
     tracing::info!(ready_ms = ready_ms as u64, "mas dev ready");
     let shutdown = mas_kit::Shutdown::on_signals();

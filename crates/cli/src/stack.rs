@@ -81,6 +81,9 @@ impl Stack {
 }
 
 /// A random secret for in-process service accounts.
+/// The ops dashboard's user in `mas dev` and tests (its password is the admin's).
+pub const OPS_USER: &str = "ops";
+
 pub fn random_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
 }
@@ -142,6 +145,12 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         ),
         ("SERVICE_SECRET".into(), gateway_secret),
     ]);
+    // The dashboard shares the development admin's password when it is long enough; otherwise
+    // only a SUPERADMIN token opens it.
+    if opts.admin_password.len() >= 12 {
+        gvars.insert("OPS_DASHBOARD_USER".into(), OPS_USER.into());
+        gvars.insert("OPS_DASHBOARD_PASSWORD".into(), opts.admin_password.clone());
+    }
     if let Some((_, prefix)) = &opts.redis {
         gvars.insert("REDIS_PREFIX".into(), format!("{prefix}gw:"));
     }

@@ -150,22 +150,6 @@ impl Report {
     }
 }
 
-/// The `mas.ops.v1.Ops` service every service serves (health for now; queues and schedules join
-/// it with the messaging backbone).
-pub struct OpsService {
-    pub health: Health,
-}
-
-#[tonic::async_trait]
-impl crate::proto::mas::ops::v1::ops_server::Ops for OpsService {
-    async fn health(
-        &self,
-        _req: tonic::Request<crate::proto::mas::ops::v1::HealthRequest>,
-    ) -> Result<tonic::Response<crate::proto::mas::ops::v1::HealthResponse>, tonic::Status> {
-        Ok(tonic::Response::new(self.health.report().await.to_proto()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

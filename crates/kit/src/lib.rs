@@ -12,10 +12,12 @@ pub mod grpc;
 pub mod health;
 pub mod link;
 pub mod metrics;
+pub mod ops;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use mas_auth as auth;
+pub use mas_bus as bus;
 pub use mas_cache as cache;
 pub use mas_db as db;
 pub use mas_proto as proto;

@@ -26,6 +26,9 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     pub redis_prefix: String,
     pub maintenance: bool,
+    /// HTTP Basic credentials of the ops dashboard (`/admin/queues`); required in production.
+    pub ops_dashboard_user: Option<String>,
+    pub ops_dashboard_password: Option<Secret>,
 }
 
 /// The services the gateway routes to, by the second segment of their proto package.
@@ -73,8 +76,46 @@ impl Config {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
+        let mas_env: MasEnv = env.or("MAS_ENV", MasEnv::Production)?;
+        let ops_user = env
+            .raw("OPS_DASHBOARD_USER")
+            .filter(|u| !u.trim().is_empty());
+        let ops_password = env.secret("OPS_DASHBOARD_PASSWORD");
+        match (&ops_user, &ops_password) {
+            (Some(u), _) if u.contains(':') => {
+                return Err(ConfigError::new(
+                    "OPS_DASHBOARD_USER",
+                    "must not contain ':'",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "OPS_DASHBOARD_PASSWORD",
+                    "is required when OPS_DASHBOARD_USER is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "OPS_DASHBOARD_USER",
+                    "is required when OPS_DASHBOARD_PASSWORD is set",
+                ));
+            }
+            (None, None) if mas_env == MasEnv::Production => {
+                return Err(ConfigError::new(
+                    "OPS_DASHBOARD_PASSWORD",
+                    "is required in production (with OPS_DASHBOARD_USER) to protect /admin/queues",
+                ));
+            }
+            (Some(_), Some(p)) if p.expose().len() < 12 => {
+                return Err(ConfigError::new(
+                    "OPS_DASHBOARD_PASSWORD",
+                    "must be at least 12 characters",
+                ));
+            }
+            _ => {}
+        }
         Ok(Config {
-            env: env.or("MAS_ENV", MasEnv::Production)?,
+            env: mas_env,
             http_addr: env.or(
                 "HTTP_ADDR",
                 "0.0.0.0:8080".parse().expect("literal address"),
@@ -97,6 +138,8 @@ impl Config {
             redis_url: env.secret("REDIS_URL"),
             redis_prefix: env.or("REDIS_PREFIX", "mas:gateway:".to_owned())?,
             maintenance: env.flag("MAINTENANCE_MODE", false)?,
+            ops_dashboard_user: ops_user.map(|u| u.to_owned()),
+            ops_dashboard_password: ops_password,
         })
     }
 }
@@ -110,6 +153,8 @@ mod tests {
         let base = [
             ("IDENTITY_GRPC_URL", "http://127.0.0.1:1"),
             ("SERVICE_SECRET", "s"),
+            ("OPS_DASHBOARD_USER", "ops"),
+            ("OPS_DASHBOARD_PASSWORD", "a-long-ops-password"),
         ];
         let with = |extra: (&str, &str)| -> HashMap<String, String> {
             base.iter()
@@ -129,6 +174,30 @@ mod tests {
         ))))
         .unwrap();
         assert_eq!(ok.trusted_proxies.len(), 2);
+        // Production refuses to start with an unprotected dashboard.
+        let bare: HashMap<String, String> = base[..2]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            Config::from_env(&Env::new(&bare)).unwrap_err().var,
+            "OPS_DASHBOARD_PASSWORD"
+        );
+        let mut dev = bare.clone();
+        dev.insert("MAS_ENV".into(), "development".into());
+        assert!(
+            Config::from_env(&Env::new(&dev))
+                .unwrap()
+                .ops_dashboard_user
+                .is_none()
+        );
+        let mut short = bare;
+        short.insert("OPS_DASHBOARD_USER".into(), "ops".into());
+        short.insert("OPS_DASHBOARD_PASSWORD".into(), "short".into());
+        assert_eq!(
+            Config::from_env(&Env::new(&short)).unwrap_err().var,
+            "OPS_DASHBOARD_PASSWORD"
+        );
         let missing: HashMap<String, String> = HashMap::new();
         assert_eq!(
             Config::from_env(&Env::new(&missing)).unwrap_err().var,

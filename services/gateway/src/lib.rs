@@ -5,6 +5,7 @@
 
 pub mod client_ip;
 pub mod config;
+mod dashboard;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
@@ -269,6 +270,8 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             .wrap(cors(dev, &origins))
             .route("/api/health", web::get().to(health_handler))
             .route("/api/docs", web::get().to(docs_page))
+            .route("/admin/queues", web::get().to(dashboard::page))
+            .route("/admin/queues/action", web::post().to(dashboard::action))
             .route("/api/docs/openapi.json", web::get().to(openapi_json))
             .default_service(web::to(dispatch))
     })

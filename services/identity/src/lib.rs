@@ -18,8 +18,9 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use mas_kit::auth::{Revocations, Verifier};
 use mas_kit::cache::Cache;
-use mas_kit::health::{Health, Need, OpsService};
+use mas_kit::health::{Health, Need};
 use mas_kit::metrics::Metrics;
+use mas_kit::ops::{OpsBackend, OpsService};
 use mas_kit::proto::mas::identity::v1::identity_server::IdentityServer;
 use mas_kit::proto::mas::ops::v1::ops_server::OpsServer;
 use mas_kit::{Shutdown, admin, grpc as kgrpc};
@@ -163,9 +164,14 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         })
         .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
     )
-    .add_service(OpsServer::new(OpsService {
-        health: health.clone(),
-    }));
+    .add_service(OpsServer::new(
+        OpsService::new(SERVICE, health.clone()).with_backend(OpsBackend {
+            db: app.db.clone(),
+            queues: vec![],
+            broker: None,
+            scheduler: Some(scheduler.clone()),
+        }),
+    ));
 
     let scrape = {
         let (db, m) = (app.db.clone(), metrics.clone());
