@@ -152,17 +152,35 @@ impl Relay {
     }
 
     async fn batch(&self) -> Result<usize, crate::BusError> {
-        let txn = self.db.begin().await?;
-        let mut q = outbox::Entity::find()
+        let q = outbox::Entity::find()
             .filter(outbox::Column::SentAt.is_null())
             .order_by_asc(outbox::Column::Id)
             .limit(BATCH);
         if self.db.get_database_backend() == DbBackend::Postgres {
-            q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            // Replicas share the table: each row is locked by the relay publishing it.
+            let txn = self.db.begin().await?;
+            let rows = q
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .all(&txn)
+                .await?;
+            let n = rows.len();
+            let outcome = self.publish_rows(&txn, rows).await;
+            txn.commit().await?;
+            outcome.map(|()| n)
+        } else {
+            // SQLite is embedded: one process, one relay. No transaction is held across the
+            // broker calls, so the consumers' writes never wait on (or invalidate) the relay's.
+            let rows = q.all(&self.db).await?;
+            let n = rows.len();
+            self.publish_rows(&self.db, rows).await.map(|()| n)
         }
-        let rows = q.all(&txn).await?;
-        let n = rows.len();
-        let mut failure = None;
+    }
+
+    async fn publish_rows<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        rows: Vec<outbox::Model>,
+    ) -> Result<(), crate::BusError> {
         for row in rows {
             let dest = if row.dest_kind == "queue" {
                 Dest::Queue(row.dest.clone())
@@ -179,7 +197,7 @@ impl Relay {
                     outbox::Entity::update_many()
                         .col_expr(outbox::Column::SentAt, Utc::now().into())
                         .filter(outbox::Column::Id.eq(row.id.clone()))
-                        .exec(&txn)
+                        .exec(db)
                         .await?;
                     tracing::debug!(message_id = %row.id, dest = %row.dest, "outbox row published");
                 }
@@ -188,18 +206,13 @@ impl Relay {
                         .col_expr(outbox::Column::Attempts, (row.attempts + 1).into())
                         .col_expr(outbox::Column::LastError, Some(e.to_string()).into())
                         .filter(outbox::Column::Id.eq(row.id.clone()))
-                        .exec(&txn)
+                        .exec(db)
                         .await?;
-                    failure = Some(e);
-                    break;
+                    return Err(e);
                 }
             }
         }
-        txn.commit().await?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(n),
-        }
+        Ok(())
     }
 }
 
