@@ -78,6 +78,20 @@ impl Bus {
         tokio::spawn(relay.run(stop))
     }
 
+    /// Declares `spec` (retrying with backoff until the broker answers) without consuming it:
+    /// a work queue whose worker is disabled still keeps its messages.
+    pub fn spawn_declare(&self, spec: QueueSpec) -> tokio::task::JoinHandle<()> {
+        let broker = self.broker.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            while let Err(e) = broker.declare(&spec).await {
+                tracing::warn!(queue = %spec.name, error = %e, "queue not declared yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        })
+    }
+
     /// Starts a consumer for `sub` until `stop` resolves.
     pub fn spawn_consumer(
         &self,

@@ -307,3 +307,26 @@ pub async fn queues<C: ConnectionTrait>(db: &C) -> Result<BTreeSet<String>, DbEr
         .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// Sends the unfinished jobs of `queues` (waiting, active or delayed) through the outbox again.
+/// For the in-process broker after a restart, whose queues did not survive; a job that does run
+/// twice is absorbed by its row's state. Returns how many were re-sent.
+pub async fn recover<C: TransactionTrait>(db: &C, queues: &[String]) -> Result<u64, DbErr> {
+    let txn = db.begin().await?;
+    let rows = job::Entity::find()
+        .filter(job::Column::Queue.is_in(queues.iter().cloned()))
+        .filter(job::Column::State.is_in(["waiting", "active", "delayed"]))
+        .all(&txn)
+        .await?;
+    for row in &rows {
+        requeue(&txn, row).await?;
+    }
+    txn.commit().await?;
+    if !rows.is_empty() {
+        tracing::info!(
+            jobs = rows.len(),
+            "unfinished jobs sent again after a restart"
+        );
+    }
+    Ok(rows.len() as u64)
+}

@@ -256,11 +256,18 @@ impl Broker for Rabbit {
             .with_content_type("application/json".into())
             .with_message_id(wire.id.as_str().into())
             .with_headers(to_table(&wire.headers));
+        // Straight to a queue is mandatory: a queue that does not exist (yet) returns the
+        // message instead of dropping it, and the outbox keeps it. An event nobody is bound to
+        // is simply not needed by anyone.
+        let mandatory = matches!(dest, Dest::Queue(_));
         let sent = async {
             ch.basic_publish(
                 exchange,
                 key,
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..Default::default()
+                },
                 &wire.body,
                 props,
             )
@@ -268,7 +275,13 @@ impl Broker for Rabbit {
             .await
         };
         match tokio::time::timeout(CONFIRM_TIMEOUT, sent).await {
-            Ok(Ok(confirm)) if confirm.is_ack() => Ok(()),
+            Ok(Ok(confirm)) if confirm.is_ack() => match confirm.take_message() {
+                Some(returned) => Err(BusError::Nacked(format!(
+                    "message {} returned: {}",
+                    wire.id, returned.reply_text
+                ))),
+                None => Ok(()),
+            },
             Ok(Ok(_)) => Err(BusError::Nacked(format!("message {} nacked", wire.id))),
             Ok(Err(e)) => {
                 self.reset_publisher().await;

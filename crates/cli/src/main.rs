@@ -76,11 +76,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("identity: migrations applied");
                 Ok(())
             }
+            "notifier" => {
+                let cfg = notifier::Config::from_env(&Env::new(&ProcessEnv))?;
+                notifier::migrate(&cfg).await?;
+                println!("notifier: migrations applied");
+                Ok(())
+            }
             "gateway" => {
                 println!("gateway: owns no schema; nothing to migrate");
                 Ok(())
             }
-            other => anyhow::bail!("unknown service {other:?} (known: identity, gateway)"),
+            other => {
+                anyhow::bail!("unknown service {other:?} (known: identity, notifier, gateway)")
+            }
         },
         Command::Import {
             what: Import::Users { file },
@@ -136,9 +144,10 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let password = dev_admin_password(&data_dir)?;
     let local = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
-    let opts = stack::Options {
+    let mut opts = stack::Options {
         database: stack::Database::Sqlite(data_dir.clone()),
         redis: None,
+        amqp: None,
         http_addr: std::net::SocketAddr::from(([0, 0, 0, 0], port)),
         identity_grpc_addr: local(grpc_port),
         identity_admin_addr: local(admin_port.saturating_add(1)),
@@ -146,6 +155,12 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
         admin_password: password.clone(),
         overrides: Default::default(),
     };
+    // Channel credentials from the environment reach the notifier (email stays held without).
+    for (k, v) in std::env::vars() {
+        if k.starts_with("SMTP_") || k.starts_with("NOTIFY_") {
+            opts.set("notifier", &k, &v);
+        }
+    }
     let stack = stack::start(opts).await?;
     let ready_ms = started.elapsed().as_millis();
     let base = format!("http://localhost:{}", stack.http_addr.port());
@@ -162,6 +177,10 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
     println!(
         "  identity gRPC   http://{} (admin http://{})",
         stack.identity_grpc_addr, stack.identity_admin_addr
+    );
+    println!(
+        "  notifier gRPC   http://{} (admin http://{}; email is held until SMTP_HOST is set)",
+        stack.notifier_grpc_addr, stack.notifier_admin_addr
     );
     println!("  data            {}", data_dir.display());
     println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");

@@ -23,18 +23,21 @@ pub struct Options {
     pub database: Database,
     /// Redis URL and key prefix; `None` keeps counters in memory.
     pub redis: Option<(String, String)>,
+    /// RabbitMQ URL and a name prefix for the exchange and queues; `None` runs the in-process
+    /// broker.
+    pub amqp: Option<(String, String)>,
     pub http_addr: SocketAddr,
     pub identity_grpc_addr: SocketAddr,
     pub identity_admin_addr: SocketAddr,
     pub gateway_admin_addr: SocketAddr,
     /// The seeded SUPERADMIN's password.
     pub admin_password: String,
-    /// Extra variables per service (`identity`, `gateway`), overriding the defaults here.
+    /// Extra variables per service (`identity`, `notifier`, `gateway`), overriding the defaults here.
     pub overrides: HashMap<&'static str, HashMap<String, String>>,
 }
 
 impl Options {
-    /// Sets one variable of one service (`identity`, `gateway`).
+    /// Sets one variable of one service (`identity`, `notifier`, `gateway`).
     pub fn set(&mut self, service: &'static str, var: &str, value: &str) {
         self.overrides
             .entry(service)
@@ -48,6 +51,7 @@ impl Options {
         Options {
             database,
             redis: None,
+            amqp: None,
             http_addr: any,
             identity_grpc_addr: any,
             identity_admin_addr: any,
@@ -63,10 +67,15 @@ pub struct Stack {
     pub identity_grpc_addr: SocketAddr,
     pub identity_admin_addr: SocketAddr,
     pub gateway_admin_addr: SocketAddr,
+    pub notifier_grpc_addr: SocketAddr,
+    pub notifier_admin_addr: SocketAddr,
     pub shutdown: Shutdown,
     /// identity's configuration as started (tests reach its database through it).
     pub identity_config: identity::Config,
+    /// notifier's configuration as started (tests clean up its queues through it).
+    pub notifier_config: notifier::Config,
     identity: identity::Running,
+    notifier: notifier::Running,
     gateway: gateway::Running,
 }
 
@@ -75,6 +84,7 @@ impl Stack {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
         self.gateway.wait().await?;
+        self.notifier.wait().await?;
         self.identity.wait().await?;
         Ok(())
     }
@@ -134,6 +144,30 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         .await
         .context("starting identity")?;
 
+    let mut nvars = common.clone();
+    nvars.extend(db_vars("notifier"));
+    nvars.extend([
+        ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
+        ("ADMIN_ADDR".into(), "127.0.0.1:0".into()),
+        (
+            "IDENTITY_GRPC_URL".into(),
+            format!("http://{}", identity.grpc_addr),
+        ),
+    ]);
+    if let Some((url, prefix)) = &opts.amqp {
+        nvars.insert("AMQP_URL".into(), url.clone());
+        nvars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));
+        nvars.insert("BUS_QUEUE_PREFIX".into(), prefix.clone());
+    }
+    if let Some(o) = opts.overrides.get("notifier") {
+        nvars.extend(o.clone());
+    }
+    let ncfg = notifier::Config::from_env(&Env::new(&nvars)).context("notifier configuration")?;
+    let notifier_config = ncfg.clone();
+    let notifier = notifier::start(ncfg, shutdown.clone())
+        .await
+        .context("starting notifier")?;
+
     let mut gvars = common;
     gvars.extend([
         ("HTTP_ADDR".into(), opts.http_addr.to_string()),
@@ -142,6 +176,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         (
             "IDENTITY_GRPC_URL".into(),
             format!("http://{}", identity.grpc_addr),
+        ),
+        (
+            "NOTIFIER_GRPC_URL".into(),
+            format!("http://{}", notifier.grpc_addr),
         ),
         ("SERVICE_SECRET".into(), gateway_secret),
     ]);
@@ -167,9 +205,13 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         identity_grpc_addr: identity.grpc_addr,
         identity_admin_addr: identity.admin_addr,
         gateway_admin_addr: gateway.admin_addr,
+        notifier_grpc_addr: notifier.grpc_addr,
+        notifier_admin_addr: notifier.admin_addr,
         shutdown,
         identity_config,
+        notifier_config,
         identity,
+        notifier,
         gateway,
     })
 }

@@ -11,6 +11,12 @@ pub mod mas {
         }
     }
 
+    pub mod notifier {
+        pub mod v1 {
+            tonic::include_proto!("mas.notifier.v1");
+        }
+    }
+
     pub mod ops {
         pub mod v1 {
             tonic::include_proto!("mas.ops.v1");

@@ -122,6 +122,8 @@ pub struct TestStack {
     pub admin_password: String,
     pub backend: Backend,
     schema_prefix: Option<String>,
+    /// Set when the stack runs on RabbitMQ: its exchange and queues are removed at stop.
+    amqp: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -153,6 +155,26 @@ impl Reply {
                 .is_some_and(|s| !s.is_empty())
         );
         self.body["detail"].as_str().unwrap_or_default()
+    }
+}
+
+/// Deletes the exchange and the queues a test stack's notifier declared on RabbitMQ.
+async fn remove_broker_objects(cfg: &notifier::Config) {
+    let Some(url) = &cfg.amqp_url else { return };
+    let rabbit = mas_bus::rabbit::Rabbit::new(url.expose(), cfg.bus_exchange.clone(), "cleanup");
+    let retry = mas_bus::RetryPolicy::exponential(cfg.retry_attempts, cfg.retry_first);
+    let channels = ["email", "whatsapp", "sms"];
+    for (i, ch) in channels.iter().enumerate() {
+        let queue = format!("{}notifier.{ch}", cfg.bus_queue_prefix);
+        let mut delays = retry.delays.clone();
+        delays.sort();
+        delays.dedup();
+        let spec = mas_bus::QueueSpec {
+            name: queue,
+            bindings: vec![],
+            retry_delays: delays,
+        };
+        let _ = rabbit.delete(&spec, i + 1 == channels.len()).await;
     }
 }
 
@@ -188,6 +210,10 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Options)) -> O
     if backend == Backend::Postgres && redis_available().await {
         opts.redis = Some((redis_url(), format!("{}:", unique("test:"))));
     }
+    if backend == Backend::Postgres && rabbit_available().await {
+        opts.amqp = Some((amqp_url(), format!("{}.", unique("t"))));
+    }
+    let amqp = opts.amqp.is_some();
     tweak(&mut opts);
     let stack = stack::start(opts).await.expect("stack starts");
     let base = format!("http://{}", stack.http_addr);
@@ -201,6 +227,7 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Options)) -> O
         admin_password,
         backend,
         schema_prefix,
+        amqp,
         _dir: dir,
     })
 }
@@ -279,7 +306,11 @@ impl TestStack {
 
     /// Stops the stack and drops its Postgres schemas.
     pub async fn stop(self) {
+        let notifier = self.stack.notifier_config.clone();
         self.stack.stop().await.expect("stack stops cleanly");
+        if self.amqp {
+            remove_broker_objects(&notifier).await;
+        }
         if let Some(prefix) = self.schema_prefix {
             let cfg = mas_kit::db::DbConfig::Postgres {
                 url: postgres_url(),
@@ -288,7 +319,7 @@ impl TestStack {
             };
             if let Ok(db) = mas_kit::db::connect(&cfg).await {
                 use mas_kit::db::sea_orm::ConnectionTrait;
-                for svc in ["identity"] {
+                for svc in ["identity", "notifier"] {
                     let _ = db
                         .execute_unprepared(&format!(
                             "DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE"

@@ -32,7 +32,7 @@ pub struct Config {
 }
 
 /// The services the gateway routes to, by the second segment of their proto package.
-pub const UPSTREAMS: &[&str] = &["identity"];
+pub const UPSTREAMS: &[&str] = &["identity", "notifier"];
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -153,6 +153,7 @@ mod tests {
         let base = [
             ("IDENTITY_GRPC_URL", "http://127.0.0.1:1"),
             ("SERVICE_SECRET", "s"),
+            ("NOTIFIER_GRPC_URL", "http://127.0.0.1:2"),
             ("OPS_DASHBOARD_USER", "ops"),
             ("OPS_DASHBOARD_PASSWORD", "a-long-ops-password"),
         ];
@@ -175,7 +176,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.trusted_proxies.len(), 2);
         // Production refuses to start with an unprotected dashboard.
-        let bare: HashMap<String, String> = base[..2]
+        let bare: HashMap<String, String> = base[..3]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

@@ -1,0 +1,82 @@
+//! The delivery record: one row per message, updated as its job runs.
+
+use chrono::Utc;
+use mas_kit::proto::mas::notifier::v1 as pb;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{App, timestamp};
+use crate::error::{AppError, AppResult};
+use crate::store::entities::delivery;
+
+pub const STATUSES: [&str; 4] = ["queued", "sending", "sent", "failed"];
+
+pub async fn list(
+    app: &App,
+    platform: &str,
+    r: pb::ListDeliveriesRequest,
+) -> AppResult<pb::ListDeliveriesResponse> {
+    let size = match r.page_size {
+        0 => 50,
+        1..=200 => r.page_size as u64,
+        _ => return Err(AppError::invalid("pageSize", "must be between 1 and 200")),
+    };
+    let mut q = delivery::Entity::find().filter(delivery::Column::Platform.eq(platform));
+    if !r.recipient.is_empty() {
+        q = q.filter(delivery::Column::Recipient.eq(r.recipient.trim()));
+    }
+    if !r.status.is_empty() {
+        if !STATUSES.contains(&r.status.as_str()) {
+            return Err(AppError::invalid(
+                "status",
+                format!("one of {}", STATUSES.join(", ")),
+            ));
+        }
+        q = q.filter(delivery::Column::Status.eq(r.status));
+    }
+    let rows = q
+        .order_by_desc(delivery::Column::CreatedAt)
+        .limit(size)
+        .all(&app.db)
+        .await?;
+    Ok(pb::ListDeliveriesResponse {
+        deliveries: rows
+            .into_iter()
+            .map(|d| pb::Delivery {
+                id: d.id,
+                platform: d.platform,
+                channel: d.channel,
+                recipient: d.recipient,
+                template: d.template,
+                status: d.status,
+                attempts: d.attempts,
+                provider_message_id: d.provider_message_id.unwrap_or_default(),
+                last_error: d.last_error.unwrap_or_default(),
+                created_at: Some(timestamp(d.created_at)),
+                updated_at: Some(timestamp(d.updated_at)),
+            })
+            .collect(),
+    })
+}
+
+/// Records progress on a delivery.
+pub async fn mark(
+    app: &App,
+    id: &str,
+    status: &str,
+    attempts: i32,
+    provider_id: Option<String>,
+    error: Option<String>,
+) -> Result<(), sea_orm::DbErr> {
+    let mut u = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, status.into())
+        .col_expr(delivery::Column::Attempts, attempts.into())
+        .col_expr(delivery::Column::LastError, error.into())
+        .col_expr(delivery::Column::UpdatedAt, Utc::now().into());
+    if provider_id.is_some() {
+        u = u.col_expr(delivery::Column::ProviderMessageId, provider_id.into());
+    }
+    u.filter(delivery::Column::Id.eq(id))
+        .exec(&app.db)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,99 @@
+//! In-app notifications of the caller: list, unread count, mark read.
+
+use chrono::Utc;
+use mas_kit::proto::mas::notifier::v1 as pb;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{App, timestamp};
+use crate::error::{AppError, AppResult};
+use crate::store::entities::notification;
+
+pub async fn list(
+    app: &App,
+    platform: &str,
+    user: &str,
+    r: pb::ListNotificationsRequest,
+) -> AppResult<pb::ListNotificationsResponse> {
+    let size = match r.page_size {
+        0 => 50,
+        1..=200 => r.page_size as u64,
+        _ => return Err(AppError::invalid("pageSize", "must be between 1 and 200")),
+    };
+    let offset: u64 = if r.page_token.is_empty() {
+        0
+    } else {
+        r.page_token
+            .parse()
+            .map_err(|_| AppError::invalid("pageToken", "is not a token this API issued"))?
+    };
+    let mut q = notification::Entity::find()
+        .filter(notification::Column::Platform.eq(platform))
+        .filter(notification::Column::UserId.eq(user));
+    if r.unread_only {
+        q = q.filter(notification::Column::ReadAt.is_null());
+    }
+    let rows = q
+        .order_by_desc(notification::Column::CreatedAt)
+        .order_by_desc(notification::Column::Id)
+        .offset(offset)
+        .limit(size + 1)
+        .all(&app.db)
+        .await?;
+    let more = rows.len() as u64 > size;
+    Ok(pb::ListNotificationsResponse {
+        notifications: rows
+            .into_iter()
+            .take(size as usize)
+            .map(|n| pb::Notification {
+                id: n.id,
+                title: n.title,
+                body: n.body,
+                link: n.link,
+                read: n.read_at.is_some(),
+                created_at: Some(timestamp(n.created_at)),
+            })
+            .collect(),
+        next_page_token: if more {
+            (offset + size).to_string()
+        } else {
+            String::new()
+        },
+    })
+}
+
+pub async fn unread(app: &App, platform: &str, user: &str) -> AppResult<i32> {
+    let n = notification::Entity::find()
+        .filter(notification::Column::Platform.eq(platform))
+        .filter(notification::Column::UserId.eq(user))
+        .filter(notification::Column::ReadAt.is_null())
+        .count(&app.db)
+        .await?;
+    Ok(n.min(i32::MAX as u64) as i32)
+}
+
+/// Marks one (`id`) or all of the caller's notifications read; only the caller's own.
+pub async fn mark_read(app: &App, platform: &str, user: &str, id: Option<&str>) -> AppResult<i32> {
+    let mut u = notification::Entity::update_many()
+        .col_expr(notification::Column::ReadAt, Some(Utc::now()).into())
+        .filter(notification::Column::Platform.eq(platform))
+        .filter(notification::Column::UserId.eq(user))
+        .filter(notification::Column::ReadAt.is_null());
+    if let Some(id) = id {
+        u = u.filter(notification::Column::Id.eq(id));
+    }
+    let n = u.exec(&app.db).await?.rows_affected;
+    if let Some(id) = id
+        && n == 0
+    {
+        // Unknown, someone else's, or already read: only the first is an error.
+        let exists = notification::Entity::find_by_id(id.to_owned())
+            .filter(notification::Column::Platform.eq(platform))
+            .filter(notification::Column::UserId.eq(user))
+            .count(&app.db)
+            .await?;
+        if exists == 0 {
+            return Err(AppError::NotFound("notification"));
+        }
+    }
+    Ok(n as i32)
+}

@@ -1,0 +1,50 @@
+//! notifier's use cases, transport-free.
+
+pub mod deliveries;
+pub mod email;
+pub mod inapp;
+pub mod send;
+pub mod templates;
+
+use chrono::{DateTime, Utc};
+use mas_bus::Bus;
+use sea_orm::DatabaseConnection;
+
+use crate::config::Config;
+
+pub const CHANNELS: [&str; 4] = ["email", "whatsapp", "sms", "in_app"];
+
+pub struct App {
+    pub db: DatabaseConnection,
+    pub cfg: Config,
+    pub bus: Bus,
+}
+
+impl App {
+    /// The work queue of a delivery channel.
+    pub fn queue(&self, channel: &str) -> String {
+        format!("{}notifier.{channel}", self.cfg.bus_queue_prefix)
+    }
+
+    /// Why a channel cannot deliver (its credentials are unset); its jobs are held meanwhile.
+    pub fn disabled_reason(&self, channel: &str) -> Option<&'static str> {
+        match channel {
+            "email" if self.cfg.smtp.is_none() => Some("SMTP_HOST is not set; email jobs are held"),
+            "email" | "in_app" => None,
+            "whatsapp" => Some("WhatsApp Cloud API is not configured; WhatsApp jobs are held"),
+            "sms" => Some("Exotel is not configured; SMS jobs are held"),
+            _ => Some("unknown channel"),
+        }
+    }
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}

@@ -1,0 +1,265 @@
+//! notifier: email (SMTP), WhatsApp, SMS and in-app notifications from templates per platform
+//! and channel. Each message is a delivery row and a job on its channel's work queue; a channel
+//! whose credentials are unset holds its jobs and reports itself degraded.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use mas_bus::{Broker, Bus, RetryPolicy, Schedule, ScheduleSpec, Scheduler, Subscription};
+use mas_kit::auth::{Revocations, Verifier};
+use mas_kit::health::{Health, Need};
+use mas_kit::link::{IdentityLink, JwksRefresh};
+use mas_kit::metrics::Metrics;
+use mas_kit::ops::{OpsBackend, OpsService};
+use mas_kit::proto::mas::notifier::v1::notifier_server::NotifierServer;
+use mas_kit::proto::mas::ops::v1::ops_server::OpsServer;
+use mas_kit::{Secret, Shutdown, admin, grpc as kgrpc};
+use sea_orm_migration::MigratorTrait;
+
+pub use config::Config;
+
+pub const SERVICE: &str = "notifier";
+/// The platforms seeded by identity get their default templates up front.
+const SEEDED_PLATFORMS: [&str; 2] = ["mr-mentor", "my-analytics-school"];
+
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("notifier task panicked")?
+    }
+}
+
+pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    start(cfg, shutdown).await?.wait().await
+}
+
+/// `mas migrate notifier`.
+pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
+    let db = mas_kit::db::connect(&cfg.common.database).await?;
+    store::migrations::Migrator::up(&db, None)
+        .await
+        .context("notifier migrations")?;
+    db.close().await.ok();
+    Ok(())
+}
+
+/// The handler of a channel that is not configured (never run: its queue is not consumed).
+struct Held;
+
+#[async_trait]
+impl mas_bus::JobHandler for Held {
+    async fn run(&self, _job: &mas_bus::Incoming) -> Result<(), mas_bus::HandlerError> {
+        Err(mas_bus::HandlerError::new("channel not configured"))
+    }
+}
+
+/// Drops old job history on a schedule; what it drops is counted (the ops view shows it).
+struct Retention {
+    db: sea_orm::DatabaseConnection,
+}
+
+#[async_trait]
+impl mas_bus::Task for Retention {
+    async fn run(&self, _id: &str, payload: &serde_json::Value) -> Result<(), String> {
+        let hours = |k: &str, d: i64| payload.get(k).and_then(|v| v.as_i64()).unwrap_or(d);
+        let now = chrono::Utc::now();
+        mas_bus::ops::prune(
+            &self.db,
+            now - chrono::Duration::hours(hours("completedHours", 24 * 7)),
+            now - chrono::Duration::hours(hours("failedHours", 24 * 30)),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+}
+
+pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
+    let grpc_listener = tokio::net::TcpListener::bind(cfg.common.grpc_addr)
+        .await
+        .with_context(|| format!("binding GRPC_ADDR {}", cfg.common.grpc_addr))?;
+    let admin_listener = std::net::TcpListener::bind(cfg.common.admin_addr)
+        .with_context(|| format!("binding ADMIN_ADDR {}", cfg.common.admin_addr))?;
+    let maintenance = Arc::new(AtomicBool::new(cfg.common.maintenance));
+
+    let db = mas_kit::db::connect(&cfg.common.database).await?;
+    store::migrations::Migrator::up(&db, None)
+        .await
+        .context("notifier migrations")?;
+    let broker: Arc<dyn Broker> = match &cfg.amqp_url {
+        Some(url) => Arc::new(mas_bus::rabbit::Rabbit::new(
+            url.expose(),
+            cfg.bus_exchange.clone(),
+            SERVICE,
+        )),
+        None => Arc::new(mas_bus::memory::Memory::new()),
+    };
+    let bus = Bus::new(db.clone(), broker.clone());
+    let app = Arc::new(app::App {
+        db: db.clone(),
+        cfg: cfg.clone(),
+        bus: bus.clone(),
+    });
+    app::templates::seed(&app, &SEEDED_PLATFORMS).await?;
+
+    let queues: Vec<String> = app::CHANNELS
+        .iter()
+        .filter(|c| **c != "in_app")
+        .map(|c| app.queue(c))
+        .collect();
+    if broker.kind() == "memory" {
+        mas_bus::ops::recover(&db, &queues).await?;
+    }
+    let stop = {
+        let s = shutdown.clone();
+        move || {
+            let s = s.clone();
+            async move { s.wait().await }
+        }
+    };
+    let relay = bus.spawn_relay(Duration::from_millis(200), stop());
+    let mut consumers = vec![];
+    if let Some(smtp) = cfg.smtp.clone() {
+        let sub = Subscription::jobs(
+            &app.queue("email"),
+            Arc::new(app::email::EmailJob {
+                app: app.clone(),
+                smtp,
+            }),
+        )
+        .with_retry(RetryPolicy::exponential(
+            cfg.retry_attempts,
+            cfg.retry_first,
+        ));
+        consumers.push(bus.spawn_consumer(sub, stop()));
+    }
+    for channel in app::CHANNELS {
+        if let Some(why) = app.disabled_reason(channel)
+            && channel != "in_app"
+        {
+            tracing::warn!(channel, reason = why, "channel disabled; its jobs are held");
+            // Held, not dropped: the queue exists and keeps the messages for when it is enabled.
+            drop(
+                bus.spawn_declare(
+                    Subscription::jobs(&app.queue(channel), Arc::new(Held))
+                        .with_retry(RetryPolicy::exponential(
+                            cfg.retry_attempts,
+                            cfg.retry_first,
+                        ))
+                        .spec(),
+                ),
+            );
+        }
+    }
+
+    let scheduler = Arc::new(Scheduler::new(db.clone()).task(
+        "notifier.job-retention",
+        Arc::new(Retention { db: db.clone() }),
+    ));
+    scheduler
+        .register(&Schedule::new(
+            "notifier.job-retention",
+            ScheduleSpec::every(Duration::from_secs(3600))?,
+            "notifier.job-retention",
+        ))
+        .await?;
+    let schedules = tokio::spawn(scheduler.clone().run(stop()));
+
+    let identity = kgrpc::channel(&cfg.identity_grpc_url).map_err(anyhow::Error::msg)?;
+    let link = IdentityLink::new(identity, SERVICE, Secret::new(String::new()));
+    let verifier = Arc::new(Verifier::new());
+    let _ = link.load_jwks(&verifier).await;
+    let auth = Arc::new(
+        kgrpc::Authenticator::new(verifier.clone(), Arc::new(Revocations::new())).with_key_refresh(
+            Arc::new(JwksRefresh {
+                link: link.clone(),
+                verifier: verifier.clone(),
+            }),
+            Duration::from_secs(10),
+        ),
+    );
+
+    let metrics = Arc::new(Metrics::new(SERVICE));
+    let health = {
+        let d = db.clone();
+        let b = broker.clone();
+        let a = app.clone();
+        Health::new(SERVICE)
+            .check("database", Need::Required, move || {
+                let d = d.clone();
+                async move {
+                    mas_kit::db::ping(&d, Duration::from_secs(2))
+                        .await
+                        .map(|_| None)
+                }
+            })
+            .check("broker", Need::Optional, move || {
+                let b = b.clone();
+                async move { b.ping().await.map(|_| None).map_err(|e| e.to_string()) }
+            })
+            .check("email", Need::Optional, move || {
+                let a = a.clone();
+                async move {
+                    match a.disabled_reason("email") {
+                        Some(why) => Err(why.to_string()),
+                        None => Ok(None),
+                    }
+                }
+            })
+    };
+    let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
+    let routes = tonic::service::Routes::new(
+        NotifierServer::new(grpc::NotifierGrpc { app: app.clone() })
+            .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
+    )
+    .add_service(OpsServer::new(
+        OpsService::new(SERVICE, health.clone()).with_backend(OpsBackend {
+            db: db.clone(),
+            queues,
+            broker: Some(broker.clone()),
+            scheduler: Some(scheduler.clone()),
+        }),
+    ));
+    let scrape = {
+        let (db, m) = (db.clone(), metrics.clone());
+        Arc::new(move || m.set_pool(mas_kit::db::pool_stats(&db))) as Arc<dyn Fn() + Send + Sync>
+    };
+    let admin = admin::serve(admin_listener, health, metrics, Some(scrape))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let admin_addr = admin.addr;
+    tracing::info!(service = SERVICE, grpc = %grpc_addr, admin = %admin_addr, broker = broker.kind(), "notifier listening");
+
+    let task = tokio::spawn(async move {
+        let served = kgrpc::serve(grpc_listener, routes, layer, shutdown).await;
+        // Consumers drain their deliveries in flight; the relay makes a last pass.
+        for c in consumers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), c).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), schedules).await;
+        admin.stop().await;
+        db.close().await.ok();
+        tracing::info!(service = SERVICE, "notifier stopped");
+        served.context("notifier gRPC server")
+    });
+    Ok(Running {
+        grpc_addr,
+        admin_addr,
+        task,
+    })
+}

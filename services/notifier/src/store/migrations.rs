@@ -1,0 +1,38 @@
+//! notifier's migrations: its own tables and the backbone's (outbox, inbox, jobs, schedules).
+
+use sea_orm_migration::prelude::*;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Init), Box::new(mas_bus::BusTables)]
+    }
+}
+
+struct M0001Init;
+
+impl MigrationName for M0001Init {
+    fn name(&self) -> &str {
+        "m0001_notifier_init"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Init {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        for statement in include_str!("../../migrations/0001_init.sql").split(';') {
+            let body: String = statement
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !body.trim().is_empty() {
+                db.execute_unprepared(&body).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,4 @@
+//! notifier's tables (sea-orm entities) and migrations.
+
+pub mod entities;
+pub mod migrations;
