@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 .DEFAULT_GOAL := help
 
-.PHONY: help run build test test-unit test-e2e lint fmt bench clean
+.PHONY: help run build test test-deps lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,7 +15,15 @@ run: ## start every service in one process on embedded defaults (SQLite, in-memo
 build: ## build every crate
 	$(CARGO) build --workspace --all-targets
 
-test: ## every test: unit, integration and end-to-end in parallel, then the fault tests serially
+test-deps: ## what the tests use beyond Rust: aiosmtpd (SMTP server), Chromium and playwright-core
+	@python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --user --quiet --disable-pip-version-check aiosmtpd==1.4.6
+	@command -v chromium >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	} || { echo "make: Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; exit 1; }
+	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; }
+
+test: test-deps ## every test: unit, integration and end-to-end in parallel, then the fault tests serially
 	@scripts/test-summary.sh bash -c '\
 	  $(CARGO) test --workspace --no-fail-fast -- --skip fault_; s=$$?; \
 	  echo "== serial phase: fault tests (they stop and restart a server) =="; \

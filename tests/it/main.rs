@@ -42,4 +42,5 @@ mod edge;
 mod grpc_direct;
 mod health;
 mod import;
+mod notifier;
 mod tokens;

@@ -121,6 +121,9 @@ mod tests {
             t.lookup(&http::Method::GET, "/api/nope"),
             Lookup::NotFound
         ));
-        assert_eq!(t.services(), ["mas.identity.v1.Identity"]);
+        assert_eq!(
+            t.services(),
+            ["mas.identity.v1.Identity", "mas.notifier.v1.Notifier"]
+        );
     }
 }

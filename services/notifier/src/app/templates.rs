@@ -215,10 +215,16 @@ pub async fn find(
         .ok_or(AppError::NotFound("template"))
 }
 
-/// Renders a template's subject and body with `vars` (a JSON object).
+/// Renders a template's subject and body with `vars` (a JSON object); `platform` is always
+/// available to the template.
 pub fn render(t: &template::Model, vars: &serde_json::Value) -> Result<(String, String), String> {
     let env = env();
-    let ctx = minijinja::Value::from_serialize(vars);
+    let mut vars = vars.clone();
+    if let Some(map) = vars.as_object_mut() {
+        map.entry("platform")
+            .or_insert_with(|| serde_json::Value::String(t.platform.clone()));
+    }
+    let ctx = minijinja::Value::from_serialize(&vars);
     let subject = env
         .render_str(&t.subject, ctx.clone())
         .map_err(|e| format!("template {}/{} subject: {e}", t.channel, t.name))?;
