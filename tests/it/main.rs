@@ -43,4 +43,5 @@ mod grpc_direct;
 mod health;
 mod import;
 mod notifier;
+mod otp;
 mod tokens;

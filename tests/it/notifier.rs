@@ -21,14 +21,14 @@ on_both!(
 );
 
 /// aiosmtpd on a free port, with a password file the test can rotate.
-struct Smtp {
+pub(crate) struct Smtp {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Smtp {
-    fn start(password: &str) -> Smtp {
+    pub(crate) fn start(password: &str) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("password"), password).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -58,11 +58,11 @@ impl Smtp {
         Smtp { child, port, dir }
     }
 
-    fn rotate(&self, password: &str) {
+    pub(crate) fn rotate(&self, password: &str) {
         std::fs::write(self.dir.path().join("password"), password).unwrap();
     }
 
-    fn mail(&self) -> Vec<Value> {
+    pub(crate) fn mail(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("mail.jsonl"))
             .unwrap_or_default()
             .lines()
@@ -78,7 +78,11 @@ impl Drop for Smtp {
     }
 }
 
-async fn stack_with_smtp(backend: Backend, smtp: &Smtp, password: &str) -> Option<TestStack> {
+pub(crate) async fn stack_with_smtp(
+    backend: Backend,
+    smtp: &Smtp,
+    password: &str,
+) -> Option<TestStack> {
     let port = smtp.port.to_string();
     let password = password.to_owned();
     mas_testkit::spawn_with(backend, |o| {

@@ -124,8 +124,17 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         }
     };
 
+    // identity sends through notifier and notifier verifies identity's tokens: notifier's port is
+    // chosen first so each can be told where the other is.
+    let notifier_grpc_addr = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .context("reserving a port for notifier")?;
     let mut ivars = common.clone();
     ivars.extend(db_vars("identity"));
+    ivars.insert(
+        "NOTIFIER_GRPC_URL".into(),
+        format!("http://{notifier_grpc_addr}"),
+    );
     ivars.extend([
         ("GRPC_ADDR".into(), opts.identity_grpc_addr.to_string()),
         ("ADMIN_ADDR".into(), opts.identity_admin_addr.to_string()),
@@ -147,7 +156,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     let mut nvars = common.clone();
     nvars.extend(db_vars("notifier"));
     nvars.extend([
-        ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
+        ("GRPC_ADDR".into(), notifier_grpc_addr.to_string()),
         ("ADMIN_ADDR".into(), "127.0.0.1:0".into()),
         (
             "IDENTITY_GRPC_URL".into(),

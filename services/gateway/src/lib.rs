@@ -96,6 +96,8 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             kgrpc::channel(url).map_err(anyhow::Error::msg)?,
         ));
     }
+    // A stable order for /api/health and the dashboard.
+    upstreams.sort_by(|a, b| a.0.cmp(&b.0));
     let mut channels = HashMap::new();
     for svc in routes.services() {
         let seg = package_segment(svc);

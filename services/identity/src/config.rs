@@ -31,6 +31,14 @@ pub struct Config {
     pub seed_admin_password: Option<Secret>,
     /// When the cleanup of expired refresh tokens and revocations runs (daily by default).
     pub token_cleanup: mas_bus::ScheduleSpec,
+    /// notifier, which delivers OTP codes and reset links; without it those flows answer 503.
+    pub notifier_grpc_url: Option<String>,
+    pub otp_ttl: Duration,
+    pub otp_attempts: i32,
+    pub otp_resend_cooldown: Duration,
+    pub reset_ttl: Duration,
+    /// The frontend page that takes a reset token (`?token=` is appended).
+    pub password_reset_url: String,
 }
 
 impl Config {
@@ -77,6 +85,15 @@ impl Config {
             seed_admin_email: env.or("SEED_ADMIN_EMAIL", "admin@mas.local".to_owned())?,
             seed_admin_password: env.secret("SEED_ADMIN_PASSWORD"),
             token_cleanup,
+            notifier_grpc_url: env.raw("NOTIFIER_GRPC_URL"),
+            otp_ttl: secs("OTP_TTL_SECS", 600)?,
+            otp_attempts: env.or("OTP_MAX_ATTEMPTS", 5)?,
+            otp_resend_cooldown: secs("OTP_RESEND_COOLDOWN_SECS", 60)?,
+            reset_ttl: secs("PASSWORD_RESET_TTL_SECS", 30 * 60)?,
+            password_reset_url: env.or(
+                "PASSWORD_RESET_URL",
+                "http://localhost:3000/reset-password".to_owned(),
+            )?,
         })
     }
 }

@@ -24,6 +24,8 @@ pub enum AppError {
     Throttled { retry_after: Duration },
     #[error("the server is busy; try again shortly")]
     Busy,
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
     #[error("internal: {0}")]
@@ -48,6 +50,7 @@ impl From<AppError> for Status {
             AppError::NotFound(_) => Code::NotFound,
             AppError::Conflict(_) => Code::AlreadyExists,
             AppError::Throttled { .. } | AppError::Busy => Code::ResourceExhausted,
+            AppError::Unavailable(_) => Code::Unavailable,
             AppError::Db(_) | AppError::Internal(_) => Code::Internal,
         };
         match e {

@@ -10,7 +10,7 @@ use mas_kit::proto::mas::identity::v1::identity_server::Identity;
 use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
 use tonic::{Request, Response, Status};
 
-use crate::app::{self, App, api_keys, auth, logs, platforms, tokens, users};
+use crate::app::{self, App, api_keys, auth, logs, otp, platforms, tokens, users};
 
 pub struct IdentityGrpc {
     pub app: Arc<App>,
@@ -144,6 +144,35 @@ impl Identity for IdentityGrpc {
     ) -> Res<pb::ListLoginLogsResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(logs::list(&self.app, ctx.platform()?, req.into_inner()).await?)
+    }
+
+    async fn request_otp(
+        &self,
+        req: Request<pb::RequestOtpRequest>,
+    ) -> Res<pb::RequestOtpResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(otp::request(&self.app, &ctx, req.into_inner()).await?)
+    }
+
+    async fn verify_otp(&self, req: Request<pb::VerifyOtpRequest>) -> Res<pb::AuthResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(otp::verify(&self.app, &ctx, req.into_inner()).await?)
+    }
+
+    async fn forgot_password(
+        &self,
+        req: Request<pb::ForgotPasswordRequest>,
+    ) -> Res<pb::ForgotPasswordResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(otp::forgot(&self.app, &ctx, req.into_inner()).await?)
+    }
+
+    async fn reset_password(
+        &self,
+        req: Request<pb::ResetPasswordRequest>,
+    ) -> Res<pb::ResetPasswordResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(otp::reset(&self.app, &ctx, req.into_inner()).await?)
     }
 
     async fn get_cleanup_metrics(

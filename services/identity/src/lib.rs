@@ -72,7 +72,16 @@ async fn build_app(cfg: Config) -> anyhow::Result<Arc<app::App>> {
     let keys = app::keys::KeyRing::load(&db, verifier.clone()).await?;
     let (revoked_tx, _) = tokio::sync::broadcast::channel(1024);
     let hasher = app::hashing::Hasher::new(cfg.hash_concurrency, cfg.hash_queue);
+    let notifier = match &cfg.notifier_grpc_url {
+        Some(url) => Some(
+            mas_kit::proto::mas::notifier::v1::notifier_client::NotifierClient::new(
+                kgrpc::channel(url).map_err(anyhow::Error::msg)?,
+            ),
+        ),
+        None => None,
+    };
     Ok(Arc::new(app::App {
+        notifier,
         db,
         keys,
         hasher,

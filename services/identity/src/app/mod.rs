@@ -7,6 +7,7 @@ pub mod hashing;
 pub mod import;
 pub mod keys;
 pub mod logs;
+pub mod otp;
 pub mod platforms;
 pub mod seed;
 pub mod tokens;
@@ -37,6 +38,12 @@ pub struct App {
     pub revocations: Arc<Revocations>,
     /// New revocations, fanned out to every `WatchRevocations` stream of this replica.
     pub revoked_tx: broadcast::Sender<pb::Revocation>,
+    /// notifier, for OTP codes and reset links (`None` when NOTIFIER_GRPC_URL is unset).
+    pub notifier: Option<
+        mas_kit::proto::mas::notifier::v1::notifier_client::NotifierClient<
+            tonic::transport::Channel,
+        >,
+    >,
 }
 
 pub fn now() -> DateTime<Utc> {

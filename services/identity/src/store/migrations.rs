@@ -12,6 +12,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Init),
             Box::new(mas_bus::BusTables),
             Box::new(M0002CleanupRuns),
+            Box::new(M0003OtpReset),
         ]
     }
 }
@@ -43,6 +44,21 @@ impl MigrationTrait for M0002CleanupRuns {
             include_str!("../../migrations/0002_cleanup_runs.sql"),
         )
         .await
+    }
+}
+
+struct M0003OtpReset;
+
+impl MigrationName for M0003OtpReset {
+    fn name(&self) -> &str {
+        "m0003_otp_reset"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003OtpReset {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_sql(manager, include_str!("../../migrations/0003_otp_reset.sql")).await
     }
 }
 
