@@ -12,15 +12,8 @@ on_both!(
     dashboard_actions_refuse_a_missing_or_foreign_csrf_token,
 );
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 async fn page(s: &TestStack, user: &str, password: &str) -> (StatusCode, String) {
-    let r = no_redirects()
+    let r = mas_testkit::no_redirects()
         .get(s.url("/admin/queues"))
         .basic_auth(user, Some(password))
         .send()
@@ -29,18 +22,12 @@ async fn page(s: &TestStack, user: &str, password: &str) -> (StatusCode, String)
     (r.status(), r.text().await.unwrap())
 }
 
-fn csrf(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 async fn post_action(
     s: &TestStack,
     auth: (&str, &str),
     fields: &[(&str, &str)],
 ) -> reqwest::Response {
-    no_redirects()
+    mas_testkit::no_redirects()
         .post(s.url("/admin/queues/action"))
         .basic_auth(auth.0, Some(auth.1))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -51,7 +38,7 @@ async fn post_action(
 }
 
 async fn dashboard_needs_the_ops_credentials_or_a_superadmin(s: TestStack) {
-    let r = no_redirects()
+    let r = mas_testkit::no_redirects()
         .get(s.url("/admin/queues"))
         .send()
         .await
@@ -71,7 +58,7 @@ async fn dashboard_needs_the_ops_credentials_or_a_superadmin(s: TestStack) {
     assert!(html.contains("Signed in as <b>basic:ops</b>"));
 
     let (_, user) = s.new_user().await;
-    let r = no_redirects()
+    let r = mas_testkit::no_redirects()
         .get(s.url("/admin/queues"))
         .bearer_auth(user["accessToken"].as_str().unwrap())
         .send()
@@ -79,7 +66,7 @@ async fn dashboard_needs_the_ops_credentials_or_a_superadmin(s: TestStack) {
         .unwrap();
     assert_eq!(r.status(), 403, "a USER token is not enough");
     let root = s.admin_token(PLATFORM).await;
-    let r = no_redirects()
+    let r = mas_testkit::no_redirects()
         .get(s.url("/admin/queues"))
         .bearer_auth(&root)
         .send()
@@ -106,7 +93,7 @@ async fn dashboard_lists_every_service_and_runs_a_schedule_now(s: TestStack) {
 
     let root = s.admin_token(PLATFORM).await;
     let before = s.get("/api/admin/cleanup-metrics", &root).await.body["totalRuns"].clone();
-    let token = csrf(&html);
+    let token = mas_testkit::csrf_in(&html);
     let r = post_action(
         &s,
         (auth.0, &auth.1),
@@ -212,7 +199,7 @@ async fn dashboard_actions_refuse_a_missing_or_foreign_csrf_token(s: TestStack) 
     assert_eq!(r.status(), 403);
     // A token issued to another operator (a SUPERADMIN's page) does not work for `ops`.
     let root = s.admin_token(PLATFORM).await;
-    let html = no_redirects()
+    let html = mas_testkit::no_redirects()
         .get(s.url("/admin/queues"))
         .bearer_auth(&root)
         .send()
@@ -221,8 +208,8 @@ async fn dashboard_actions_refuse_a_missing_or_foreign_csrf_token(s: TestStack) 
         .text()
         .await
         .unwrap();
-    let theirs = csrf(&html);
-    let r = no_redirects()
+    let theirs = mas_testkit::csrf_in(&html);
+    let r = mas_testkit::no_redirects()
         .post(s.url("/admin/queues/action"))
         .basic_auth("ops", Some(&pw))
         .header("content-type", "application/x-www-form-urlencoded")

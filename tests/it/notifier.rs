@@ -160,12 +160,6 @@ async fn email_goes_out_through_smtp_with_a_delivery_record(backend: Backend) {
     s.stop().await;
 }
 
-fn csrf(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("a CSRF token") + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 async fn smtp_535_fails_the_job_and_a_dashboard_retry_after_rotation_delivers(backend: Backend) {
     // The mailbox's password was changed on the server side: ours is refused.
     let smtp = Smtp::start("changed-on-the-server");
@@ -188,40 +182,18 @@ async fn smtp_535_fails_the_job_and_a_dashboard_retry_after_rotation_delivers(ba
 
     // The dashboard shows the failed job with the SMTP error; the operator fixes the password
     // and retries it there.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let html = http
-        .get(s.url("/admin/queues"))
-        .basic_auth("ops", Some(&s.admin_password))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = s.dashboard("").await;
     assert!(html.contains("535"), "the error is on the page");
-    let job_marker = r#"<tr class="job" data-job=""#;
-    let start = html.find(job_marker).expect("a failed job row") + job_marker.len();
-    let job_id = html[start..].split('"').next().unwrap().to_owned();
+    let job_id = mas_testkit::failed_job_in(&html);
     smtp.rotate("our-password");
-    let r = http
-        .post(s.url("/admin/queues/action"))
-        .basic_auth("ops", Some(&s.admin_password))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string([
-                ("csrf", csrf(&html).as_str()),
-                ("service", "notifier"),
-                ("action", "retry"),
-                ("target", job_id.as_str()),
-            ])
-            .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .dashboard_action(&[
+            ("csrf", &mas_testkit::csrf_in(&html)),
+            ("service", "notifier"),
+            ("action", "retry"),
+            ("target", &job_id),
+        ])
+        .await;
     assert_eq!(r.status(), 303);
     let d = delivery(&s, &root, &to, "sent").await;
     assert_eq!(d["lastError"], "");
@@ -434,18 +406,7 @@ async fn a_retry_clicked_in_chromium_runs_the_failed_email_again(backend: Backen
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     delivery(&s, &root, &to, "failed").await;
-    let html = reqwest::Client::new()
-        .get(s.url("/admin/queues"))
-        .basic_auth("ops", Some(&s.admin_password))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let job_marker = r#"<tr class="job" data-job=""#;
-    let start = html.find(job_marker).expect("a failed job row") + job_marker.len();
-    let job_id = html[start..].split('"').next().unwrap().to_owned();
+    let job_id = mas_testkit::failed_job_in(&s.dashboard("").await);
     smtp.rotate("our-password");
 
     let queue = format!("{}notifier.email", s.stack.notifier_config.bus_queue_prefix);

@@ -96,13 +96,7 @@ CREATE TABLE mas_bus_counters (
 #[async_trait::async_trait]
 impl MigrationTrait for BusTables {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for statement in SQL.split(';') {
-            if !statement.trim().is_empty() {
-                db.execute_unprepared(statement).await?;
-            }
-        }
-        Ok(())
+        mas_db::run_script(manager.get_connection(), SQL).await
     }
 }
 

@@ -166,3 +166,42 @@ mod tests {
         assert!(!valid_schema(""));
     }
 }
+
+/// Runs a plain SQL migration script: comment lines (`--`) are dropped first, then each
+/// `;`-separated statement runs in order. Scripts here are written to run on Postgres and SQLite.
+pub async fn run_script<C: ConnectionTrait>(db: &C, sql: &str) -> Result<(), sea_orm::DbErr> {
+    let code: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for statement in code.split(';') {
+        if !statement.trim().is_empty() {
+            db.execute_unprepared(statement).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod script_tests {
+    #[tokio::test]
+    async fn comments_may_hold_semicolons() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::connect(&super::DbConfig::Sqlite {
+            path: dir.path().join("t.db"),
+        })
+        .await
+        .unwrap();
+        super::run_script(
+            &db,
+            "-- a comment; with a semicolon\nCREATE TABLE a (x INTEGER);\nCREATE TABLE b (y INTEGER)",
+        )
+        .await
+        .unwrap();
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared("INSERT INTO b (y) VALUES (1)")
+            .await
+            .unwrap();
+    }
+}

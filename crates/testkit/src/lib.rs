@@ -158,6 +158,38 @@ impl Reply {
     }
 }
 
+/// An HTTP client that does not follow redirects.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The value of the first attribute that follows `marker` (which ends with its opening quote),
+/// e.g. `attr_after(html, r#"name="csrf" value=""#)`.
+pub fn attr_after(html: &str, marker: &str) -> String {
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in the page"))
+        + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The CSRF token of the dashboard's forms.
+pub fn csrf_in(html: &str) -> String {
+    attr_after(html, r#"name="csrf" value=""#)
+}
+
+/// The id of the first failed job the dashboard lists.
+pub fn failed_job_in(html: &str) -> String {
+    attr_after(html, r#"<tr class="job" data-job=""#)
+}
+
 /// Deletes the exchange and the queues a test stack's notifier declared on RabbitMQ.
 async fn remove_broker_objects(cfg: &notifier::Config) {
     let Some(url) = &cfg.amqp_url else { return };
@@ -302,6 +334,31 @@ impl TestStack {
             .await;
         assert_eq!(r.status, 200, "admin login: {}", r.body);
         r.body["accessToken"].as_str().expect("token").to_owned()
+    }
+
+    /// The ops dashboard page (`/admin/queues?<query>`) as the `ops` operator.
+    pub async fn dashboard(&self, query: &str) -> String {
+        let r = self
+            .http
+            .get(self.url(&format!("/admin/queues?{query}")))
+            .basic_auth(stack::OPS_USER, Some(&self.admin_password))
+            .send()
+            .await
+            .expect("dashboard answers");
+        assert_eq!(r.status(), 200, "dashboard");
+        r.text().await.expect("dashboard page")
+    }
+
+    /// Posts a dashboard action as `ops` (the answer is not followed: a success is a 303).
+    pub async fn dashboard_action(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        no_redirects()
+            .post(self.url("/admin/queues/action"))
+            .basic_auth(stack::OPS_USER, Some(&self.admin_password))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).expect("form"))
+            .send()
+            .await
+            .expect("dashboard answers")
     }
 
     /// Stops the stack and drops its Postgres schemas.

@@ -315,7 +315,7 @@ pub fn issue_service_token(
 }
 
 /// The request's platform, which must exist.
-async fn known_platform(app: &App, ctx: &RequestContext) -> AppResult<String> {
+pub(crate) async fn known_platform(app: &App, ctx: &RequestContext) -> AppResult<String> {
     let p = ctx
         .platform
         .clone()

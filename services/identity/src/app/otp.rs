@@ -14,21 +14,10 @@ use sea_orm::{
 };
 use subtle::ConstantTimeEq;
 
-use super::{App, logs, new_id, now, platforms, tokens, users};
+use super::{App, logs, new_id, now, tokens, users};
 use crate::domain::{Email, Password};
 use crate::error::{AppError, AppResult};
 use crate::store::{otp_code, password_reset, refresh_token, user};
-
-async fn platform_of(app: &App, ctx: &RequestContext) -> AppResult<String> {
-    let p = ctx
-        .platform
-        .clone()
-        .ok_or(AppError::invalid("X-Platform", "is required"))?;
-    if !platforms::exists(app, &p).await? {
-        return Err(AppError::invalid("X-Platform", "names no known platform"));
-    }
-    Ok(p)
-}
 
 /// Hash of a code bound to its row, so equal codes of two rows hash differently.
 fn code_hash(row_id: &str, code: &str) -> String {
@@ -93,7 +82,7 @@ pub async fn request(
     ctx: &RequestContext,
     req: pb::RequestOtpRequest,
 ) -> AppResult<pb::RequestOtpResponse> {
-    let platform = platform_of(app, ctx).await?;
+    let platform = super::auth::known_platform(app, ctx).await?;
     let email = Email::parse(&req.email)?;
     cooldown(app, &platform, &email).await?;
     let resend = pb::RequestOtpResponse {
@@ -147,7 +136,7 @@ pub async fn verify(
     ctx: &RequestContext,
     req: pb::VerifyOtpRequest,
 ) -> AppResult<pb::AuthResponse> {
-    let platform = platform_of(app, ctx).await?;
+    let platform = super::auth::known_platform(app, ctx).await?;
     let email = Email::parse(&req.email)?;
     let code = req.code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -230,7 +219,7 @@ pub async fn forgot(
     ctx: &RequestContext,
     req: pb::ForgotPasswordRequest,
 ) -> AppResult<pb::ForgotPasswordResponse> {
-    let platform = platform_of(app, ctx).await?;
+    let platform = super::auth::known_platform(app, ctx).await?;
     let email = Email::parse(&req.email)?;
     cooldown(app, &platform, &email).await?;
     let Some(u) = users::find_by_email(app, &platform, &email).await? else {
@@ -267,7 +256,7 @@ pub async fn reset(
     ctx: &RequestContext,
     req: pb::ResetPasswordRequest,
 ) -> AppResult<pb::ResetPasswordResponse> {
-    let platform = platform_of(app, ctx).await?;
+    let platform = super::auth::known_platform(app, ctx).await?;
     let new = Password::parse("newPassword", &req.new_password)?;
     if req.token.is_empty() || req.token.len() > 200 {
         return Err(AppError::invalid("token", "is required"));

@@ -63,16 +63,5 @@ impl MigrationTrait for M0003OtpReset {
 }
 
 async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    let db = manager.get_connection();
-    for statement in sql.split(';') {
-        let body: String = statement
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !body.trim().is_empty() {
-            db.execute_unprepared(&body).await?;
-        }
-    }
-    Ok(())
+    mas_kit::db::run_script(manager.get_connection(), sql).await
 }

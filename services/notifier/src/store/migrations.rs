@@ -22,17 +22,10 @@ impl MigrationName for M0001Init {
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Init {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for statement in include_str!("../../migrations/0001_init.sql").split(';') {
-            let body: String = statement
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if !body.trim().is_empty() {
-                db.execute_unprepared(&body).await?;
-            }
-        }
-        Ok(())
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0001_init.sql"),
+        )
+        .await
     }
 }
