@@ -40,6 +40,9 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub retry_attempts: u32,
     pub retry_first: Duration,
+    /// Job history kept before the hourly retention run drops it (counted).
+    pub keep_completed_hours: i64,
+    pub keep_failed_hours: i64,
 }
 
 impl Config {
@@ -96,6 +99,70 @@ impl Config {
             smtp,
             retry_attempts,
             retry_first: Duration::from_millis(env.or("NOTIFY_RETRY_FIRST_MS", 30_000)?),
+            keep_completed_hours: positive(env, "JOB_KEEP_COMPLETED_HOURS", 24 * 7)?,
+            keep_failed_hours: positive(env, "JOB_KEEP_FAILED_HOURS", 24 * 30)?,
         })
+    }
+}
+
+fn positive(env: &Env, var: &str, default: i64) -> Result<i64, ConfigError> {
+    let v: i64 = env.or(var, default)?;
+    if v < 1 {
+        return Err(ConfigError::new(var, "must be at least 1"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        [
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("IDENTITY_GRPC_URL", "http://127.0.0.1:1"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let ok = Config::from_env(&Env::new(&env(&[]))).unwrap();
+        assert!(ok.smtp.is_none(), "email is disabled without SMTP_HOST");
+        assert_eq!((ok.keep_completed_hours, ok.keep_failed_hours), (168, 720));
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (&[("SMTP_HOST", "mail")], "SMTP_FROM"),
+            (
+                &[("SMTP_HOST", "mail"), ("SMTP_FROM", "not an address")],
+                "SMTP_FROM",
+            ),
+            (
+                &[
+                    ("SMTP_HOST", "mail"),
+                    ("SMTP_FROM", "a@b.co"),
+                    ("SMTP_TLS", "maybe"),
+                ],
+                "SMTP_TLS",
+            ),
+            (&[("JOB_KEEP_FAILED_HOURS", "0")], "JOB_KEEP_FAILED_HOURS"),
+            (&[("NOTIFY_RETRY_ATTEMPTS", "0")], "NOTIFY_RETRY_ATTEMPTS"),
+        ];
+        for (vars, var) in cases {
+            assert_eq!(
+                Config::from_env(&Env::new(&env(vars))).unwrap_err().var,
+                var
+            );
+        }
+        let missing: HashMap<String, String> =
+            HashMap::from([("DATABASE_URL".into(), "sqlite://x.db".into())]);
+        assert_eq!(
+            Config::from_env(&Env::new(&missing)).unwrap_err().var,
+            "IDENTITY_GRPC_URL"
+        );
     }
 }

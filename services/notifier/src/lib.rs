@@ -171,13 +171,16 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         "notifier.job-retention",
         Arc::new(Retention { db: db.clone() }),
     ));
-    scheduler
-        .register(&Schedule::new(
-            "notifier.job-retention",
-            ScheduleSpec::every(Duration::from_secs(3600))?,
-            "notifier.job-retention",
-        ))
-        .await?;
+    let mut retention = Schedule::new(
+        "notifier.job-retention",
+        ScheduleSpec::every(Duration::from_secs(3600))?,
+        "notifier.job-retention",
+    );
+    retention.payload = serde_json::json!({
+        "completedHours": cfg.keep_completed_hours,
+        "failedHours": cfg.keep_failed_hours,
+    });
+    scheduler.register(&retention).await?;
     let schedules = tokio::spawn(scheduler.clone().run(stop()));
 
     let identity = kgrpc::channel(&cfg.identity_grpc_url).map_err(anyhow::Error::msg)?;

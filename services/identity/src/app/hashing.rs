@@ -63,6 +63,29 @@ fn verify_now(password: &str, stored: &str) -> Verified {
     }
 }
 
+/// Hashing only gets the CPU that serving leaves: SCHED_IDLE on Linux (below even nice 19),
+/// the lowest priority elsewhere.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    let lowered = {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        )
+    };
+    #[cfg(not(target_os = "linux"))]
+    let lowered =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+    if let Err(e) = lowered {
+        tracing::warn!(error = ?e, "could not lower the hashing thread's priority");
+    }
+}
+
 impl Hasher {
     pub fn new(concurrency: usize, queue: usize) -> Self {
         let dummy = hash_now(&uuid::Uuid::new_v4().to_string()).unwrap_or_default();
@@ -73,12 +96,7 @@ impl Hasher {
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
-                    // Lowest priority (nice 19): hashing only gets the CPU that serving leaves.
-                    if let Err(e) = thread_priority::set_current_thread_priority(
-                        thread_priority::ThreadPriority::Min,
-                    ) {
-                        tracing::warn!(error = ?e, "could not lower the hashing thread's priority");
-                    }
+                    lower_priority();
                     loop {
                         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
                         match job {
