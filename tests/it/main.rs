@@ -44,4 +44,5 @@ mod health;
 mod import;
 mod notifier;
 mod otp;
+mod providers;
 mod tokens;

@@ -27,6 +27,25 @@ pub struct Smtp {
     pub from: String,
 }
 
+/// WhatsApp Cloud API (Meta Graph API) credentials.
+#[derive(Clone, Debug)]
+pub struct WhatsApp {
+    pub api_base: String,
+    pub phone_number_id: String,
+    pub token: Secret,
+}
+
+/// Exotel SMS credentials.
+#[derive(Clone, Debug)]
+pub struct Exotel {
+    pub api_base: String,
+    pub sid: String,
+    pub api_key: String,
+    pub api_token: Secret,
+    /// The ExoPhone or sender id messages come from.
+    pub from: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub common: CommonConfig,
@@ -38,6 +57,10 @@ pub struct Config {
     pub bus_queue_prefix: String,
     /// `None`: email is disabled and its jobs are held.
     pub smtp: Option<Smtp>,
+    /// `None`: WhatsApp is disabled and its jobs are held.
+    pub whatsapp: Option<WhatsApp>,
+    /// `None`: SMS is disabled and its jobs are held.
+    pub exotel: Option<Exotel>,
     pub retry_attempts: u32,
     pub retry_first: Duration,
     /// Job history kept before the hourly retention run drops it (counted).
@@ -83,6 +106,26 @@ impl Config {
                 })
             }
         };
+        let whatsapp = match env.secret("WHATSAPP_TOKEN") {
+            None => None,
+            Some(token) => Some(WhatsApp {
+                api_base: url(env, "WHATSAPP_API_BASE", "https://graph.facebook.com/v21.0")?,
+                phone_number_id: env.required("WHATSAPP_PHONE_NUMBER_ID")?,
+                token,
+            }),
+        };
+        let exotel = match env.raw("EXOTEL_SID") {
+            None => None,
+            Some(sid) => Some(Exotel {
+                api_base: url(env, "EXOTEL_API_BASE", "https://api.exotel.com")?,
+                sid,
+                api_key: env.required("EXOTEL_API_KEY")?,
+                api_token: env.secret("EXOTEL_API_TOKEN").ok_or_else(|| {
+                    ConfigError::new("EXOTEL_API_TOKEN", "is required when EXOTEL_SID is set")
+                })?,
+                from: env.required("EXOTEL_FROM")?,
+            }),
+        };
         let retry_attempts: u32 = env.or("NOTIFY_RETRY_ATTEMPTS", 5)?;
         if retry_attempts == 0 {
             return Err(ConfigError::new(
@@ -97,12 +140,22 @@ impl Config {
             bus_exchange: env.or("BUS_EXCHANGE", "mas.events".to_owned())?,
             bus_queue_prefix: env.or("BUS_QUEUE_PREFIX", String::new())?,
             smtp,
+            whatsapp,
+            exotel,
             retry_attempts,
             retry_first: Duration::from_millis(env.or("NOTIFY_RETRY_FIRST_MS", 30_000)?),
             keep_completed_hours: positive(env, "JOB_KEEP_COMPLETED_HOURS", 24 * 7)?,
             keep_failed_hours: positive(env, "JOB_KEEP_FAILED_HOURS", 24 * 30)?,
         })
     }
+}
+
+fn url(env: &Env, var: &str, default: &str) -> Result<String, ConfigError> {
+    let u: String = env.or(var, default.to_owned())?;
+    if !(u.starts_with("https://") || u.starts_with("http://")) {
+        return Err(ConfigError::new(var, "expected an http(s):// URL"));
+    }
+    Ok(u.trim_end_matches('/').to_owned())
 }
 
 fn positive(env: &Env, var: &str, default: i64) -> Result<i64, ConfigError> {
@@ -135,7 +188,16 @@ mod tests {
         let ok = Config::from_env(&Env::new(&env(&[]))).unwrap();
         assert!(ok.smtp.is_none(), "email is disabled without SMTP_HOST");
         assert_eq!((ok.keep_completed_hours, ok.keep_failed_hours), (168, 720));
-        let cases: [(&[(&str, &str)], &str); 5] = [
+        let cases: [(&[(&str, &str)], &str); 7] = [
+            (&[("WHATSAPP_TOKEN", "t")], "WHATSAPP_PHONE_NUMBER_ID"),
+            (
+                &[
+                    ("EXOTEL_SID", "s"),
+                    ("EXOTEL_API_KEY", "k"),
+                    ("EXOTEL_FROM", "MASOTP"),
+                ],
+                "EXOTEL_API_TOKEN",
+            ),
             (&[("SMTP_HOST", "mail")], "SMTP_FROM"),
             (
                 &[("SMTP_HOST", "mail"), ("SMTP_FROM", "not an address")],

@@ -148,6 +148,28 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         ));
         consumers.push(bus.spawn_consumer(sub, stop()));
     }
+    let providers = [
+        cfg.whatsapp.clone().map(app::providers::Provider::WhatsApp),
+        cfg.exotel.clone().map(app::providers::Provider::Exotel),
+    ];
+    if providers.iter().any(Option::is_some) {
+        let http = app::providers::Http::new().map_err(anyhow::Error::msg)?;
+        for provider in providers.into_iter().flatten() {
+            let sub = Subscription::jobs(
+                &app.queue(provider.channel()),
+                Arc::new(app::providers::ProviderJob {
+                    app: app.clone(),
+                    http: http.clone(),
+                    provider,
+                }),
+            )
+            .with_retry(RetryPolicy::exponential(
+                cfg.retry_attempts,
+                cfg.retry_first,
+            ));
+            consumers.push(bus.spawn_consumer(sub, stop()));
+        }
+    }
     for channel in app::CHANNELS {
         if let Some(why) = app.disabled_reason(channel)
             && channel != "in_app"
@@ -201,7 +223,6 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let health = {
         let d = db.clone();
         let b = broker.clone();
-        let a = app.clone();
         Health::new(SERVICE)
             .check("database", Need::Required, move || {
                 let d = d.clone();
@@ -215,16 +236,22 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
                 let b = b.clone();
                 async move { b.ping().await.map(|_| None).map_err(|e| e.to_string()) }
             })
-            .check("email", Need::Optional, move || {
-                let a = a.clone();
+    };
+    // Each channel: degraded (with the reason) while its credentials are unset.
+    let health = ["email", "whatsapp", "sms"]
+        .into_iter()
+        .fold(health, |h, channel| {
+            let a = app.clone();
+            h.check(channel, Need::Optional, move || {
+                let why = a.disabled_reason(channel);
                 async move {
-                    match a.disabled_reason("email") {
+                    match why {
                         Some(why) => Err(why.to_string()),
                         None => Ok(None),
                     }
                 }
             })
-    };
+        });
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(
         NotifierServer::new(grpc::NotifierGrpc { app: app.clone() })

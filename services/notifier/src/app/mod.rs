@@ -3,6 +3,7 @@
 pub mod deliveries;
 pub mod email;
 pub mod inapp;
+pub mod providers;
 pub mod send;
 pub mod templates;
 
@@ -30,9 +31,11 @@ impl App {
     pub fn disabled_reason(&self, channel: &str) -> Option<&'static str> {
         match channel {
             "email" if self.cfg.smtp.is_none() => Some("SMTP_HOST is not set; email jobs are held"),
-            "email" | "in_app" => None,
-            "whatsapp" => Some("WhatsApp Cloud API is not configured; WhatsApp jobs are held"),
-            "sms" => Some("Exotel is not configured; SMS jobs are held"),
+            "whatsapp" if self.cfg.whatsapp.is_none() => {
+                Some("WHATSAPP_TOKEN is not set; WhatsApp jobs are held")
+            }
+            "sms" if self.cfg.exotel.is_none() => Some("EXOTEL_SID is not set; SMS jobs are held"),
+            "email" | "in_app" | "whatsapp" | "sms" => None,
             _ => Some("unknown channel"),
         }
     }

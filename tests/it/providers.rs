@@ -1,0 +1,162 @@
+//! WhatsApp (Cloud API) and SMS (Exotel) deliveries against fake provider servers that answer
+//! the way the real APIs do, including their error bodies.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use mas_testkit::{Backend, PLATFORM, TestStack};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+on_both!(; with: whatsapp_and_sms_go_out_through_their_providers);
+
+#[derive(Default)]
+struct Seen {
+    requests: Mutex<Vec<(String, String, String)>>,
+    reject_whatsapp: AtomicBool,
+}
+
+async fn fake(req: HttpRequest, body: web::Bytes, seen: web::Data<Seen>) -> HttpResponse {
+    let path = req.path().to_owned();
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    seen.requests.lock().unwrap().push((
+        path.clone(),
+        auth,
+        String::from_utf8_lossy(&body).into_owned(),
+    ));
+    if path.ends_with("/messages") {
+        if seen.reject_whatsapp.load(Ordering::SeqCst) {
+            return HttpResponse::Unauthorized().json(json!({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}));
+        }
+        return HttpResponse::Ok()
+            .json(json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.HBgM"}]}));
+    }
+    if path.ends_with("/Sms/send.json") {
+        return HttpResponse::Ok()
+            .json(json!({"SMSMessage": {"Sid": "b6cf1d4f", "Status": "queued"}}));
+    }
+    HttpResponse::NotFound().json(json!({"RestException": {"Status": 404, "Message": "not found"}}))
+}
+
+async fn delivery(s: &TestStack, token: &str, recipient: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let r = s
+            .get(
+                &format!(
+                    "/api/admin/deliveries?recipient=%2B{}",
+                    recipient.trim_start_matches('+')
+                ),
+                token,
+            )
+            .await;
+        last = r.body["deliveries"][0].clone();
+        if last["status"] == status {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("delivery never reached {status}: {last}");
+}
+
+async fn whatsapp_and_sms_go_out_through_their_providers(backend: Backend) {
+    let seen = web::Data::new(Seen::default());
+    let data = seen.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(fake))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    let running = server.run();
+    let handle = running.handle();
+    tokio::spawn(running);
+
+    let Some(s) = mas_testkit::spawn_with(backend, |o| {
+        for (k, v) in [
+            ("WHATSAPP_TOKEN", "wa-token"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "1055"),
+            ("WHATSAPP_API_BASE", base.as_str()),
+            ("EXOTEL_SID", "acme"),
+            ("EXOTEL_API_KEY", "key"),
+            ("EXOTEL_API_TOKEN", "exo-secret"),
+            ("EXOTEL_FROM", "MASOTP"),
+            ("EXOTEL_API_BASE", base.as_str()),
+            ("NOTIFY_RETRY_ATTEMPTS", "2"),
+            ("NOTIFY_RETRY_FIRST_MS", "100"),
+        ] {
+            o.set("notifier", k, v);
+        }
+    })
+    .await
+    else {
+        handle.stop(false).await;
+        return;
+    };
+    let root = s.admin_token(PLATFORM).await;
+    let send = |channel: &'static str, to: &'static str| {
+        let (s, root) = (&s, root.clone());
+        async move {
+            s.call(
+                Method::POST,
+                "/api/admin/notifications/send",
+                Some(PLATFORM),
+                Some(&root),
+                Some(json!({"channel": channel, "recipient": to, "template": "otp", "variablesJson": "{\"code\": \"482913\"}"})),
+            )
+            .await
+        }
+    };
+
+    let r = send("whatsapp", "+919876543210").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "queued");
+    let d = delivery(&s, &root, "+919876543210", "sent").await;
+    assert_eq!(d["providerMessageId"], "wamid.HBgM");
+    let r = send("sms", "+919812345678").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = delivery(&s, &root, "+919812345678", "sent").await;
+    assert_eq!(d["providerMessageId"], "b6cf1d4f");
+    {
+        let reqs = seen.requests.lock().unwrap();
+        let (path, auth, body) = &reqs[0];
+        assert_eq!(path, "/1055/messages");
+        assert_eq!(auth, "Bearer wa-token");
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["to"], "919876543210");
+        assert!(body["text"]["body"].as_str().unwrap().contains("482913"));
+        let (path, auth, body) = &reqs[1];
+        assert_eq!(path, "/v1/Accounts/acme/Sms/send.json");
+        assert!(auth.starts_with("Basic "), "{auth}");
+        assert!(
+            body.contains("To=%2B919812345678") && body.contains("From=MASOTP"),
+            "{body}"
+        );
+    }
+
+    // A rejected token: the provider's own explanation is recorded.
+    seen.reject_whatsapp.store(true, Ordering::SeqCst);
+    let r = send("whatsapp", "+919800000001").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = delivery(&s, &root, "+919800000001", "failed").await;
+    assert!(
+        d["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 401: Invalid OAuth access token"),
+        "{d}"
+    );
+    assert_eq!(d["attempts"], 2);
+    s.stop().await;
+    handle.stop(false).await;
+}
