@@ -137,9 +137,12 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     if let Some(smtp) = cfg.smtp.clone() {
         let sub = Subscription::jobs(
             &app.queue("email"),
-            Arc::new(app::email::EmailJob {
+            Arc::new(app::deliveries::ChannelJob {
                 app: app.clone(),
-                smtp,
+                sender: app::email::EmailJob {
+                    app: app.clone(),
+                    smtp,
+                },
             }),
         )
         .with_retry(RetryPolicy::exponential(
@@ -157,10 +160,13 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         for provider in providers.into_iter().flatten() {
             let sub = Subscription::jobs(
                 &app.queue(provider.channel()),
-                Arc::new(app::providers::ProviderJob {
+                Arc::new(app::deliveries::ChannelJob {
                     app: app.clone(),
-                    http: http.clone(),
-                    provider,
+                    sender: app::providers::ProviderJob {
+                        app: app.clone(),
+                        http: http.clone(),
+                        provider,
+                    },
                 }),
             )
             .with_retry(RetryPolicy::exponential(

@@ -1,9 +1,14 @@
 //! The delivery record: one row per message, updated as its job runs.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::Utc;
+use mas_bus::{HandlerError, Incoming, JobHandler};
 use mas_kit::proto::mas::notifier::v1 as pb;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use super::send::JobPayload;
 use super::{App, timestamp};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::delivery;
@@ -79,4 +84,61 @@ pub async fn mark(
         .exec(&app.db)
         .await
         .map(|_| ())
+}
+
+/// One way out (SMTP, WhatsApp, Exotel): sends a rendered message and returns the provider's
+/// message id or reply.
+#[async_trait]
+pub trait Sender: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn deliver(&self, p: &JobPayload) -> Result<String, String>;
+}
+
+/// A channel's work-queue job: records `sending`, then `sent` with the provider's id, or the
+/// error (`queued` while retries remain, `failed` after the last).
+pub struct ChannelJob<S> {
+    pub app: Arc<App>,
+    pub sender: S,
+}
+
+#[async_trait]
+impl<S: Sender> JobHandler for ChannelJob<S> {
+    async fn run(&self, job: &Incoming) -> Result<(), HandlerError> {
+        let p: JobPayload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| HandlerError::new(format!("bad job payload: {e}")))?;
+        let attempts = job.attempt as i32;
+        let provider = self.sender.name();
+        let _ = mark(&self.app, &p.delivery_id, "sending", attempts, None, None).await;
+        match self.sender.deliver(&p).await {
+            Ok(provider_id) => {
+                tracing::info!(delivery_id = %p.delivery_id, provider, attempt = job.attempt, "message sent");
+                mark(
+                    &self.app,
+                    &p.delivery_id,
+                    "sent",
+                    attempts,
+                    Some(provider_id),
+                    None,
+                )
+                .await
+                .map_err(HandlerError::new)?;
+                Ok(())
+            }
+            Err(e) => {
+                let last = job.attempt >= self.app.cfg.retry_attempts;
+                let status = if last { "failed" } else { "queued" };
+                tracing::warn!(delivery_id = %p.delivery_id, provider, attempt = job.attempt, last, error = %e, "message not sent");
+                let _ = mark(
+                    &self.app,
+                    &p.delivery_id,
+                    status,
+                    attempts,
+                    None,
+                    Some(e.clone()),
+                )
+                .await;
+                Err(HandlerError(e))
+            }
+        }
+    }
 }

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use mas_bus::{HandlerError, Incoming, JobHandler};
 
+use super::deliveries::Sender;
 use super::send::JobPayload;
-use super::{App, deliveries, templates};
+use super::{App, templates};
 use crate::config::{Smtp, SmtpTls};
 
 pub struct EmailJob {
@@ -46,6 +46,13 @@ impl EmailJob {
         }
         Ok(b.build())
     }
+}
+
+#[async_trait]
+impl Sender for EmailJob {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
 
     async fn deliver(&self, p: &JobPayload) -> Result<String, String> {
         let t = templates::find(&self.app, &p.platform, "email", &p.template)
@@ -73,46 +80,5 @@ impl EmailJob {
             .await
             .map_err(|e| format!("SMTP: {e}"))?;
         Ok(response.message().collect::<Vec<_>>().join(" "))
-    }
-}
-
-#[async_trait]
-impl JobHandler for EmailJob {
-    async fn run(&self, job: &Incoming) -> Result<(), HandlerError> {
-        let p: JobPayload = serde_json::from_value(job.payload.clone())
-            .map_err(|e| HandlerError::new(format!("bad email job payload: {e}")))?;
-        let attempts = job.attempt as i32;
-        let _ = deliveries::mark(&self.app, &p.delivery_id, "sending", attempts, None, None).await;
-        match self.deliver(&p).await {
-            Ok(provider_reply) => {
-                tracing::info!(delivery_id = %p.delivery_id, attempt = job.attempt, "email sent");
-                deliveries::mark(
-                    &self.app,
-                    &p.delivery_id,
-                    "sent",
-                    attempts,
-                    Some(provider_reply),
-                    None,
-                )
-                .await
-                .map_err(HandlerError::new)?;
-                Ok(())
-            }
-            Err(e) => {
-                let last = job.attempt >= self.app.cfg.retry_attempts;
-                let status = if last { "failed" } else { "queued" };
-                tracing::warn!(delivery_id = %p.delivery_id, attempt = job.attempt, last, error = %e, "email not sent");
-                let _ = deliveries::mark(
-                    &self.app,
-                    &p.delivery_id,
-                    status,
-                    attempts,
-                    None,
-                    Some(e.clone()),
-                )
-                .await;
-                Err(HandlerError(e))
-            }
-        }
     }
 }

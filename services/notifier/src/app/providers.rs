@@ -10,10 +10,10 @@ use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
-use mas_bus::{HandlerError, Incoming, JobHandler};
 
+use super::deliveries::Sender;
 use super::send::JobPayload;
-use super::{App, deliveries, templates};
+use super::{App, templates};
 use crate::config::{Exotel, WhatsApp};
 
 #[derive(Clone)]
@@ -114,7 +114,12 @@ fn provider_error(status: StatusCode, body: &serde_json::Value) -> String {
     format!("HTTP {}: {message}", status.as_u16())
 }
 
-impl ProviderJob {
+#[async_trait]
+impl Sender for ProviderJob {
+    fn name(&self) -> &'static str {
+        self.provider.name()
+    }
+
     async fn deliver(&self, p: &JobPayload) -> Result<String, String> {
         let t = templates::find(&self.app, &p.platform, self.provider.channel(), &p.template)
             .await
@@ -174,46 +179,5 @@ impl ProviderJob {
             .unwrap_or_default()
             .to_owned();
         Ok(id)
-    }
-}
-
-#[async_trait]
-impl JobHandler for ProviderJob {
-    async fn run(&self, job: &Incoming) -> Result<(), HandlerError> {
-        let p: JobPayload = serde_json::from_value(job.payload.clone())
-            .map_err(|e| HandlerError::new(format!("bad job payload: {e}")))?;
-        let attempts = job.attempt as i32;
-        let _ = deliveries::mark(&self.app, &p.delivery_id, "sending", attempts, None, None).await;
-        match self.deliver(&p).await {
-            Ok(provider_id) => {
-                tracing::info!(delivery_id = %p.delivery_id, provider = self.provider.name(), attempt = job.attempt, "message sent");
-                deliveries::mark(
-                    &self.app,
-                    &p.delivery_id,
-                    "sent",
-                    attempts,
-                    Some(provider_id),
-                    None,
-                )
-                .await
-                .map_err(HandlerError::new)?;
-                Ok(())
-            }
-            Err(e) => {
-                let last = job.attempt >= self.app.cfg.retry_attempts;
-                let status = if last { "failed" } else { "queued" };
-                tracing::warn!(delivery_id = %p.delivery_id, provider = self.provider.name(), attempt = job.attempt, last, error = %e, "message not sent");
-                let _ = deliveries::mark(
-                    &self.app,
-                    &p.delivery_id,
-                    status,
-                    attempts,
-                    None,
-                    Some(e.clone()),
-                )
-                .await;
-                Err(HandlerError(e))
-            }
-        }
     }
 }
