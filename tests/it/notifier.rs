@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 on_both!(
     a_disabled_email_channel_holds_its_jobs_and_reports_degraded,
+    queue_and_schedule_metrics_are_on_each_services_admin_port,
     in_app_notifications_are_listed_counted_and_marked_read,
     bad_sends_and_templates_get_clear_errors;
     with:
@@ -441,5 +442,39 @@ async fn a_retry_clicked_in_chromium_runs_the_failed_email_again(backend: Backen
     let d = delivery(&s, &root, &to, "sent").await;
     assert_eq!(d["lastError"], "");
     assert_eq!(smtp.mail().len(), 1);
+    s.stop().await;
+}
+
+async fn queue_and_schedule_metrics_are_on_each_services_admin_port(s: TestStack) {
+    let root = s.admin_token(PLATFORM).await;
+    let r = send(
+        &s,
+        &root,
+        json!({"channel": "email", "recipient": "held@example.com", "template": "test"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let queue = format!("{}notifier.email", s.stack.notifier_config.bus_queue_prefix);
+    let scrape = |addr: std::net::SocketAddr| async move {
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let notifier = scrape(s.stack.notifier_admin_addr).await;
+    let waiting = format!(r#"queue_jobs{{queue="{queue}",service="notifier",state="waiting"}} 1"#);
+    assert!(notifier.contains(&waiting), "{waiting} not in:\n{notifier}");
+    assert!(
+        notifier.contains(r#"queue_dead_letters{queue=""#),
+        "dead-letter depth per queue"
+    );
+    assert!(notifier.contains(
+        r#"schedule_consecutive_failures{schedule="notifier.job-retention",service="notifier"} 0"#
+    ));
+    let identity = scrape(s.stack.identity_admin_addr).await;
+    assert!(identity.contains(r#"schedule_consecutive_failures{schedule="identity.token-cleanup",service="identity"} 0"#), "{identity}");
+    assert!(identity.contains("schedule_runs_total{"), "{identity}");
     s.stop().await;
 }

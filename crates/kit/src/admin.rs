@@ -11,9 +11,12 @@ use crate::metrics::Metrics;
 struct AdminState {
     health: Health,
     metrics: Arc<Metrics>,
-    /// Refreshes gauges (pool sizes) right before a scrape.
-    before_scrape: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Refreshes gauges (pool sizes, queues, schedules) right before a scrape.
+    before_scrape: Option<BeforeScrape>,
 }
+
+/// Work done right before each scrape (bounded by a timeout: a scrape never hangs on it).
+pub type BeforeScrape = Arc<dyn Fn() -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// A running admin server; stop it with [`AdminServer::stop`].
 pub struct AdminServer {
@@ -34,7 +37,7 @@ pub fn serve(
     listener: TcpListener,
     health: Health,
     metrics: Arc<Metrics>,
-    before_scrape: Option<Arc<dyn Fn() + Send + Sync>>,
+    before_scrape: Option<BeforeScrape>,
 ) -> std::io::Result<AdminServer> {
     let addr = listener.local_addr()?;
     let state = web::Data::new(AdminState {
@@ -75,8 +78,12 @@ async fn ready(state: web::Data<AdminState>) -> HttpResponse {
 }
 
 async fn metrics_text(state: web::Data<AdminState>) -> HttpResponse {
-    if let Some(f) = &state.before_scrape {
-        f();
+    if let Some(f) = &state.before_scrape
+        && tokio::time::timeout(std::time::Duration::from_secs(3), f())
+            .await
+            .is_err()
+    {
+        tracing::warn!("metrics refresh timed out; serving the previous values");
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -3,7 +3,8 @@
 //! database pool gauges.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Latency buckets in seconds, from sub-millisecond (gateway overhead) to slow calls.
@@ -20,6 +21,17 @@ pub struct Metrics {
     pub grpc_duration: HistogramVec,
     pub db_pool_connections: IntGaugeVec,
     pub db_pool_max: IntGaugeVec,
+    /// Jobs per queue and state (waiting, active, completed, failed, delayed), from `mas_jobs`.
+    pub queue_jobs: IntGaugeVec,
+    /// Messages in each queue's dead-letter queue, from the broker.
+    pub queue_dead_letters: IntGaugeVec,
+    pub schedule_consecutive_failures: IntGaugeVec,
+    pub schedule_last_success: IntGaugeVec,
+    pub schedule_last_duration: GaugeVec,
+    pub schedule_runs: IntCounterVec,
+    pub schedule_failures: IntCounterVec,
+    /// Job history dropped by retention, by outcome.
+    pub jobs_pruned: IntCounterVec,
 }
 
 impl Metrics {
@@ -61,8 +73,65 @@ impl Metrics {
             &["service"],
         )
         .expect("valid metric");
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let queue_jobs = gauge(
+            "queue_jobs",
+            "Jobs per queue and state (waiting, active, completed, failed, delayed)",
+            &["service", "queue", "state"],
+        );
+        let queue_dead_letters = gauge(
+            "queue_dead_letters",
+            "Messages waiting in a queue's dead-letter queue",
+            &["service", "queue"],
+        );
+        let schedule_consecutive_failures = gauge(
+            "schedule_consecutive_failures",
+            "Failed runs of a schedule in a row (3 or more: critical)",
+            &["service", "schedule"],
+        );
+        let schedule_last_success = gauge(
+            "schedule_last_success_timestamp_seconds",
+            "When a schedule last ran successfully (Unix time)",
+            &["service", "schedule"],
+        );
+        let schedule_last_duration = GaugeVec::new(
+            Opts::new(
+                "schedule_last_run_duration_seconds",
+                "How long a schedule's last run took",
+            ),
+            &["service", "schedule"],
+        )
+        .expect("valid metric");
+        let schedule_runs = counter(
+            "schedule_runs_total",
+            "Runs of a schedule",
+            &["service", "schedule"],
+        );
+        let schedule_failures = counter(
+            "schedule_failures_total",
+            "Failed runs of a schedule",
+            &["service", "schedule"],
+        );
+        let jobs_pruned = counter(
+            "jobs_pruned_total",
+            "Job history dropped by retention",
+            &["service", "outcome"],
+        );
         for c in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_dead_letters.clone()),
+            Box::new(schedule_consecutive_failures.clone()),
+            Box::new(schedule_last_success.clone()),
+            Box::new(schedule_last_duration.clone()),
+            Box::new(schedule_runs.clone()),
+            Box::new(schedule_failures.clone()),
+            Box::new(jobs_pruned.clone()),
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(grpc_handled.clone()),
             Box::new(grpc_duration.clone()),
@@ -80,6 +149,24 @@ impl Metrics {
             grpc_duration,
             db_pool_connections,
             db_pool_max,
+            queue_jobs,
+            queue_dead_letters,
+            schedule_consecutive_failures,
+            schedule_last_success,
+            schedule_last_duration,
+            schedule_runs,
+            schedule_failures,
+            jobs_pruned,
+        }
+    }
+
+    /// Brings a counter that mirrors a persisted total up to `total` (it only ever grows; a
+    /// smaller total, after a restore, is ignored).
+    pub fn mirror(counter: &IntCounterVec, labels: &[&str], total: i64) {
+        let c = counter.with_label_values(labels);
+        let total = u64::try_from(total).unwrap_or(0);
+        if total > c.get() {
+            c.inc_by(total - c.get());
         }
     }
 

@@ -21,6 +21,84 @@ pub struct OpsBackend {
     pub scheduler: Option<Arc<mas_bus::Scheduler>>,
 }
 
+impl OpsBackend {
+    /// Sets the queue and schedule metrics from the service's tables and the broker.
+    pub async fn refresh_metrics(&self, m: &crate::metrics::Metrics) {
+        let svc = m.service;
+        match mas_bus::ops::queue_counts(&self.db, &self.queues).await {
+            Ok(counts) => {
+                for c in counts {
+                    for (state, n) in [
+                        ("waiting", c.waiting),
+                        ("active", c.active),
+                        ("completed", c.completed),
+                        ("failed", c.failed),
+                        ("delayed", c.delayed),
+                    ] {
+                        m.queue_jobs
+                            .with_label_values(&[svc, &c.queue, state])
+                            .set(i64::try_from(n).unwrap_or(i64::MAX));
+                    }
+                    if let Some(b) = &self.broker
+                        && let Ok(depth) = b.depth(&mas_bus::broker::dead_queue(&c.queue)).await
+                    {
+                        m.queue_dead_letters
+                            .with_label_values(&[svc, &c.queue])
+                            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "queue metrics not refreshed"),
+        }
+        if let Ok(counters) = mas_bus::ops::counters(&self.db).await {
+            for (name, outcome) in [
+                ("pruned_completed", "completed"),
+                ("pruned_failed", "failed"),
+            ] {
+                let total = counters.get(name).copied().unwrap_or(0);
+                crate::metrics::Metrics::mirror(&m.jobs_pruned, &[svc, outcome], total);
+            }
+        }
+        let Some(s) = &self.scheduler else { return };
+        match s.list().await {
+            Ok(rows) => {
+                for r in rows {
+                    let l = [svc, r.id.as_str()];
+                    m.schedule_consecutive_failures
+                        .with_label_values(&l)
+                        .set(i64::from(r.consecutive_failures));
+                    if let Some(t) = r.last_success {
+                        m.schedule_last_success
+                            .with_label_values(&l)
+                            .set(t.timestamp());
+                    }
+                    m.schedule_last_duration
+                        .with_label_values(&l)
+                        .set(r.last_duration_ms as f64 / 1000.0);
+                    crate::metrics::Metrics::mirror(&m.schedule_runs, &l, r.total_runs);
+                    crate::metrics::Metrics::mirror(&m.schedule_failures, &l, r.total_failures);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "schedule metrics not refreshed"),
+        }
+    }
+}
+
+/// What a service's admin port runs before each scrape: the pool gauges, then the queue and
+/// schedule metrics.
+pub fn before_scrape(
+    backend: OpsBackend,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> crate::admin::BeforeScrape {
+    Arc::new(move || {
+        let (b, m) = (backend.clone(), metrics.clone());
+        Box::pin(async move {
+            m.set_pool(crate::db::pool_stats(&b.db));
+            b.refresh_metrics(&m).await;
+        })
+    })
+}
+
 pub struct OpsService {
     pub service: String,
     pub health: Health,

@@ -165,6 +165,12 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
                 Duration::from_secs(1),
             ),
     );
+    let ops_backend = OpsBackend {
+        db: app.db.clone(),
+        queues: vec![],
+        broker: None,
+        scheduler: Some(scheduler.clone()),
+    };
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(
         IdentityServer::new(grpc::IdentityGrpc {
@@ -174,18 +180,10 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
     )
     .add_service(OpsServer::new(
-        OpsService::new(SERVICE, health.clone()).with_backend(OpsBackend {
-            db: app.db.clone(),
-            queues: vec![],
-            broker: None,
-            scheduler: Some(scheduler.clone()),
-        }),
+        OpsService::new(SERVICE, health.clone()).with_backend(ops_backend.clone()),
     ));
 
-    let scrape = {
-        let (db, m) = (app.db.clone(), metrics.clone());
-        Arc::new(move || m.set_pool(mas_kit::db::pool_stats(&db))) as Arc<dyn Fn() + Send + Sync>
-    };
+    let scrape = mas_kit::ops::before_scrape(ops_backend, metrics.clone());
     let admin = admin::serve(admin_listener, health, metrics, Some(scrape))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin.addr;

@@ -258,23 +258,21 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
                 }
             })
         });
+    let ops_backend = OpsBackend {
+        db: db.clone(),
+        queues,
+        broker: Some(broker.clone()),
+        scheduler: Some(scheduler.clone()),
+    };
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(
         NotifierServer::new(grpc::NotifierGrpc { app: app.clone() })
             .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
     )
     .add_service(OpsServer::new(
-        OpsService::new(SERVICE, health.clone()).with_backend(OpsBackend {
-            db: db.clone(),
-            queues,
-            broker: Some(broker.clone()),
-            scheduler: Some(scheduler.clone()),
-        }),
+        OpsService::new(SERVICE, health.clone()).with_backend(ops_backend.clone()),
     ));
-    let scrape = {
-        let (db, m) = (db.clone(), metrics.clone());
-        Arc::new(move || m.set_pool(mas_kit::db::pool_stats(&db))) as Arc<dyn Fn() + Send + Sync>
-    };
+    let scrape = mas_kit::ops::before_scrape(ops_backend, metrics.clone());
     let admin = admin::serve(admin_listener, health, metrics, Some(scrape))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin.addr;
