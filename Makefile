@@ -15,17 +15,22 @@ run: ## start every service in one process on embedded defaults (SQLite, in-memo
 build: ## build every crate
 	$(CARGO) build --workspace --all-targets
 
-test-deps: ## what the tests use beyond Rust: aiosmtpd (SMTP server), Chromium and playwright-core
+test-deps: ## what the tests use beyond Rust: aiosmtpd (SMTP server), Chromium, playwright-core, promtool
 	@python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --user --quiet --disable-pip-version-check aiosmtpd==1.4.6
 	@command -v chromium >/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	} || { echo "make: Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; exit 1; }
 	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; }
+	@command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+	  || { echo "make: promtool is needed (Debian: apt-get install prometheus)"; exit 1; }
 
 test: test-deps ## every test: unit, integration and end-to-end in parallel, then the fault tests serially
 	@scripts/test-summary.sh bash -c '\
-	  $(CARGO) test --workspace --no-fail-fast -- --skip fault_; s=$$?; \
+	  s=0; \
+	  echo "== alert rules: promtool check and unit tests =="; \
+	  promtool check rules deploy/prometheus/alerts.yml && promtool test rules deploy/prometheus/alerts_test.yml || s=1; \
+	  $(CARGO) test --workspace --no-fail-fast -- --skip fault_ || s=1; \
 	  echo "== serial phase: fault tests (they stop and restart a server) =="; \
 	  $(CARGO) test --workspace --no-fail-fast -- fault_ --test-threads=1 || s=1; \
 	  exit $$s'

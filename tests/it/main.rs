@@ -34,6 +34,7 @@ macro_rules! on_both {
 }
 
 mod admin;
+mod alerts;
 mod api_keys;
 mod auth_flow;
 mod cleanup;
