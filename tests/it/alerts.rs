@@ -90,7 +90,12 @@ fn promtool_accepts(text: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("promtool runs (make test-deps installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -13,6 +13,7 @@ pub mod health;
 pub mod link;
 pub mod metrics;
 pub mod ops;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -24,4 +25,5 @@ pub use mas_proto as proto;
 
 pub use config::{ConfigError, Secret};
 pub use context::RequestContext;
+pub use service::Running;
 pub use shutdown::Shutdown;

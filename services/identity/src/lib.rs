@@ -9,7 +9,6 @@ pub mod error;
 pub mod grpc;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -31,20 +30,8 @@ pub use config::Config;
 
 pub const SERVICE: &str = "identity";
 
-/// A started identity: its bound addresses and the task that ends after shutdown.
-pub struct Running {
-    pub grpc_addr: SocketAddr,
-    pub admin_addr: SocketAddr,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+pub use mas_kit::Running;
 
-impl Running {
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("identity task panicked")?
-    }
-}
-
-/// Runs identity until `shutdown`.
 pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     start(cfg, shutdown).await?.wait().await
 }
@@ -205,6 +192,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         served.context("identity gRPC server")
     });
     Ok(Running {
+        service: SERVICE,
         grpc_addr,
         admin_addr,
         task,

@@ -8,7 +8,6 @@ pub mod error;
 pub mod grpc;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -32,17 +31,7 @@ pub const SERVICE: &str = "notifier";
 /// The platforms seeded by identity get their default templates up front.
 const SEEDED_PLATFORMS: [&str; 2] = ["mr-mentor", "my-analytics-school"];
 
-pub struct Running {
-    pub grpc_addr: SocketAddr,
-    pub admin_addr: SocketAddr,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("notifier task panicked")?
-    }
-}
+pub use mas_kit::Running;
 
 pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     start(cfg, shutdown).await?.wait().await
@@ -292,6 +281,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         served.context("notifier gRPC server")
     });
     Ok(Running {
+        service: SERVICE,
         grpc_addr,
         admin_addr,
         task,
