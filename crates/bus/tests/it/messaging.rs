@@ -21,6 +21,7 @@ both!(
     jobs_are_counted_by_state_and_found_by_business_key,
     malformed_message_is_dead_lettered_without_a_crash,
     history_retention_is_bounded_and_counted,
+    trace_context_follows_an_event_through_the_broker,
 );
 
 fn fast_retry() -> RetryPolicy {
@@ -413,5 +414,68 @@ async fn history_retention_is_bounded_and_counted(b: B) {
     assert_eq!(again.completed, 0);
     let counters = ops::counters(&env.db).await.unwrap();
     assert_eq!(counters.get("pruned_completed"), Some(&4));
+    env.finish().await;
+}
+
+/// Records the trace id the handler runs in.
+#[derive(Default)]
+struct TraceSeen(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl mas_bus::EventHandler for TraceSeen {
+    async fn handle(
+        &self,
+        _m: &mas_bus::Incoming,
+        _tx: &sea_orm::DatabaseTransaction,
+    ) -> Result<(), mas_bus::HandlerError> {
+        self.0.lock().unwrap().push(current_trace_id());
+        Ok(())
+    }
+}
+
+fn current_trace_id() -> String {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .trace_id()
+        .to_string()
+}
+
+async fn trace_context_follows_an_event_through_the_broker(b: B) {
+    // The services' subscriber (JSON logs off here) with its OpenTelemetry layer, for good.
+    std::mem::forget(mas_kit::telemetry::init("off"));
+    let Some(env) = env(b).await else { return };
+    let seen = Arc::new(TraceSeen::default());
+    env.consume(Subscription::events(
+        &env.queue("audit"),
+        &["crm.#"],
+        seen.clone(),
+    ))
+    .await;
+    env.relay();
+    let request = tracing::info_span!("request");
+    let publisher_trace = {
+        let _entered = request.enter();
+        current_trace_id()
+    };
+    assert_ne!(publisher_trace, "00000000000000000000000000000000");
+    let ev = OutEvent::new("crm.lead.created.v1", "mr-mentor", json!({"leadId": "l1"}));
+    {
+        use tracing::Instrument;
+        outbox::publish(&env.db, &ev)
+            .instrument(request)
+            .await
+            .unwrap();
+    }
+    env.bus.wake();
+    assert!(eventually(20, || !seen.0.lock().unwrap().is_empty()).await);
+    assert_eq!(
+        seen.0.lock().unwrap()[0],
+        publisher_trace,
+        "the consumer continues the publisher's trace"
+    );
     env.finish().await;
 }
