@@ -26,4 +26,12 @@ pub use mas_proto as proto;
 pub use config::{ConfigError, Secret};
 pub use context::RequestContext;
 pub use service::Running;
+
+/// A UTC time as a protobuf `Timestamp` (how every RPC carries times).
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
 pub use shutdown::Shutdown;

@@ -72,7 +72,8 @@ impl IdentityLink {
         Ok(res.token)
     }
 
-    async fn authed<T>(&self, msg: T) -> Result<tonic::Request<T>, tonic::Status> {
+    /// A request carrying this service's token, with a 5 s deadline.
+    pub async fn authed<T>(&self, msg: T) -> Result<tonic::Request<T>, tonic::Status> {
         let token = self.service_token().await?;
         let mut req = tonic::Request::new(msg);
         let value = format!("Bearer {token}")

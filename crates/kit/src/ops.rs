@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::health::Health;
 use crate::proto::mas::ops::v1 as pb;
+use crate::timestamp as ts;
 
 /// A service's messaging parts, for the ops view.
 #[derive(Clone)]
@@ -146,13 +147,6 @@ pub fn redact(v: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
         _ => {}
-    }
-}
-
-fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
 

@@ -106,13 +106,8 @@ fn csrf_ok(gw: &Gateway, actor: &str, given: &str) -> bool {
 }
 
 async fn authed<T>(gw: &Gateway, msg: T) -> Result<tonic::Request<T>, tonic::Status> {
-    let token = gw.link.service_token().await?;
-    let mut req = tonic::Request::new(msg);
+    let mut req = gw.link.authed(msg).await?;
     req.set_timeout(CALL_TIMEOUT);
-    let value = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| tonic::Status::internal("service token is not a valid header"))?;
-    req.metadata_mut().insert("authorization", value);
     Ok(req)
 }
 

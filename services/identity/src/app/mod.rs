@@ -54,12 +54,7 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use mas_kit::timestamp;
 
 pub fn from_timestamp(field: &'static str, t: &prost_types::Timestamp) -> AppResult<DateTime<Utc>> {
     DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)

@@ -20,11 +20,7 @@ pub async fn list(
     platform: &str,
     r: pb::ListDeliveriesRequest,
 ) -> AppResult<pb::ListDeliveriesResponse> {
-    let size = match r.page_size {
-        0 => 50,
-        1..=200 => r.page_size as u64,
-        _ => return Err(AppError::invalid("pageSize", "must be between 1 and 200")),
-    };
+    let size = super::page_size(r.page_size)?;
     let mut q = delivery::Entity::find().filter(delivery::Column::Platform.eq(platform));
     if !r.recipient.is_empty() {
         q = q.filter(delivery::Column::Recipient.eq(r.recipient.trim()));

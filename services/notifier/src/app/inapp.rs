@@ -14,11 +14,7 @@ pub async fn list(
     user: &str,
     r: pb::ListNotificationsRequest,
 ) -> AppResult<pb::ListNotificationsResponse> {
-    let size = match r.page_size {
-        0 => 50,
-        1..=200 => r.page_size as u64,
-        _ => return Err(AppError::invalid("pageSize", "must be between 1 and 200")),
-    };
+    let size = super::page_size(r.page_size)?;
     let offset: u64 = if r.page_token.is_empty() {
         0
     } else {

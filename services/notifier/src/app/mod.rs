@@ -7,7 +7,6 @@ pub mod providers;
 pub mod send;
 pub mod templates;
 
-use chrono::{DateTime, Utc};
 use mas_bus::Bus;
 use sea_orm::DatabaseConnection;
 
@@ -45,9 +44,16 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
+pub use mas_kit::timestamp;
+
+/// A list request's page size: 50 by default, at most 200.
+pub fn page_size(size: i32) -> crate::error::AppResult<u64> {
+    match size {
+        0 => Ok(50),
+        1..=200 => Ok(size as u64),
+        _ => Err(crate::error::AppError::invalid(
+            "pageSize",
+            "must be between 1 and 200",
+        )),
     }
 }
