@@ -43,6 +43,7 @@ mod edge;
 mod grpc_direct;
 mod health;
 mod import;
+mod meetings;
 mod notifier;
 mod otp;
 mod providers;

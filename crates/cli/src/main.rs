@@ -82,12 +82,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("notifier: migrations applied");
                 Ok(())
             }
+            "meetings-signalling" => {
+                let cfg = meetings_signalling::Config::from_env(&Env::new(&ProcessEnv))?;
+                meetings_signalling::migrate(&cfg).await?;
+                println!("meetings-signalling: migrations applied");
+                Ok(())
+            }
             "gateway" => {
                 println!("gateway: owns no schema; nothing to migrate");
                 Ok(())
             }
             other => {
-                anyhow::bail!("unknown service {other:?} (known: identity, notifier, gateway)")
+                anyhow::bail!(
+                    "unknown service {other:?} (known: identity, notifier, meetings-signalling, gateway)"
+                )
             }
         },
         Command::Import {
@@ -181,6 +189,10 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
     println!(
         "  notifier gRPC   http://{} (admin http://{}; email is held until SMTP_HOST is set)",
         stack.notifier_grpc_addr, stack.notifier_admin_addr
+    );
+    println!(
+        "  meetings gRPC   http://{} (admin http://{}; Socket.IO {base}/socket.io, direct http://{})",
+        stack.meetings_grpc_addr, stack.meetings_admin_addr, stack.signal_addr
     );
     println!("  data            {}", data_dir.display());
     println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");

@@ -32,12 +32,12 @@ pub struct Options {
     pub gateway_admin_addr: SocketAddr,
     /// The seeded SUPERADMIN's password.
     pub admin_password: String,
-    /// Extra variables per service (`identity`, `notifier`, `gateway`), overriding the defaults here.
+    /// Extra variables per service (`identity`, `notifier`, `meetings-signalling`, `gateway`), overriding the defaults here.
     pub overrides: HashMap<&'static str, HashMap<String, String>>,
 }
 
 impl Options {
-    /// Sets one variable of one service (`identity`, `notifier`, `gateway`).
+    /// Sets one variable of one service (`identity`, `notifier`, `meetings-signalling`, `gateway`).
     pub fn set(&mut self, service: &'static str, var: &str, value: &str) {
         self.overrides
             .entry(service)
@@ -69,13 +69,21 @@ pub struct Stack {
     pub gateway_admin_addr: SocketAddr,
     pub notifier_grpc_addr: SocketAddr,
     pub notifier_admin_addr: SocketAddr,
+    pub meetings_grpc_addr: SocketAddr,
+    pub meetings_admin_addr: SocketAddr,
+    /// meetings-signalling's own public port (`/socket.io`, local recording links); the gateway
+    /// also passes `/socket.io` through to it.
+    pub signal_addr: SocketAddr,
     pub shutdown: Shutdown,
     /// identity's configuration as started (tests reach its database through it).
     pub identity_config: identity::Config,
     /// notifier's configuration as started (tests clean up its queues through it).
     pub notifier_config: notifier::Config,
+    /// meetings-signalling's configuration as started.
+    pub meetings_config: meetings_signalling::Config,
     identity: identity::Running,
     notifier: notifier::Running,
+    meetings: meetings_signalling::Running,
     gateway: gateway::Running,
 }
 
@@ -84,6 +92,7 @@ impl Stack {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.trigger();
         self.gateway.wait().await?;
+        self.meetings.wait().await?;
         self.notifier.wait().await?;
         self.identity.wait().await?;
         Ok(())
@@ -177,6 +186,47 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         .await
         .context("starting notifier")?;
 
+    let mut mvars = common.clone();
+    mvars.extend(db_vars("meetings_signalling"));
+    mvars.extend([
+        ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
+        ("ADMIN_ADDR".into(), "127.0.0.1:0".into()),
+        ("SIGNAL_ADDR".into(), "127.0.0.1:0".into()),
+        (
+            "IDENTITY_GRPC_URL".into(),
+            format!("http://{}", identity.grpc_addr),
+        ),
+    ]);
+    mvars.insert(
+        "RECORDINGS_DIR".into(),
+        match &opts.database {
+            Database::Sqlite(dir) => dir.join("recordings"),
+            Database::Postgres { schema_prefix, .. } => {
+                std::env::temp_dir().join(format!("mas-recordings-{schema_prefix}"))
+            }
+        }
+        .display()
+        .to_string(),
+    );
+    if let Some((url, prefix)) = &opts.amqp {
+        mvars.insert("AMQP_URL".into(), url.clone());
+        mvars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));
+        mvars.insert("BUS_QUEUE_PREFIX".into(), prefix.clone());
+    }
+    if let Some((_, prefix)) = &opts.redis {
+        mvars.insert("REDIS_PREFIX".into(), format!("{prefix}meet:"));
+    }
+    if let Some(o) = opts.overrides.get("meetings-signalling") {
+        mvars.extend(o.clone());
+    }
+    let mcfg = meetings_signalling::Config::from_env(&Env::new(&mvars))
+        .context("meetings-signalling configuration")?;
+    let meetings_config = mcfg.clone();
+    let started = meetings_signalling::start(mcfg, shutdown.clone())
+        .await
+        .context("starting meetings-signalling")?;
+    let (meetings, signal_addr) = (started.running, started.signal_addr);
+
     let mut gvars = common;
     gvars.extend([
         ("HTTP_ADDR".into(), opts.http_addr.to_string()),
@@ -190,6 +240,11 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
             "NOTIFIER_GRPC_URL".into(),
             format!("http://{}", notifier.grpc_addr),
         ),
+        (
+            "MEETINGS_GRPC_URL".into(),
+            format!("http://{}", meetings.grpc_addr),
+        ),
+        ("SIGNAL_URL".into(), format!("http://{signal_addr}")),
         ("SERVICE_SECRET".into(), gateway_secret),
     ]);
     // The dashboard shares the development admin's password when it is long enough; otherwise
@@ -216,11 +271,16 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         gateway_admin_addr: gateway.admin_addr,
         notifier_grpc_addr: notifier.grpc_addr,
         notifier_admin_addr: notifier.admin_addr,
+        meetings_grpc_addr: meetings.grpc_addr,
+        meetings_admin_addr: meetings.admin_addr,
+        signal_addr,
         shutdown,
         identity_config,
         notifier_config,
+        meetings_config,
         identity,
         notifier,
+        meetings,
         gateway,
     })
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod grpc;
 pub mod health;
+pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod ops;

@@ -11,6 +11,12 @@ pub mod mas {
         }
     }
 
+    pub mod meetings {
+        pub mod v1 {
+            tonic::include_proto!("mas.meetings.v1");
+        }
+    }
+
     pub mod notifier {
         pub mod v1 {
             tonic::include_proto!("mas.notifier.v1");

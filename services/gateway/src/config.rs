@@ -28,11 +28,14 @@ pub struct Config {
     pub maintenance: bool,
     /// HTTP Basic credentials of the ops dashboard (`/admin/queues`); required in production.
     pub ops_dashboard_user: Option<String>,
+    /// meetings-signalling's public HTTP URL: `/socket.io` is passed through to it (single-host
+    /// runs; in Kubernetes the ingress routes it there directly).
+    pub signal_url: Option<String>,
     pub ops_dashboard_password: Option<Secret>,
 }
 
 /// The services the gateway routes to, by the second segment of their proto package.
-pub const UPSTREAMS: &[&str] = &["identity", "notifier"];
+pub const UPSTREAMS: &[&str] = &["identity", "meetings", "notifier"];
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -126,6 +129,18 @@ impl Config {
             )?,
             workers: env.or("HTTP_WORKERS", cores)?,
             upstreams,
+            signal_url: match env.raw("SIGNAL_URL") {
+                None => None,
+                Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                    Some(u.trim_end_matches('/').to_owned())
+                }
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        "SIGNAL_URL",
+                        "expected an http:// or https:// URL",
+                    ));
+                }
+            },
             service_secret: env
                 .secret("SERVICE_SECRET")
                 .ok_or_else(|| ConfigError::new("SERVICE_SECRET", "is required but not set"))?,
@@ -154,6 +169,7 @@ mod tests {
             ("IDENTITY_GRPC_URL", "http://127.0.0.1:1"),
             ("SERVICE_SECRET", "s"),
             ("NOTIFIER_GRPC_URL", "http://127.0.0.1:2"),
+            ("MEETINGS_GRPC_URL", "http://127.0.0.1:3"),
             ("OPS_DASHBOARD_USER", "ops"),
             ("OPS_DASHBOARD_PASSWORD", "a-long-ops-password"),
         ];

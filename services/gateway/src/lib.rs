@@ -9,6 +9,7 @@ mod dashboard;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod socketio;
 pub mod transcode;
 
 use std::collections::{HashMap, HashSet};
@@ -57,6 +58,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     maintenance: AtomicBool,
     openapi: String,
+    /// Outbound HTTP for the `/socket.io` long-polling pass-through.
+    http: mas_kit::http::Client,
 }
 
 /// Per-request values set by the middleware.
@@ -145,6 +148,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         api_keys: Mutex::new(HashMap::new()),
         platforms: RwLock::new((HashSet::new(), None)),
         metrics: metrics.clone(),
+        http: mas_kit::http::Client::new().map_err(anyhow::Error::msg)?,
         cfg,
     });
 
@@ -275,6 +279,8 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             .route("/admin/queues", web::get().to(dashboard::page))
             .route("/admin/queues/action", web::post().to(dashboard::action))
             .route("/api/docs/openapi.json", web::get().to(openapi_json))
+            .route("/socket.io/", web::route().to(socketio::proxy))
+            .route("/socket.io", web::route().to(socketio::proxy))
             .default_service(web::to(dispatch))
     })
     .workers(gw.cfg.workers.max(1))
@@ -326,6 +332,17 @@ fn cors(dev: bool, origins: &[String]) -> actix_cors::Cors {
 }
 
 impl Gateway {
+    /// The caller's address (X-Forwarded-For only from TRUSTED_PROXIES).
+    fn client_ip(&self, req: &HttpRequest) -> String {
+        client_ip::resolve(
+            req.peer_addr().map(|a| a.ip()),
+            req.headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok()),
+            &self.cfg.trusted_proxies,
+        )
+    }
+
     async fn background(self: Arc<Self>, shutdown: Shutdown) {
         let mut jwks = tokio::time::interval(self.cfg.jwks_refresh);
         let mut retry = tokio::time::interval(Duration::from_secs(2));

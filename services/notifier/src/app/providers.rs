@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 use super::deliveries::Sender;
 use super::send::JobPayload;
@@ -38,28 +38,16 @@ impl Provider {
     }
 }
 
-type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-
-/// The HTTPS client every provider call goes through: hyper with rustls on the ring provider
-/// and the webpki root certificates (no process-wide TLS state).
+/// The HTTPS client every provider call goes through (the kit's: rustls on ring, webpki roots).
 #[derive(Clone)]
 pub struct Http {
-    client: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    client: mas_kit::http::Client,
 }
 
 impl Http {
     pub fn new() -> Result<Self, String> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls_ring())
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Http {
-            client: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build(connector),
+            client: mas_kit::http::Client::new()?,
         })
     }
 
@@ -77,25 +65,12 @@ impl Http {
             .header(http::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| format!("request to {url}: {e}"))?;
-        let call = async {
-            let res = self.client.request(req).await.map_err(|e| e.to_string())?;
-            let status = res.status();
-            let bytes = res
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok::<_, String>((status, serde_json::from_slice(&bytes).unwrap_or_default()))
-        };
-        tokio::time::timeout(Duration::from_secs(20), call)
-            .await
-            .map_err(|_| "timed out after 20 s".to_string())?
+        let reply = self.client.send(req, Duration::from_secs(20)).await?;
+        Ok((
+            reply.status,
+            serde_json::from_slice(&reply.body).unwrap_or_default(),
+        ))
     }
-}
-
-fn rustls_ring() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
 }
 
 pub struct ProviderJob {

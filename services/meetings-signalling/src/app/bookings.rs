@@ -1,0 +1,319 @@
+//! Bookings. A student takes an available slot: the slot flips to booked with a conditional
+//! update (exactly one of any number of racing students wins), and the booking, its meeting and
+//! the `booked` event are written in the same transaction. On Postgres an exclusion constraint
+//! also refuses two overlapping accepted bookings of one mentor, whatever writes them.
+
+use chrono::Utc;
+use mas_bus::OutEvent;
+use mas_kit::auth::Principal;
+use mas_kit::proto::mas::meetings::v1 as pb;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+
+use super::slots::{AVAILABLE, BOOKED};
+use super::{App, is_admin, new_id, next_token, page_offset, page_size, timestamp};
+use crate::error::{AppError, AppResult};
+use crate::store::entities::{booking, meeting, slot};
+
+pub const ACCEPTED: &str = "accepted";
+pub const CANCELLED: &str = "cancelled";
+
+pub fn to_pb(b: booking::Model) -> pb::Booking {
+    pb::Booking {
+        meeting_id: b.id.clone(),
+        id: b.id,
+        slot_id: b.slot_id,
+        mentor_id: b.mentor_id,
+        student_id: b.student_id,
+        starts_at: Some(timestamp(b.starts_at)),
+        ends_at: Some(timestamp(b.ends_at)),
+        status: b.status,
+        created_at: Some(timestamp(b.created_at)),
+    }
+}
+
+fn event_body(b: &booking::Model) -> serde_json::Value {
+    json!({
+        "platform": b.platform,
+        "bookingId": b.id,
+        "meetingId": b.id,
+        "mentorId": b.mentor_id,
+        "studentId": b.student_id,
+        "startsAt": b.starts_at.to_rfc3339(),
+        "endsAt": b.ends_at.to_rfc3339(),
+    })
+}
+
+/// Takes `slot_id` for the student only if it is still available: `true` if this call won.
+async fn take_slot<C: ConnectionTrait>(db: &C, platform: &str, slot_id: &str) -> AppResult<bool> {
+    let n = slot::Entity::update_many()
+        .col_expr(slot::Column::Status, Expr::value(BOOKED))
+        .filter(slot::Column::Id.eq(slot_id))
+        .filter(slot::Column::Platform.eq(platform))
+        .filter(slot::Column::Status.eq(AVAILABLE))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(n == 1)
+}
+
+async fn free_slot<C: ConnectionTrait>(db: &C, slot_id: &str) -> AppResult<()> {
+    slot::Entity::update_many()
+        .col_expr(slot::Column::Status, Expr::value(AVAILABLE))
+        .filter(slot::Column::Id.eq(slot_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn bookable_slot(
+    app: &App,
+    platform: &str,
+    slot_id: &str,
+    student: &str,
+) -> AppResult<slot::Model> {
+    super::require_id("slotId", slot_id)?;
+    let s = slot::Entity::find_by_id(slot_id)
+        .filter(slot::Column::Platform.eq(platform))
+        .one(&app.db)
+        .await?
+        .ok_or(AppError::NotFound("slot"))?;
+    if s.mentor_id == student {
+        return Err(AppError::invalid("slotId", "you cannot book your own slot"));
+    }
+    if s.starts_at <= Utc::now() {
+        return Err(AppError::Precondition(
+            "the slot has already started".into(),
+        ));
+    }
+    if s.status != AVAILABLE {
+        return Err(AppError::Conflict("the slot is no longer available".into()));
+    }
+    Ok(s)
+}
+
+pub async fn book(
+    app: &App,
+    platform: &str,
+    student: &str,
+    slot_id: &str,
+) -> AppResult<pb::Booking> {
+    let s = bookable_slot(app, platform, slot_id, student).await?;
+    let now = Utc::now();
+    let txn = app.db.begin().await?;
+    if !take_slot(&txn, platform, &s.id).await? {
+        return Err(AppError::Conflict("the slot is no longer available".into()));
+    }
+    let id = new_id();
+    let b = booking::Entity::insert(booking::ActiveModel {
+        id: Set(id.clone()),
+        platform: Set(platform.to_owned()),
+        slot_id: Set(s.id.clone()),
+        mentor_id: Set(s.mentor_id.clone()),
+        student_id: Set(student.to_owned()),
+        starts_at: Set(s.starts_at),
+        ends_at: Set(s.ends_at),
+        status: Set(ACCEPTED.to_owned()),
+        cancel_reason: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_with_returning(&txn)
+    .await?;
+    meeting::Entity::insert(meeting::ActiveModel {
+        id: Set(id),
+        platform: Set(platform.to_owned()),
+        mentor_id: Set(s.mentor_id.clone()),
+        student_id: Set(student.to_owned()),
+        starts_at: Set(s.starts_at),
+        ends_at: Set(s.ends_at),
+        status: Set(super::meetings::SCHEDULED.to_owned()),
+        started_at: Set(None),
+        ended_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec(&txn)
+    .await?;
+    mas_bus::outbox::publish(
+        &txn,
+        &OutEvent::new("meetings.booking.booked.v1", platform, event_body(&b)),
+    )
+    .await?;
+    txn.commit().await?;
+    app.bus.wake();
+    tracing::info!(booking = %b.id, slot = %b.slot_id, mentor = %b.mentor_id, "slot booked");
+    Ok(to_pb(b))
+}
+
+async fn find(app: &App, platform: &str, id: &str) -> AppResult<booking::Model> {
+    super::require_id("bookingId", id)?;
+    booking::Entity::find_by_id(id)
+        .filter(booking::Column::Platform.eq(platform))
+        .one(&app.db)
+        .await?
+        .ok_or(AppError::NotFound("booking"))
+}
+
+pub async fn cancel(
+    app: &App,
+    caller: &Principal,
+    r: pb::CancelBookingRequest,
+) -> AppResult<pb::Booking> {
+    if r.reason.chars().count() > 500 {
+        return Err(AppError::invalid("reason", "is at most 500 characters"));
+    }
+    let b = find(app, &caller.platform, &r.booking_id).await?;
+    let party = b.student_id == caller.subject || b.mentor_id == caller.subject;
+    if !party && !is_admin(caller) {
+        return Err(AppError::NotFound("booking"));
+    }
+    if b.status != ACCEPTED {
+        return Err(AppError::Precondition(
+            "the booking is already cancelled".into(),
+        ));
+    }
+    let now = Utc::now();
+    if !is_admin(caller) && now > b.starts_at - app.cfg.cancel_cutoff {
+        return Err(AppError::Precondition(format!(
+            "bookings can be cancelled up to {} minutes before the start",
+            app.cfg.cancel_cutoff.num_minutes()
+        )));
+    }
+    let txn = app.db.begin().await?;
+    let n = booking::Entity::update_many()
+        .col_expr(booking::Column::Status, Expr::value(CANCELLED))
+        .col_expr(
+            booking::Column::CancelReason,
+            Expr::value(Some(r.reason.clone())),
+        )
+        .col_expr(booking::Column::UpdatedAt, Expr::value(now))
+        .filter(booking::Column::Id.eq(&b.id))
+        .filter(booking::Column::Status.eq(ACCEPTED))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if n != 1 {
+        return Err(AppError::Conflict("the booking changed meanwhile".into()));
+    }
+    // The slot is bookable again (unless it has begun).
+    if b.starts_at > now {
+        free_slot(&txn, &b.slot_id).await?;
+    }
+    meeting::Entity::update_many()
+        .col_expr(
+            meeting::Column::Status,
+            Expr::value(super::meetings::CANCELLED),
+        )
+        .col_expr(meeting::Column::UpdatedAt, Expr::value(now))
+        .filter(meeting::Column::Id.eq(&b.id))
+        .exec(&txn)
+        .await?;
+    let mut body = event_body(&b);
+    body["cancelledBy"] = json!(caller.subject);
+    body["reason"] = json!(r.reason);
+    mas_bus::outbox::publish(
+        &txn,
+        &OutEvent::new("meetings.booking.cancelled.v1", &b.platform, body),
+    )
+    .await?;
+    txn.commit().await?;
+    app.bus.wake();
+    tracing::info!(booking = %b.id, by = %caller.subject, "booking cancelled");
+    find(app, &caller.platform, &b.id).await.map(to_pb)
+}
+
+pub async fn reschedule(
+    app: &App,
+    caller: &Principal,
+    r: pb::RescheduleBookingRequest,
+) -> AppResult<pb::Booking> {
+    let b = find(app, &caller.platform, &r.booking_id).await?;
+    if b.student_id != caller.subject && !is_admin(caller) {
+        return Err(AppError::NotFound("booking"));
+    }
+    if b.status != ACCEPTED {
+        return Err(AppError::Precondition("the booking is cancelled".into()));
+    }
+    let now = Utc::now();
+    if !is_admin(caller) && now > b.starts_at - app.cfg.reschedule_cutoff {
+        return Err(AppError::Precondition(format!(
+            "bookings can be rescheduled up to {} minutes before the start",
+            app.cfg.reschedule_cutoff.num_minutes()
+        )));
+    }
+    let s = bookable_slot(app, &caller.platform, &r.slot_id, &b.student_id).await?;
+    if s.mentor_id != b.mentor_id {
+        return Err(AppError::invalid("slotId", "is a slot of another mentor"));
+    }
+    let txn = app.db.begin().await?;
+    if !take_slot(&txn, &caller.platform, &s.id).await? {
+        return Err(AppError::Conflict("the slot is no longer available".into()));
+    }
+    free_slot(&txn, &b.slot_id).await?;
+    booking::Entity::update_many()
+        .col_expr(booking::Column::SlotId, Expr::value(s.id.clone()))
+        .col_expr(booking::Column::StartsAt, Expr::value(s.starts_at))
+        .col_expr(booking::Column::EndsAt, Expr::value(s.ends_at))
+        .col_expr(booking::Column::UpdatedAt, Expr::value(now))
+        .filter(booking::Column::Id.eq(&b.id))
+        .exec(&txn)
+        .await?;
+    meeting::Entity::update_many()
+        .col_expr(meeting::Column::StartsAt, Expr::value(s.starts_at))
+        .col_expr(meeting::Column::EndsAt, Expr::value(s.ends_at))
+        .col_expr(meeting::Column::UpdatedAt, Expr::value(now))
+        .filter(meeting::Column::Id.eq(&b.id))
+        .exec(&txn)
+        .await?;
+    let moved = find_in(&txn, &b.id).await?;
+    let mut body = event_body(&moved);
+    body["previousStartsAt"] = json!(b.starts_at.to_rfc3339());
+    mas_bus::outbox::publish(
+        &txn,
+        &OutEvent::new("meetings.booking.rescheduled.v1", &b.platform, body),
+    )
+    .await?;
+    txn.commit().await?;
+    app.bus.wake();
+    tracing::info!(booking = %b.id, slot = %s.id, "booking rescheduled");
+    Ok(to_pb(moved))
+}
+
+async fn find_in<C: ConnectionTrait>(db: &C, id: &str) -> AppResult<booking::Model> {
+    booking::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("booking"))
+}
+
+pub async fn list_mine(
+    app: &App,
+    caller: &Principal,
+    r: pb::ListMyBookingsRequest,
+) -> AppResult<pb::ListMyBookingsResponse> {
+    let size = page_size(r.page_size)?;
+    let offset = page_offset(&r.page_token)?;
+    let column = match r.r#as.as_str() {
+        "" | "student" => booking::Column::StudentId,
+        "mentor" => booking::Column::MentorId,
+        _ => return Err(AppError::invalid("as", "is student or mentor")),
+    };
+    let rows = booking::Entity::find()
+        .filter(booking::Column::Platform.eq(&caller.platform))
+        .filter(column.eq(&caller.subject))
+        .order_by_desc(booking::Column::StartsAt)
+        .offset(offset)
+        .limit(size + 1)
+        .all(&app.db)
+        .await?;
+    let more = rows.len() as u64 > size;
+    Ok(pb::ListMyBookingsResponse {
+        bookings: rows.into_iter().take(size as usize).map(to_pb).collect(),
+        next_page_token: next_token(offset, size, more),
+    })
+}

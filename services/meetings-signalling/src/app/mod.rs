@@ -1,0 +1,82 @@
+//! meetings-signalling's use cases, transport-free: the gRPC handlers and the Socket.IO
+//! events call these.
+
+pub mod bookings;
+pub mod cleanup;
+pub mod meetings;
+pub mod mentors;
+pub mod recordings;
+pub mod slots;
+
+use mas_bus::Bus;
+use mas_kit::auth::Principal;
+use mas_kit::proto::Role;
+use sea_orm::DatabaseConnection;
+
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::storage::Storage;
+
+pub use mas_kit::timestamp;
+
+pub struct App {
+    pub db: DatabaseConnection,
+    pub cfg: Config,
+    pub bus: Bus,
+    pub storage: Storage,
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// ADMIN or SUPERADMIN of the platform.
+pub fn is_admin(p: &Principal) -> bool {
+    matches!(p.role, Role::Admin | Role::Superadmin)
+}
+
+/// A list request's page size: 50 by default, at most 200.
+pub fn page_size(size: i32) -> AppResult<u64> {
+    match size {
+        0 => Ok(50),
+        1..=200 => Ok(size as u64),
+        _ => Err(AppError::invalid("pageSize", "must be between 1 and 200")),
+    }
+}
+
+/// The offset a page token stands for (tokens are offsets this API issued).
+pub fn page_offset(token: &str) -> AppResult<u64> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token
+        .parse()
+        .map_err(|_| AppError::invalid("pageToken", "is not a token this API issued"))
+}
+
+pub fn next_token(offset: u64, size: u64, more: bool) -> String {
+    if more {
+        (offset + size).to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// A protobuf timestamp as UTC, refusing out-of-range values.
+pub fn from_timestamp(
+    field: &'static str,
+    t: &prost_types::Timestamp,
+) -> AppResult<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .ok_or_else(|| AppError::invalid(field, "is out of range"))
+}
+
+pub fn require_id(field: &'static str, id: &str) -> AppResult<()> {
+    if id.is_empty() {
+        return Err(AppError::invalid(field, "is required"));
+    }
+    if id.len() > 64 {
+        return Err(AppError::invalid(field, "is too long"));
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Recordings: the mentor uploads straight to object storage with a presigned URL; metadata
+//! lives here; playback URLs are short-lived and only for the meeting's participants and admins.
+
+use chrono::Utc;
+use mas_kit::auth::Principal;
+use mas_kit::proto::mas::meetings::v1 as pb;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use super::meetings::{self, Part};
+use super::{App, new_id, timestamp};
+use crate::error::{AppError, AppResult};
+use crate::storage::Op;
+use crate::store::entities::recording;
+
+pub const PENDING: &str = "pending";
+pub const AVAILABLE: &str = "available";
+
+fn to_pb(r: recording::Model) -> pb::Recording {
+    pb::Recording {
+        id: r.id,
+        meeting_id: r.meeting_id,
+        status: r.status,
+        content_type: r.content_type,
+        size_bytes: r.size_bytes,
+        created_at: Some(timestamp(r.created_at)),
+    }
+}
+
+pub async fn create_upload(
+    app: &App,
+    caller: &Principal,
+    r: pb::CreateRecordingUploadRequest,
+) -> AppResult<pb::RecordingUpload> {
+    let (m, part) = meetings::find_for(app, caller, &r.meeting_id).await?;
+    if part != Part::Mentor {
+        return Err(AppError::Forbidden(
+            "only the meeting's mentor uploads recordings".into(),
+        ));
+    }
+    if !matches!(m.status.as_str(), meetings::LIVE | meetings::ENDED) {
+        return Err(AppError::Precondition(format!(
+            "recordings are for live or ended meetings; this one is {}",
+            m.status
+        )));
+    }
+    let (content_type, ext) = match r.content_type.as_str() {
+        "" | "video/webm" => ("video/webm", "webm"),
+        "video/mp4" => ("video/mp4", "mp4"),
+        "audio/webm" => ("audio/webm", "weba"),
+        _ => {
+            return Err(AppError::invalid(
+                "contentType",
+                "is video/webm, video/mp4 or audio/webm",
+            ));
+        }
+    };
+    let id = new_id();
+    let key = format!("{}/{}/{}.{ext}", m.platform, m.id, id);
+    let now = Utc::now();
+    let row = recording::Entity::insert(recording::ActiveModel {
+        id: Set(id),
+        platform: Set(m.platform.clone()),
+        meeting_id: Set(m.id.clone()),
+        object_key: Set(key.clone()),
+        content_type: Set(content_type.to_owned()),
+        status: Set(PENDING.to_owned()),
+        size_bytes: Set(0),
+        created_by: Set(caller.subject.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_with_returning(&app.db)
+    .await?;
+    let ttl = app.cfg.recording_url_ttl;
+    Ok(pb::RecordingUpload {
+        upload_url: app.storage.presign(Op::Put, &key, ttl),
+        expires_at: Some(timestamp(
+            now + chrono::Duration::from_std(ttl).unwrap_or_default(),
+        )),
+        recording: Some(to_pb(row)),
+    })
+}
+
+/// The recording and the caller's part in its meeting (strangers: not found / forbidden).
+async fn find_for(app: &App, caller: &Principal, id: &str) -> AppResult<(recording::Model, Part)> {
+    super::require_id("recordingId", id)?;
+    let r = recording::Entity::find_by_id(id)
+        .filter(recording::Column::Platform.eq(&caller.platform))
+        .one(&app.db)
+        .await?
+        .ok_or(AppError::NotFound("recording"))?;
+    let (_, part) = meetings::find_for(app, caller, &r.meeting_id).await?;
+    Ok((r, part))
+}
+
+pub async fn complete(app: &App, caller: &Principal, id: &str) -> AppResult<pb::Recording> {
+    let (r, part) = find_for(app, caller, id).await?;
+    if part != Part::Mentor {
+        return Err(AppError::Forbidden(
+            "only the meeting's mentor completes uploads".into(),
+        ));
+    }
+    let size = app
+        .storage
+        .size(&r.object_key)
+        .await
+        .map_err(AppError::Internal)?
+        .ok_or_else(|| AppError::Precondition("nothing has been uploaded yet".into()))?;
+    recording::Entity::update_many()
+        .col_expr(recording::Column::Status, Expr::value(AVAILABLE))
+        .col_expr(recording::Column::SizeBytes, Expr::value(size as i64))
+        .col_expr(recording::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(recording::Column::Id.eq(&r.id))
+        .exec(&app.db)
+        .await?;
+    tracing::info!(recording = %r.id, meeting = %r.meeting_id, size, "recording available");
+    let (r, _) = find_for(app, caller, id).await?;
+    Ok(to_pb(r))
+}
+
+pub async fn list(
+    app: &App,
+    caller: &Principal,
+    meeting_id: &str,
+) -> AppResult<pb::ListRecordingsResponse> {
+    let (m, _) = meetings::find_for(app, caller, meeting_id).await?;
+    let rows = recording::Entity::find()
+        .filter(recording::Column::MeetingId.eq(&m.id))
+        .order_by_asc(recording::Column::CreatedAt)
+        .all(&app.db)
+        .await?;
+    Ok(pb::ListRecordingsResponse {
+        recordings: rows.into_iter().map(to_pb).collect(),
+    })
+}
+
+pub async fn playback(app: &App, caller: &Principal, id: &str) -> AppResult<pb::RecordingPlayback> {
+    let (r, _) = find_for(app, caller, id).await?;
+    if r.status != AVAILABLE {
+        return Err(AppError::Precondition(
+            "the recording is not uploaded yet".into(),
+        ));
+    }
+    let ttl = app.cfg.recording_url_ttl;
+    Ok(pb::RecordingPlayback {
+        url: app.storage.presign(Op::Get, &r.object_key, ttl),
+        expires_at: Some(timestamp(
+            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default(),
+        )),
+    })
+}

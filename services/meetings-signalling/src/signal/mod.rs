@@ -1,0 +1,983 @@
+//! Socket.IO signalling on `/socket.io` (protocol v5, the Socket.IO v4 client). The server
+//! brokers WebRTC negotiation and never carries media: it authenticates the handshake with the
+//! access token, admits participants to their meeting's room, relays offer/answer/ICE to one
+//! named socket of the same room, keeps chat, presence, media and recording flags, and restores a
+//! reconnecting participant into its room on whichever replica it lands. docs/signalling.md is
+//! the contract; the tests follow it.
+
+pub mod rooms;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use mas_kit::auth::Principal;
+use mas_kit::grpc::Authenticator;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::socket::DisconnectReason;
+
+use crate::app::meetings::{self, Part};
+use crate::app::{App, new_id};
+use crate::error::AppError;
+use crate::store::entities::chat_message;
+use rooms::{Participant, Recording, Rooms};
+
+/// Every event a client may send; anything else is refused with an `error` event.
+pub const CLIENT_EVENTS: [&str; 15] = [
+    "initialize-meeting",
+    "join-room",
+    "leave-room",
+    "offer",
+    "answer",
+    "ice-candidate",
+    "audio-toggle",
+    "video-toggle",
+    "start-recording",
+    "stop-recording",
+    "chat-message",
+    "get-online-users",
+    "end-meeting",
+    "timer-sync",
+    "ping-room",
+];
+
+/// Consecutive rate-limit violations before a flooding socket is disconnected.
+const FLOOD_STRIKES: u32 = 20;
+
+pub struct SignalMetrics {
+    pub connections: IntGauge,
+    pub rooms: IntGauge,
+    pub events: IntCounterVec,
+    pub relay: HistogramVec,
+}
+
+impl SignalMetrics {
+    pub fn new(registry: &prometheus::Registry) -> Self {
+        let m = SignalMetrics {
+            connections: IntGauge::new(
+                "signalling_connections",
+                "Socket.IO connections open on this replica",
+            )
+            .expect("literal metric"),
+            rooms: IntGauge::new(
+                "signalling_rooms",
+                "Meeting rooms with a participant connected to this replica",
+            )
+            .expect("literal metric"),
+            events: IntCounterVec::new(
+                Opts::new(
+                    "signalling_events_total",
+                    "Socket.IO events received, by event and outcome",
+                ),
+                &["event", "outcome"],
+            )
+            .expect("literal metric"),
+            relay: HistogramVec::new(
+                HistogramOpts::new(
+                    "signalling_relay_duration_seconds",
+                    "Time to hand a relayed message to its target socket (local or through Redis)",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ]),
+                &["event"],
+            )
+            .expect("literal metric"),
+        };
+        for c in [
+            Box::new(m.connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.rooms.clone()),
+            Box::new(m.events.clone()),
+            Box::new(m.relay.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+}
+
+pub struct Signal {
+    pub app: Arc<App>,
+    pub auth: Arc<Authenticator>,
+    pub rooms: Rooms,
+    pub metrics: SignalMetrics,
+    /// Sockets of this replica per meeting room (for the rooms gauge).
+    local: Mutex<HashMap<String, usize>>,
+}
+
+/// What a socket carries from its handshake on.
+#[derive(Clone)]
+struct Conn {
+    user: Principal,
+    /// The meeting room the socket is in.
+    meeting: Arc<Mutex<Option<String>>>,
+    bucket: Arc<Mutex<Bucket>>,
+}
+
+impl Conn {
+    fn meeting(&self) -> Option<String> {
+        self.meeting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    fn set_meeting(&self, m: Option<String>) {
+        *self.meeting.lock().unwrap_or_else(|e| e.into_inner()) = m;
+    }
+}
+
+/// A token bucket: `rate` events a second, bursts of twice that.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+    strikes: u32,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        Bucket {
+            tokens: rate as f64 * 2.0,
+            rate: rate as f64,
+            last: Instant::now(),
+            strikes: 0,
+        }
+    }
+
+    /// `Ok(())` to go on, `Err(strikes)` when over the limit.
+    fn take(&mut self) -> Result<(), u32> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 2.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            Ok(())
+        } else {
+            self.strikes += 1;
+            Err(self.strikes)
+        }
+    }
+}
+
+/// A refusal sent back to the client: `{event, code, message}`.
+#[derive(Debug)]
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<AppError> for Refusal {
+    fn from(e: AppError) -> Self {
+        let code = match &e {
+            AppError::Invalid { .. } => "invalid_argument",
+            AppError::NotFound(_) => "not_found",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::Conflict(_) => "conflict",
+            AppError::Precondition(_) => "failed_precondition",
+            AppError::Db(_) | AppError::Internal(_) => "internal",
+        };
+        Refusal::new(code, e.public_message())
+    }
+}
+
+fn store_err(e: String) -> Refusal {
+    tracing::error!(error = %e, "signalling room store failed");
+    Refusal::new("internal", "internal error")
+}
+
+type Outcome = Result<Value, Refusal>;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MeetingRef {
+    meeting_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JoinRoom {
+    meeting_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    audio: Option<bool>,
+    #[serde(default)]
+    video: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Relay {
+    target: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Toggle {
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Chat {
+    text: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(event: &str, data: &Option<Value>) -> Result<T, Refusal> {
+    let v = data.clone().unwrap_or(Value::Null);
+    serde_json::from_value(v).map_err(|e| {
+        Refusal::new(
+            "invalid_payload",
+            format!("{event}: {e} (see docs/signalling.md)"),
+        )
+    })
+}
+
+fn meeting_room(id: &str) -> String {
+    format!("meeting:{id}")
+}
+
+fn sid_room(sid: &str) -> String {
+    format!("sid:{sid}")
+}
+
+impl Signal {
+    pub fn new(
+        app: Arc<App>,
+        auth: Arc<Authenticator>,
+        rooms: Rooms,
+        registry: &prometheus::Registry,
+    ) -> Self {
+        Signal {
+            app,
+            auth,
+            rooms,
+            metrics: SignalMetrics::new(registry),
+            local: Mutex::default(),
+        }
+    }
+
+    fn local_join(&self, meeting: &str) {
+        let mut l = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        *l.entry(meeting.to_owned()).or_default() += 1;
+        self.metrics.rooms.set(l.len() as i64);
+    }
+
+    fn local_leave(&self, meeting: &str) {
+        let mut l = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = l.get_mut(meeting) {
+            *n -= 1;
+            if *n == 0 {
+                l.remove(meeting);
+            }
+        }
+        self.metrics.rooms.set(l.len() as i64);
+    }
+}
+
+/// Registers the handlers on the default namespace (for each adapter: `ns` needs the concrete
+/// adapter type).
+#[macro_export]
+macro_rules! register_signalling {
+    ($io:expr, $adapter:ty) => {{
+        use socketioxide::handler::ConnectHandler as _;
+        $io.ns(
+            "/",
+            $crate::signal::on_connect::<$adapter>.with($crate::signal::authenticate::<$adapter>),
+        )
+    }};
+}
+
+#[derive(Debug)]
+pub struct AuthFailure(String);
+
+impl std::fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The handshake: the access token from the `auth` payload (`{token}`), or an
+/// `Authorization: Bearer` header; verified here (signature, expiry, revocation). A refusal
+/// reaches the client as `connect_error` with the reason.
+pub async fn authenticate<A: Adapter>(
+    socket: SocketRef<A>,
+    TryData(auth): TryData<Value>,
+    State(sig): State<Arc<Signal>>,
+) -> Result<(), AuthFailure> {
+    let from_auth = auth
+        .ok()
+        .and_then(|a| a.get("token").and_then(|t| t.as_str()).map(str::to_owned));
+    let from_header = socket
+        .req_parts()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let Some(token) = from_auth.or(from_header) else {
+        sig.metrics
+            .events
+            .with_label_values(&["connect", "unauthenticated"])
+            .inc();
+        return Err(AuthFailure(
+            "unauthorized: send the access token as auth: { token }".into(),
+        ));
+    };
+    let user = sig.auth.principal(&token).await.map_err(|e| {
+        sig.metrics
+            .events
+            .with_label_values(&["connect", "unauthenticated"])
+            .inc();
+        AuthFailure(format!("unauthorized: {e}"))
+    })?;
+    if user.is_service() {
+        return Err(AuthFailure(
+            "unauthorized: service tokens cannot join meetings".into(),
+        ));
+    }
+    socket.extensions.insert(Conn {
+        user,
+        meeting: Arc::default(),
+        bucket: Arc::new(Mutex::new(Bucket::new(sig.app.cfg.events_per_sec))),
+    });
+    Ok(())
+}
+
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    State(sig): State<Arc<Signal>>,
+) {
+    let Some(conn) = socket.extensions.get::<Conn>() else {
+        let _ = socket.disconnect();
+        return;
+    };
+    // Handlers first: a client may send join-room as soon as it is connected.
+    socket.on_fallback(dispatch::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+    sig.metrics.connections.inc();
+    sig.metrics
+        .events
+        .with_label_values(&["connect", "ok"])
+        .inc();
+    let sid = socket.id.to_string();
+    let (platform, user) = (conn.user.platform.clone(), conn.user.subject.clone());
+    socket.join(vec![sid_room(&sid), format!("platform:{platform}")]);
+    tracing::debug!(sid = %sid, user = %user, platform = %platform, "socket connected");
+
+    // A reconnecting participant, or a second tab, is put back into its room first...
+    if let Err(e) = restore(&socket, &io, &sig, &conn).await {
+        tracing::warn!(sid = %sid, code = e.code, error = %e.message, "room not restored");
+    }
+    // ...then the user's previous socket, on whichever replica, is told and disconnected.
+    match sig.rooms.set_online(&platform, &user, &sid).await {
+        Ok(Some(old)) => {
+            let notice =
+                json!({"reason": "another tab or device took over this session", "socketId": sid});
+            let _ = io
+                .to(sid_room(&old))
+                .emit("takeover-connection", &notice)
+                .await;
+            if let Err(e) = io.to(sid_room(&old)).disconnect().await {
+                tracing::warn!(old = %old, error = %e, "could not disconnect the taken-over socket");
+            }
+            tracing::info!(user = %user, old = %old, new = %sid, "connection taken over");
+        }
+        Ok(None) => {
+            let _ = socket
+                .to(format!("platform:{platform}"))
+                .emit("presence", &json!({"userId": user, "online": true}))
+                .await;
+        }
+        Err(e) => tracing::error!(error = %e, "presence not recorded"),
+    }
+}
+
+/// Puts a socket back into the room its user was in (after a drop, on any replica, or as the
+/// new tab of a takeover) and tells the peers.
+async fn restore<A: Adapter>(
+    socket: &SocketRef<A>,
+    io: &SocketIo<A>,
+    sig: &Arc<Signal>,
+    conn: &Conn,
+) -> Result<(), Refusal> {
+    let (platform, user) = (&conn.user.platform, &conn.user.subject);
+    let Some(meeting_id) = sig
+        .rooms
+        .user_room(platform, user)
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(());
+    };
+    let Some(mut p) = sig
+        .rooms
+        .participant(&meeting_id, user)
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(());
+    };
+    // Only while the meeting can still be joined.
+    if meetings::check_join(&sig.app, &conn.user, &meeting_id)
+        .await
+        .is_err()
+    {
+        sig.rooms
+            .clear_user_room(platform, user)
+            .await
+            .map_err(store_err)?;
+        return Ok(());
+    }
+    let sid = socket.id.to_string();
+    let previous = std::mem::replace(&mut p.socket_id, sid.clone());
+    p.connected = true;
+    sig.rooms
+        .put_participant(&meeting_id, &p)
+        .await
+        .map_err(store_err)?;
+    sig.rooms
+        .set_user_room(platform, user, &meeting_id, None)
+        .await
+        .map_err(store_err)?;
+    socket.join(meeting_room(&meeting_id));
+    conn.set_meeting(Some(meeting_id.clone()));
+    sig.local_join(&meeting_id);
+    meetings::log(&sig.app, &meeting_id, user, "join")
+        .await
+        .map_err(Refusal::from)?;
+    let state = room_state(sig, &meeting_id).await?;
+    let _ = socket.emit("room-restored", &state);
+    let _ = socket
+        .to(meeting_room(&meeting_id))
+        .emit("peer-reconnected", &json!({"meetingId": meeting_id, "userId": user, "socketId": sid, "previousSocketId": previous}))
+        .await;
+    let _ = io
+        .to(meeting_room(&meeting_id))
+        .emit(
+            "room-users-updated",
+            &json!({"meetingId": meeting_id, "participants": state["participants"]}),
+        )
+        .await;
+    tracing::info!(meeting = %meeting_id, user = %user, sid = %sid, "participant restored into its room");
+    Ok(())
+}
+
+async fn room_state(sig: &Signal, meeting_id: &str) -> Result<Value, Refusal> {
+    let participants = sig
+        .rooms
+        .participants(meeting_id)
+        .await
+        .map_err(store_err)?;
+    let recording = sig.rooms.recording(meeting_id).await.map_err(store_err)?;
+    let mut messages = chat_message::Entity::find()
+        .filter(chat_message::Column::MeetingId.eq(meeting_id))
+        .order_by_desc(chat_message::Column::SentAt)
+        .order_by_desc(chat_message::Column::Id)
+        .limit(sig.app.cfg.chat_replay)
+        .all(&sig.app.db)
+        .await
+        .map_err(|e| Refusal::from(AppError::from(e)))?;
+    messages.reverse();
+    Ok(json!({
+        "meetingId": meeting_id,
+        "participants": participants,
+        "recording": recording,
+        "messages": messages.into_iter().map(chat_json).collect::<Vec<_>>(),
+    }))
+}
+
+fn chat_json(m: chat_message::Model) -> Value {
+    json!({"id": m.id, "meetingId": m.meeting_id, "userId": m.user_id, "text": m.body, "sentAt": m.sent_at.to_rfc3339()})
+}
+
+/// Every client event comes through here: rate limit, known event, then its handler. A refusal
+/// is an `error` event (and the ack, when one was asked for); nothing is relayed.
+async fn dispatch<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    Event(event): Event,
+    TryData(data): TryData<Value>,
+    ack: AckSender<A>,
+    State(sig): State<Arc<Signal>>,
+) {
+    let Some(conn) = socket.extensions.get::<Conn>() else {
+        return;
+    };
+    let label = CLIENT_EVENTS
+        .iter()
+        .find(|e| **e == event)
+        .copied()
+        .unwrap_or("unknown");
+    let limited = conn.bucket.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let outcome: Outcome = match (limited, data) {
+        (Err(strikes), _) => {
+            if strikes >= FLOOD_STRIKES {
+                tracing::warn!(sid = %socket.id, user = %conn.user.subject, "flooding socket disconnected");
+                sig.metrics
+                    .events
+                    .with_label_values(&[label, "disconnected"])
+                    .inc();
+                let _ = socket.emit("error", &json!({"event": event, "code": "rate_limited", "message": "too many messages: disconnected"}));
+                let _ = socket.clone().disconnect();
+                return;
+            }
+            Err(Refusal::new(
+                "rate_limited",
+                format!("at most {} events a second", sig.app.cfg.events_per_sec),
+            ))
+        }
+        (Ok(()), Err(e)) => Err(Refusal::new("invalid_payload", format!("{event}: {e}"))),
+        (Ok(()), Ok(data)) => {
+            let data = (!data.is_null()).then_some(data);
+            handle(&socket, &io, &sig, &conn, &event, data).await
+        }
+    };
+    match outcome {
+        Ok(reply) => {
+            sig.metrics.events.with_label_values(&[label, "ok"]).inc();
+            let _ = ack.send(&json!({"ok": true, "data": reply}));
+        }
+        Err(r) => {
+            sig.metrics.events.with_label_values(&[label, r.code]).inc();
+            tracing::debug!(sid = %socket.id, event = %event, code = r.code, message = %r.message, "event refused");
+            let body = json!({"event": event, "code": r.code, "message": r.message});
+            let _ = socket.emit("error", &body);
+            let _ = ack.send(&json!({"ok": false, "error": body}));
+        }
+    }
+}
+
+async fn handle<A: Adapter>(
+    socket: &SocketRef<A>,
+    io: &SocketIo<A>,
+    sig: &Arc<Signal>,
+    conn: &Conn,
+    event: &str,
+    data: Option<Value>,
+) -> Outcome {
+    match event {
+        "join-room" => join_room(socket, io, sig, conn, parse(event, &data)?).await,
+        "leave-room" => {
+            let r: MeetingRef = parse(event, &data)?;
+            leave_room(socket, io, sig, conn, &r.meeting_id, "left").await?;
+            Ok(json!({"meetingId": r.meeting_id}))
+        }
+        "offer" | "answer" | "ice-candidate" => relay(socket, io, sig, conn, event, data).await,
+        "audio-toggle" | "video-toggle" => {
+            let t: Toggle = parse(event, &data)?;
+            let meeting = in_room(conn)?;
+            let user = &conn.user.subject;
+            if let Some(mut p) = sig
+                .rooms
+                .participant(&meeting, user)
+                .await
+                .map_err(store_err)?
+            {
+                if event == "audio-toggle" {
+                    p.audio = t.enabled;
+                } else {
+                    p.video = t.enabled;
+                }
+                sig.rooms
+                    .put_participant(&meeting, &p)
+                    .await
+                    .map_err(store_err)?;
+            }
+            let body = json!({"meetingId": meeting, "userId": user, "socketId": socket.id.to_string(), "enabled": t.enabled});
+            let _ = socket.to(meeting_room(&meeting)).emit(event, &body).await;
+            Ok(body)
+        }
+        "start-recording" | "stop-recording" => {
+            no_payload(event, &data)?;
+            let meeting = in_room(conn)?;
+            let (_, part) = meetings::find_for(&sig.app, &conn.user, &meeting).await?;
+            if part == Part::Student {
+                return Err(Refusal::new(
+                    "forbidden",
+                    "only the mentor controls recording",
+                ));
+            }
+            let active = event == "start-recording";
+            let rec = Recording {
+                active,
+                by: conn.user.subject.clone(),
+                since: Utc::now().to_rfc3339(),
+            };
+            sig.rooms
+                .set_recording(&meeting, &rec)
+                .await
+                .map_err(store_err)?;
+            let name = if active {
+                "recording-started"
+            } else {
+                "recording-stopped"
+            };
+            let body = json!({"meetingId": meeting, "by": rec.by, "at": rec.since});
+            let _ = io.to(meeting_room(&meeting)).emit(name, &body).await;
+            Ok(body)
+        }
+        "chat-message" => {
+            let c: Chat = parse(event, &data)?;
+            let meeting = in_room(conn)?;
+            let text = c.text.trim();
+            if text.is_empty() || text.chars().count() > sig.app.cfg.chat_max_chars {
+                return Err(Refusal::new(
+                    "invalid_payload",
+                    format!(
+                        "chat-message: text is 1 to {} characters",
+                        sig.app.cfg.chat_max_chars
+                    ),
+                ));
+            }
+            let row = chat_message::Entity::insert(chat_message::ActiveModel {
+                id: Set(new_id()),
+                meeting_id: Set(meeting.clone()),
+                user_id: Set(conn.user.subject.clone()),
+                body: Set(text.to_owned()),
+                sent_at: Set(Utc::now()),
+            })
+            .exec_with_returning(&sig.app.db)
+            .await
+            .map_err(|e| Refusal::from(AppError::from(e)))?;
+            let body = chat_json(row);
+            let _ = io
+                .to(meeting_room(&meeting))
+                .emit("chat-message", &body)
+                .await;
+            Ok(body)
+        }
+        "get-online-users" => {
+            let users = sig
+                .rooms
+                .online_users(&conn.user.platform)
+                .await
+                .map_err(store_err)?;
+            let body = json!({"users": users});
+            let _ = socket.emit("online-users", &body);
+            Ok(body)
+        }
+        "initialize-meeting" => {
+            let r: MeetingRef = parse(event, &data)?;
+            let m = meetings::start(&sig.app, &conn.user, &r.meeting_id).await?;
+            let body = json!({
+                "meetingId": m.id,
+                "status": m.status,
+                "startedAt": m.started_at.map(|t| t.to_rfc3339()),
+                "endsAt": m.ends_at.to_rfc3339(),
+            });
+            let _ = io
+                .to(meeting_room(&m.id))
+                .emit("meeting-started", &body)
+                .await;
+            Ok(body)
+        }
+        "end-meeting" => {
+            let r: MeetingRef = parse(event, &data)?;
+            let m = meetings::end(&sig.app, &conn.user, &r.meeting_id).await?;
+            let body = json!({
+                "meetingId": m.id,
+                "endedAt": m.ended_at.map(|t| t.to_rfc3339()),
+                "by": conn.user.subject,
+            });
+            let _ = io
+                .to(meeting_room(&m.id))
+                .emit("meeting-ended", &body)
+                .await;
+            for p in sig.rooms.participants(&m.id).await.map_err(store_err)? {
+                let _ = sig
+                    .rooms
+                    .clear_user_room(&conn.user.platform, &p.user_id)
+                    .await;
+            }
+            sig.rooms.clear_room(&m.id).await.map_err(store_err)?;
+            let _ = io.to(meeting_room(&m.id)).leave(meeting_room(&m.id)).await;
+            Ok(body)
+        }
+        "timer-sync" => {
+            let meeting = in_room(conn)?;
+            let (m, _) = meetings::find_for(&sig.app, &conn.user, &meeting).await?;
+            Ok(timer(&m))
+        }
+        "ping-room" => {
+            let meeting = in_room(conn)?;
+            Ok(json!({"meetingId": meeting, "serverTime": Utc::now().to_rfc3339()}))
+        }
+        other => Err(Refusal::new(
+            "unknown_event",
+            format!("{other:?} is not an event of this server (see docs/signalling.md)"),
+        )),
+    }
+}
+
+fn no_payload(event: &str, data: &Option<Value>) -> Result<(), Refusal> {
+    match data {
+        None => Ok(()),
+        Some(Value::Object(o)) if o.is_empty() => Ok(()),
+        Some(_) => Err(Refusal::new(
+            "invalid_payload",
+            format!("{event} takes no payload"),
+        )),
+    }
+}
+
+fn in_room(conn: &Conn) -> Result<String, Refusal> {
+    conn.meeting()
+        .ok_or_else(|| Refusal::new("not_in_room", "join a meeting room first (join-room)"))
+}
+
+fn timer(m: &crate::store::entities::meeting::Model) -> Value {
+    let now = Utc::now();
+    json!({
+        "meetingId": m.id,
+        "serverTime": now.to_rfc3339(),
+        "startsAt": m.starts_at.to_rfc3339(),
+        "endsAt": m.ends_at.to_rfc3339(),
+        "startedAt": m.started_at.map(|t| t.to_rfc3339()),
+        "remainingSeconds": (m.ends_at - now).num_seconds().max(0),
+        "status": m.status,
+    })
+}
+
+async fn join_room<A: Adapter>(
+    socket: &SocketRef<A>,
+    io: &SocketIo<A>,
+    sig: &Arc<Signal>,
+    conn: &Conn,
+    r: JoinRoom,
+) -> Outcome {
+    let (m, part) = meetings::check_join(&sig.app, &conn.user, &r.meeting_id).await?;
+    let name = r.name.unwrap_or_default();
+    if name.chars().count() > 120 {
+        return Err(Refusal::new(
+            "invalid_payload",
+            "join-room: name is at most 120 characters",
+        ));
+    }
+    if let Some(current) = conn.meeting()
+        && current != m.id
+    {
+        leave_room(socket, io, sig, conn, &current, "left").await?;
+    }
+    let sid = socket.id.to_string();
+    let p = Participant {
+        user_id: conn.user.subject.clone(),
+        socket_id: sid.clone(),
+        role: part.as_str().to_owned(),
+        name,
+        audio: r.audio.unwrap_or(true),
+        video: r.video.unwrap_or(true),
+        connected: true,
+        joined_at: Utc::now().to_rfc3339(),
+    };
+    let user = &conn.user.subject;
+    sig.rooms
+        .put_participant(&m.id, &p)
+        .await
+        .map_err(store_err)?;
+    sig.rooms
+        .set_user_room(&conn.user.platform, user, &m.id, None)
+        .await
+        .map_err(store_err)?;
+    if conn.meeting().as_deref() != Some(m.id.as_str()) {
+        socket.join(meeting_room(&m.id));
+        conn.set_meeting(Some(m.id.clone()));
+        sig.local_join(&m.id);
+    }
+    meetings::log(&sig.app, &m.id, user, "join").await?;
+    let mut state = room_state(sig, &m.id).await?;
+    state["role"] = json!(part.as_str());
+    state["socketId"] = json!(sid);
+    state["timer"] = timer(&m);
+    let _ = io
+        .to(meeting_room(&m.id))
+        .emit(
+            "room-users-updated",
+            &json!({"meetingId": m.id, "participants": state["participants"]}),
+        )
+        .await;
+    let _ = socket.emit("meeting-timer", &state["timer"]);
+    tracing::info!(meeting = %m.id, user = %user, role = part.as_str(), sid = %sid, "joined room");
+    Ok(state)
+}
+
+async fn leave_room<A: Adapter>(
+    socket: &SocketRef<A>,
+    io: &SocketIo<A>,
+    sig: &Arc<Signal>,
+    conn: &Conn,
+    meeting_id: &str,
+    why: &str,
+) -> Result<(), Refusal> {
+    if conn.meeting().as_deref() != Some(meeting_id) {
+        return Err(Refusal::new("not_in_room", "you are not in that room"));
+    }
+    let user = &conn.user.subject;
+    sig.rooms
+        .remove_participant(meeting_id, user)
+        .await
+        .map_err(store_err)?;
+    sig.rooms
+        .clear_user_room(&conn.user.platform, user)
+        .await
+        .map_err(store_err)?;
+    socket.leave(meeting_room(meeting_id));
+    conn.set_meeting(None);
+    sig.local_leave(meeting_id);
+    meetings::log(&sig.app, meeting_id, user, "leave").await?;
+    let participants = sig
+        .rooms
+        .participants(meeting_id)
+        .await
+        .map_err(store_err)?;
+    let _ = io
+        .to(meeting_room(meeting_id))
+        .emit("room-users-updated", &json!({"meetingId": meeting_id, "participants": participants, "left": user, "reason": why}))
+        .await;
+    Ok(())
+}
+
+/// offer, answer and ice-candidate go to the one socket named by `target`, and only if that
+/// socket is a connected participant of the sender's room.
+async fn relay<A: Adapter>(
+    socket: &SocketRef<A>,
+    io: &SocketIo<A>,
+    sig: &Arc<Signal>,
+    conn: &Conn,
+    event: &str,
+    data: Option<Value>,
+) -> Outcome {
+    let started = Instant::now();
+    let meeting = in_room(conn)?;
+    let Some(Value::Object(mut body)) = data else {
+        return Err(Refusal::new(
+            "invalid_payload",
+            format!("{event}: expected an object with target"),
+        ));
+    };
+    let target: Relay = serde_json::from_value(Value::Object(body.clone()))
+        .map_err(|e| Refusal::new("invalid_payload", format!("{event}: {e}")))?;
+    let field = match event {
+        "ice-candidate" => "candidate",
+        _ => "sdp",
+    };
+    if !body.contains_key(field) {
+        return Err(Refusal::new(
+            "invalid_payload",
+            format!("{event}: {field} is required"),
+        ));
+    }
+    let sid = socket.id.to_string();
+    if target.target == sid {
+        return Err(Refusal::new(
+            "invalid_target",
+            "a socket cannot signal itself",
+        ));
+    }
+    let participants = sig.rooms.participants(&meeting).await.map_err(store_err)?;
+    let Some(to) = participants
+        .iter()
+        .find(|p| p.socket_id == target.target && p.connected)
+    else {
+        return Err(Refusal::new(
+            "target_not_in_room",
+            format!("{event}: the target is not connected to this meeting"),
+        ));
+    };
+    body.remove("target");
+    body.insert("from".into(), json!(sid));
+    body.insert("fromUserId".into(), json!(conn.user.subject));
+    body.insert("meetingId".into(), json!(meeting));
+    io.to(sid_room(&to.socket_id))
+        .emit(event, &Value::Object(body))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, event, "relay failed");
+            Refusal::new("relay_failed", "the target could not be reached")
+        })?;
+    sig.metrics
+        .relay
+        .with_label_values(&[event])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(json!({"delivered": true}))
+}
+
+async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    reason: DisconnectReason,
+    State(sig): State<Arc<Signal>>,
+) {
+    sig.metrics.connections.dec();
+    let Some(conn) = socket.extensions.get::<Conn>() else {
+        return;
+    };
+    let sid = socket.id.to_string();
+    let (platform, user) = (conn.user.platform.clone(), conn.user.subject.clone());
+    let still_mine = sig
+        .rooms
+        .clear_online(&platform, &user, &sid)
+        .await
+        .unwrap_or(false);
+    if still_mine {
+        let _ = io
+            .to(format!("platform:{platform}"))
+            .emit("presence", &json!({"userId": user, "online": false}))
+            .await;
+    }
+    let Some(meeting) = conn.meeting() else {
+        return;
+    };
+    sig.local_leave(&meeting);
+    // A successor socket (another tab) has taken the participant over: nothing to tell.
+    let Ok(Some(mut p)) = sig.rooms.participant(&meeting, &user).await else {
+        return;
+    };
+    if p.socket_id != sid {
+        return;
+    }
+    p.connected = false;
+    let _ = sig.rooms.put_participant(&meeting, &p).await;
+    let _ = sig
+        .rooms
+        .set_user_room(
+            &platform,
+            &user,
+            &meeting,
+            Some(sig.app.cfg.reconnect_grace),
+        )
+        .await;
+    let _ = meetings::log(&sig.app, &meeting, &user, "leave").await;
+    let participants = sig.rooms.participants(&meeting).await.unwrap_or_default();
+    let _ = io
+        .to(meeting_room(&meeting))
+        .emit("peer-disconnected", &json!({"meetingId": meeting, "userId": user, "socketId": sid, "reason": reason.to_string()}))
+        .await;
+    let _ = io
+        .to(meeting_room(&meeting))
+        .emit(
+            "room-users-updated",
+            &json!({"meetingId": meeting, "participants": participants}),
+        )
+        .await;
+    tracing::info!(meeting = %meeting, user = %user, sid = %sid, reason = %reason, "participant dropped; waiting for it to reconnect");
+}

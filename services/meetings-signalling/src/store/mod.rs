@@ -1,0 +1,4 @@
+//! Persistence: entities and migrations.
+
+pub mod entities;
+pub mod migrations;
