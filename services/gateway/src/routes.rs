@@ -123,7 +123,11 @@ mod tests {
         ));
         assert_eq!(
             t.services(),
-            ["mas.identity.v1.Identity", "mas.notifier.v1.Notifier"]
+            [
+                "mas.identity.v1.Identity",
+                "mas.meetings.v1.Meetings",
+                "mas.notifier.v1.Notifier"
+            ]
         );
     }
 }
