@@ -40,7 +40,7 @@ mod postgres_only {
 
 /// A user with `role` (EXPERT, USER, ...) created by the platform's SUPERADMIN; returns its
 /// (id, access token).
-async fn user(s: &TestStack, admin: &str, role: &str) -> (String, String) {
+pub(crate) async fn user(s: &TestStack, admin: &str, role: &str) -> (String, String) {
     let email = mas_testkit::email(&role.to_lowercase());
     let r = s
         .post(
@@ -509,7 +509,10 @@ async fn cleanup_statistics_match_a_seeded_set_of_slots(s: TestStack) {
 }
 
 /// A meeting that can be joined now: a slot starting in two minutes, with early join on.
-async fn live_meeting(s: &TestStack, admin: &str) -> (String, (String, String), (String, String)) {
+pub(crate) async fn live_meeting(
+    s: &TestStack,
+    admin: &str,
+) -> (String, (String, String), (String, String)) {
     let (mid, mt) = mentor(s, admin).await;
     let (sid, st) = user(s, admin, "USER").await;
     let sl = slot(s, &mt, Utc::now() + Span::minutes(2), 30).await;
@@ -522,7 +525,7 @@ async fn live_meeting(s: &TestStack, admin: &str) -> (String, (String, String), 
     )
 }
 
-fn early_join(o: &mut mas_testkit::StackOptions) {
+pub(crate) fn early_join(o: &mut mas_testkit::StackOptions) {
     o.set("meetings-signalling", "ALLOW_EARLY_MEETING_JOIN", "true");
     o.set("meetings-signalling", "MEETING_JOIN_BUFFER_MINUTES", "10");
 }
@@ -609,7 +612,7 @@ async fn joining_opens_at_the_buffer_before_the_start(b: Backend) {
 }
 
 /// Upload with the presigned URL, complete, play back as the student; a stranger is refused.
-async fn recording_round_trip(s: &TestStack) -> String {
+pub(crate) async fn recording_round_trip(s: &TestStack) -> String {
     let admin = s.admin_token(PLATFORM).await;
     let (meeting, (_, mt), (_, st)) = live_meeting(s, &admin).await;
     // Recordings are for live meetings: the mentor starts it (the RPC the socket's
@@ -733,7 +736,7 @@ async fn recordings_upload_then_play_for_participants_only(s: TestStack) {
 }
 
 /// moto_server (PyPI `moto[server]`, installed by `make test`) on a free port.
-struct Moto(std::process::Child, u16);
+pub(crate) struct Moto(std::process::Child, u16);
 
 impl Drop for Moto {
     fn drop(&mut self) {
@@ -774,7 +777,11 @@ async fn moto() -> Moto {
     panic!("moto_server did not start on port {port}");
 }
 
-async fn recordings_on_s3() {
+/// A stack on Postgres and Redis whose recordings go to a fresh bucket of a real moto_server;
+/// returns the server (stopped when dropped), the stack, the endpoint and the bucket.
+pub(crate) async fn stack_with_s3(
+    tweak: impl FnOnce(&mut mas_testkit::StackOptions),
+) -> Option<(Moto, TestStack, String, String)> {
     let m = moto().await;
     let bucket = mas_testkit::unique("rec");
     // moto accepts an unsigned bucket creation.
@@ -789,7 +796,7 @@ async fn recordings_on_s3() {
         created.status()
     );
     let endpoint = format!("http://127.0.0.1:{}", m.1);
-    let Some(s) = mas_testkit::spawn_with(Backend::Postgres, |o| {
+    let s = mas_testkit::spawn_with(Backend::Postgres, |o| {
         for (k, v) in [
             ("RECORDINGS_STORAGE", "s3"),
             ("S3_ENDPOINT", endpoint.as_str()),
@@ -801,9 +808,14 @@ async fn recordings_on_s3() {
         ] {
             o.set("meetings-signalling", k, v);
         }
+        tweak(o);
     })
-    .await
-    else {
+    .await?;
+    Some((m, s, endpoint, bucket))
+}
+
+async fn recordings_on_s3() {
+    let Some((_moto, s, endpoint, bucket)) = stack_with_s3(|_| {}).await else {
         return;
     };
     recording_round_trip(&s).await;
@@ -875,7 +887,7 @@ async fn booking_race(s: TestStack) {
 
 /// Runs tests/browser/signal-scenario.mjs with the real socket.io-client and asserts every
 /// check passed.
-async fn run_scenario(
+pub(crate) async fn run_scenario(
     url_a: &str,
     url_b: &str,
     meeting: &str,

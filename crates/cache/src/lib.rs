@@ -150,9 +150,51 @@ impl Cache {
         }
     }
 
+    /// The Redis pool, when the cache is Redis (for the memory metrics).
+    pub fn redis_pool(&self) -> Option<&deadpool_redis::Pool> {
+        match self {
+            Cache::Redis { pool, .. } => Some(pool),
+            Cache::Memory(_) => None,
+        }
+    }
+
     pub fn is_redis(&self) -> bool {
         matches!(self, Cache::Redis { .. })
     }
+}
+
+/// Redis memory as `INFO memory` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryInfo {
+    pub used_bytes: u64,
+    /// `maxmemory`; 0 when no limit is configured.
+    pub max_bytes: u64,
+}
+
+/// Reads `used_memory` and `maxmemory` from `INFO memory`.
+pub async fn memory_info(pool: &deadpool_redis::Pool) -> Result<MemoryInfo, CacheError> {
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| CacheError::Redis(e.to_string()))?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| CacheError::Redis(e.to_string()))?;
+    parse_memory_info(&info).ok_or_else(|| CacheError::Redis("INFO memory: no used_memory".into()))
+}
+
+fn parse_memory_info(info: &str) -> Option<MemoryInfo> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(MemoryInfo {
+        used_bytes: field("used_memory")?,
+        max_bytes: field("maxmemory").unwrap_or(0),
+    })
 }
 
 /// In-process counters for embedded runs.
@@ -198,6 +240,27 @@ impl MemoryCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_used_and_max_memory_from_info() {
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n\
+                    used_memory_rss:2000000\r\nmaxmemory:4194304\r\nmaxmemory_human:4.00M\r\n";
+        assert_eq!(
+            parse_memory_info(info),
+            Some(MemoryInfo {
+                used_bytes: 1_048_576,
+                max_bytes: 4_194_304
+            })
+        );
+        assert_eq!(
+            parse_memory_info("used_memory:10\r\n"),
+            Some(MemoryInfo {
+                used_bytes: 10,
+                max_bytes: 0
+            })
+        );
+        assert_eq!(parse_memory_info("maxmemory:10\r\n"), None);
+    }
 
     #[tokio::test]
     async fn memory_windows_count_and_reset() {

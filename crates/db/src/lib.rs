@@ -91,6 +91,10 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
                 .acquire_timeout(Duration::from_secs(5))
                 .set_schema_search_path(schema.clone())
                 .sqlx_logging(false);
+            // Names the service's sessions in pg_stat_activity (`mas-<schema>`), so operators
+            // and the long-running-query gauge tell one service's statements from another's.
+            let app_name = format!("mas-{schema}");
+            opts.map_sqlx_postgres_opts(move |o| o.application_name(&app_name));
             Database::connect(opts).await.map_err(DbError::Connect)
         }
         DbConfig::Sqlite { path } => {

@@ -32,6 +32,14 @@ pub struct Metrics {
     pub schedule_failures: IntCounterVec,
     /// Job history dropped by retention, by outcome.
     pub jobs_pruned: IntCounterVec,
+    /// Age of the oldest statement running in the service's Postgres database.
+    pub db_longest_query: GaugeVec,
+    /// Redis `used_memory` and `maxmemory` (0: no limit), for services that use Redis.
+    pub redis_memory_used: IntGaugeVec,
+    pub redis_memory_max: IntGaugeVec,
+    /// Calls to third parties (email, SMS, WhatsApp, object storage), by provider and outcome.
+    pub external_calls: IntCounterVec,
+    pub external_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -122,8 +130,45 @@ impl Metrics {
             "Job history dropped by retention",
             &["service", "outcome"],
         );
+        let db_longest_query = GaugeVec::new(
+            Opts::new(
+                "db_longest_running_query_seconds",
+                "Age of the oldest statement running in the service's database (Postgres)",
+            ),
+            &["service"],
+        )
+        .expect("valid metric");
+        let redis_memory_used = gauge(
+            "cache_redis_memory_used_bytes",
+            "Memory Redis uses (INFO memory used_memory)",
+            &["service"],
+        );
+        let redis_memory_max = gauge(
+            "cache_redis_memory_max_bytes",
+            "Redis maxmemory (0: no limit configured)",
+            &["service"],
+        );
+        let external_calls = counter(
+            "external_api_calls_total",
+            "Calls to third-party APIs, by provider and outcome (ok, error)",
+            &["service", "provider", "outcome"],
+        );
+        let external_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "external_api_duration_seconds",
+                "Latency of calls to third-party APIs",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["service", "provider"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(queue_jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(db_longest_query.clone()),
+            Box::new(redis_memory_used.clone()),
+            Box::new(redis_memory_max.clone()),
+            Box::new(external_calls.clone()),
+            Box::new(external_duration.clone()),
             Box::new(queue_dead_letters.clone()),
             Box::new(schedule_consecutive_failures.clone()),
             Box::new(schedule_last_success.clone()),
@@ -157,7 +202,23 @@ impl Metrics {
             schedule_runs,
             schedule_failures,
             jobs_pruned,
+            db_longest_query,
+            redis_memory_used,
+            redis_memory_max,
+            external_calls,
+            external_duration,
         }
+    }
+
+    /// Counts one call to a third party: `provider` names it (smtp, exotel, s3, ...).
+    pub fn observe_external(&self, provider: &str, ok: bool, seconds: f64) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.external_calls
+            .with_label_values(&[self.service, provider, outcome])
+            .inc();
+        self.external_duration
+            .with_label_values(&[self.service, provider])
+            .observe(seconds);
     }
 
     /// Brings a counter that mirrors a persisted total up to `total` (it only ever grows; a

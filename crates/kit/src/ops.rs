@@ -20,6 +20,8 @@ pub struct OpsBackend {
     pub queues: Vec<String>,
     pub broker: Option<Arc<dyn Broker>>,
     pub scheduler: Option<Arc<mas_bus::Scheduler>>,
+    /// The Redis the service uses, for the memory gauges.
+    pub redis: Option<mas_cache::deadpool_redis::Pool>,
 }
 
 impl OpsBackend {
@@ -95,9 +97,78 @@ pub fn before_scrape(
         let (b, m) = (backend.clone(), metrics.clone());
         Box::pin(async move {
             m.set_pool(crate::db::pool_stats(&b.db));
+            sample_longest_query(&b.db, &m).await;
+            if let Some(r) = &b.redis {
+                sample_redis(r, &m).await;
+            }
             b.refresh_metrics(&m).await;
         })
     })
+}
+
+/// What the admin port of a service without a database (the gateway) runs before each scrape:
+/// the Redis memory gauges.
+pub fn redis_before_scrape(
+    pool: mas_cache::deadpool_redis::Pool,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> crate::admin::BeforeScrape {
+    Arc::new(move || {
+        let (p, m) = (pool.clone(), metrics.clone());
+        Box::pin(async move { sample_redis(&p, &m).await })
+    })
+}
+
+/// Sets `cache_redis_memory_{used,max}_bytes` from `INFO memory`.
+pub async fn sample_redis(pool: &mas_cache::deadpool_redis::Pool, m: &crate::metrics::Metrics) {
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        mas_cache::memory_info(pool),
+    )
+    .await;
+    match read {
+        Ok(Ok(info)) => {
+            let l = [m.service];
+            m.redis_memory_used
+                .with_label_values(&l)
+                .set(i64::try_from(info.used_bytes).unwrap_or(i64::MAX));
+            m.redis_memory_max
+                .with_label_values(&l)
+                .set(i64::try_from(info.max_bytes).unwrap_or(i64::MAX));
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "redis memory metrics not refreshed"),
+        Err(_) => tracing::warn!("redis memory metrics not refreshed: INFO timed out"),
+    }
+}
+
+/// The age of the oldest statement running in the service's own sessions (mas_db names them
+/// `mas-<schema>`), other than this one: backups, operators' psql and other services are not
+/// counted against it.
+const LONGEST_QUERY_SQL: &str = "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM (clock_timestamp() - \
+     query_start))), 0)::float8 AS age FROM pg_stat_activity WHERE state = 'active' \
+     AND datname = current_database() AND pid <> pg_backend_pid() \
+     AND application_name = current_setting('application_name')";
+
+/// Sets `db_longest_running_query_seconds` (Postgres; SQLite has no concurrent statements to
+/// watch and reports 0).
+pub async fn sample_longest_query(db: &DatabaseConnection, m: &crate::metrics::Metrics) {
+    use sea_orm::ConnectionTrait;
+    let gauge = m.db_longest_query.with_label_values(&[m.service]);
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        gauge.set(0.0);
+        return;
+    }
+    let stmt = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, LONGEST_QUERY_SQL);
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(2), db.query_one_raw(stmt)).await;
+    match read {
+        Ok(Ok(Some(row))) => match row.try_get::<f64>("", "age") {
+            Ok(age) => gauge.set(age),
+            Err(e) => tracing::warn!(error = %e, "longest query metric not refreshed"),
+        },
+        Ok(Ok(None)) => gauge.set(0.0),
+        Ok(Err(e)) => tracing::warn!(error = %e, "longest query metric not refreshed"),
+        Err(_) => tracing::warn!("longest query metric not refreshed: query timed out"),
+    }
 }
 
 pub struct OpsService {

@@ -203,7 +203,11 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             h
         }
     };
-    let admin = admin::serve(admin_listener, health, metrics, None)?;
+    let scrape = gw
+        .cache
+        .redis_pool()
+        .map(|p| mas_kit::ops::redis_before_scrape(p.clone(), metrics.clone()));
+    let admin = admin::serve(admin_listener, health, metrics, scrape)?;
 
     let data = web::Data::from(gw.clone());
     let dev = gw.cfg.env == MasEnv::Development;

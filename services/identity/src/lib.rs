@@ -157,6 +157,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         queues: vec![],
         broker: None,
         scheduler: Some(scheduler.clone()),
+        redis: app.cache.redis_pool().cloned(),
     };
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(

@@ -122,11 +122,13 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating RECORDINGS_DIR {}", dir.display()))?;
     }
+    let metrics = Arc::new(Metrics::new(SERVICE));
     let app = Arc::new(app::App {
         db: db.clone(),
         cfg: cfg.clone(),
         bus: bus.clone(),
         storage: storage.clone(),
+        metrics: metrics.clone(),
     });
 
     let stop = {
@@ -164,7 +166,6 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         ),
     );
 
-    let metrics = Arc::new(Metrics::new(SERVICE));
     let (rooms, redis_pool) = match &cfg.common.redis_url {
         Some(url) => {
             let pool = deadpool_redis::Config::from_url(url.expose())
@@ -261,6 +262,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         queues: vec![],
         broker: Some(broker.clone()),
         scheduler: Some(scheduler.clone()),
+        redis: redis_pool.clone(),
     };
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(

@@ -99,10 +99,12 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         None => Arc::new(mas_bus::memory::Memory::new()),
     };
     let bus = Bus::new(db.clone(), broker.clone());
+    let metrics = Arc::new(Metrics::new(SERVICE));
     let app = Arc::new(app::App {
         db: db.clone(),
         cfg: cfg.clone(),
         bus: bus.clone(),
+        metrics: metrics.clone(),
     });
     app::templates::seed(&app, &SEEDED_PLATFORMS).await?;
 
@@ -214,7 +216,6 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         ),
     );
 
-    let metrics = Arc::new(Metrics::new(SERVICE));
     let health = {
         let d = db.clone();
         let b = broker.clone();
@@ -252,6 +253,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         queues,
         broker: Some(broker.clone()),
         scheduler: Some(scheduler.clone()),
+        redis: None,
     };
     let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
     let routes = tonic::service::Routes::new(

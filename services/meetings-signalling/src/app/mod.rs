@@ -24,6 +24,8 @@ pub struct App {
     pub cfg: Config,
     pub bus: Bus,
     pub storage: Storage,
+    /// The service's metrics (object-store calls count as external API calls).
+    pub metrics: std::sync::Arc<mas_kit::metrics::Metrics>,
 }
 
 pub fn new_id() -> String {

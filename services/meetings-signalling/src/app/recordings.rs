@@ -101,10 +101,13 @@ pub async fn complete(app: &App, caller: &Principal, id: &str) -> AppResult<pb::
             "only the meeting's mentor completes uploads".into(),
         ));
     }
-    let size = app
-        .storage
-        .size(&r.object_key)
-        .await
+    let started = std::time::Instant::now();
+    let size = app.storage.size(&r.object_key).await;
+    if app.storage.kind() == "s3" {
+        let elapsed = started.elapsed().as_secs_f64();
+        app.metrics.observe_external("s3", size.is_ok(), elapsed);
+    }
+    let size = size
         .map_err(AppError::Internal)?
         .ok_or_else(|| AppError::Precondition("nothing has been uploaded yet".into()))?;
     recording::Entity::update_many()

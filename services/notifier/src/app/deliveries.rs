@@ -105,7 +105,14 @@ impl<S: Sender> JobHandler for ChannelJob<S> {
         let attempts = job.attempt as i32;
         let provider = self.sender.name();
         let _ = mark(&self.app, &p.delivery_id, "sending", attempts, None, None).await;
-        match self.sender.deliver(&p).await {
+        let started = std::time::Instant::now();
+        let delivered = self.sender.deliver(&p).await;
+        self.app.metrics.observe_external(
+            provider,
+            delivered.is_ok(),
+            started.elapsed().as_secs_f64(),
+        );
+        match delivered {
             Ok(provider_id) => {
                 tracing::info!(delivery_id = %p.delivery_id, provider, attempt = job.attempt, "message sent");
                 mark(

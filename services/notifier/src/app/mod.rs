@@ -18,6 +18,8 @@ pub struct App {
     pub db: DatabaseConnection,
     pub cfg: Config,
     pub bus: Bus,
+    /// The service's metrics (provider calls are counted per provider and outcome).
+    pub metrics: std::sync::Arc<mas_kit::metrics::Metrics>,
 }
 
 impl App {
