@@ -8,6 +8,7 @@ use mas_testkit::{PLATFORM, TestStack};
 on_both!(
     direct_calls_without_a_token_or_with_forged_context_are_refused,
     ops_actions_are_internal_even_for_a_superadmin,
+    get_contacts_is_for_service_accounts_and_checks_its_input,
 );
 use tonic::Code;
 
@@ -136,5 +137,85 @@ async fn ops_actions_are_internal_even_for_a_superadmin(s: TestStack) {
             .await
             .is_ok()
     );
+    s.stop().await;
+}
+
+async fn get_contacts_is_for_service_accounts_and_checks_its_input(s: TestStack) {
+    let mut client = IdentityClient::connect(format!("http://{}", s.stack.identity_grpc_addr))
+        .await
+        .unwrap();
+    let (email, auth) = s.new_user().await;
+    let token = auth["accessToken"].as_str().unwrap();
+    let uid = auth["user"]["id"].as_str().unwrap().to_owned();
+    let ask = |ids: Vec<String>, platform: &str| pb::GetContactsRequest {
+        platform: platform.into(),
+        user_ids: ids,
+    };
+    // A user's token does not open it, nor does no token.
+    for t in [Some(token), None] {
+        let e = client
+            .get_contacts(request(ask(vec![uid.clone()], PLATFORM), t, &[]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e.code(), Code::PermissionDenied | Code::Unauthenticated),
+            "{e:?}"
+        );
+    }
+    let secret = s.stack.identity_config.service_accounts["notifier"]
+        .expose()
+        .to_owned();
+    let service = client
+        .issue_service_token(pb::IssueServiceTokenRequest {
+            service: "notifier".into(),
+            secret,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let st = Some(service.as_str());
+    let found = client
+        .get_contacts(request(
+            ask(vec![uid.clone(), "no-such-user".into()], PLATFORM),
+            st,
+            &[],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    assert_eq!(found.len(), 1, "unknown ids are left out");
+    assert_eq!(
+        (found[0].id.as_str(), found[0].email.as_str()),
+        (uid.as_str(), email.as_str())
+    );
+    // Another platform's users are not found through this one.
+    let other = client
+        .get_contacts(request(
+            ask(vec![uid.clone()], mas_testkit::OTHER_PLATFORM),
+            st,
+            &[],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    assert!(other.is_empty());
+    for (bad, why) in [
+        (ask(vec![], PLATFORM), "no ids"),
+        (
+            ask((0..101).map(|i| i.to_string()).collect(), PLATFORM),
+            "too many",
+        ),
+        (ask(vec![String::new()], PLATFORM), "empty id"),
+        (ask(vec![uid.clone()], ""), "no platform"),
+    ] {
+        let e = client
+            .get_contacts(request(bad, st, &[]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{why}: {e:?}");
+    }
     s.stop().await;
 }

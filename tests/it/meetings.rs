@@ -17,6 +17,7 @@ on_both!(
     recordings_upload_then_play_for_participants_only;
     with: joining_opens_at_the_buffer_before_the_start,
     signalling_through_the_gateway_with_socket_io_client,
+    booking_and_cancelling_email_the_mentor_and_the_student,
 );
 
 mod postgres_only {
@@ -505,6 +506,91 @@ async fn cleanup_statistics_match_a_seeded_set_of_slots(s: TestStack) {
     .await;
     assert_eq!(sch.status, 200, "{}", sch.body);
     assert!(sch.body["nextRun"].is_string());
+    s.stop().await;
+}
+
+/// Waits until the SMTP server holds `n` messages.
+async fn mails(smtp: &crate::notifier::Smtp, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let m = smtp.mail();
+        if m.len() >= n {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("expected {n} emails, got {:?}", smtp.mail());
+}
+
+/// meetings-signalling's events reach notifier (over RabbitMQ, or the stack's in-process
+/// broker), which looks the two users up in identity and emails each of them.
+async fn booking_and_cancelling_email_the_mentor_and_the_student(b: Backend) {
+    let smtp = crate::notifier::Smtp::start("pw");
+    let Some(s) = crate::notifier::stack_with_smtp(b, &smtp, "pw").await else {
+        return;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    let (mentor_id, mt) = mentor(&s, &admin).await;
+    let (student_id, st) = user(&s, &admin, "USER").await;
+    let email_of = |id: String| {
+        let (s, admin) = (&s, &admin);
+        async move {
+            let u = s.get(&format!("/api/admin/users/{id}"), admin).await;
+            assert_eq!(u.status, 200, "{}", u.body);
+            u.body["email"].as_str().unwrap().to_owned()
+        }
+    };
+    let (mentor_email, student_email) = (email_of(mentor_id).await, email_of(student_id).await);
+    let start = Utc::now() + Span::days(3);
+    let sl = slot(&s, &mt, start, 45).await;
+    let booked = book(&s, &st, sl["id"].as_str().unwrap()).await;
+    assert_eq!(booked.status, 200, "{}", booked.body);
+    let when = sl["startsAt"]
+        .as_str()
+        .unwrap()
+        .parse::<DateTime<Utc>>()
+        .unwrap();
+    let when = when.format("%Y-%m-%d %H:%M UTC").to_string();
+
+    let m = mails(&smtp, 2).await;
+    let to: Vec<&str> = m.iter().map(|x| x["to"][0].as_str().unwrap()).collect();
+    assert!(
+        to.contains(&mentor_email.as_str()) && to.contains(&student_email.as_str()),
+        "{to:?}"
+    );
+    for x in &m {
+        let data = x["data"].as_str().unwrap();
+        assert!(
+            data.contains(&format!("Subject: Session booked for {when}")),
+            "{data}"
+        );
+        // Each side is told who the other is.
+        assert!(data.contains("Your session with A "), "{data}");
+    }
+    let booking_id = booked.body["id"].as_str().unwrap();
+    let c = call(
+        &s,
+        Method::POST,
+        &format!("/api/bookings/{booking_id}/cancel"),
+        &st,
+        Some(json!({"reason": "exam moved"})),
+    )
+    .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let m = mails(&smtp, 4).await;
+    let cancelled: Vec<&Value> = m
+        .iter()
+        .filter(|x| x["data"].as_str().unwrap().contains("cancelled"))
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{m:?}");
+    assert!(
+        cancelled
+            .iter()
+            .all(|x| x["data"].as_str().unwrap().contains("Reason: exam moved")),
+        "{cancelled:?}"
+    );
+    // Nothing else is sent (a redelivered event would send again).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.mail().len(), 4);
     s.stop().await;
 }
 

@@ -4,7 +4,7 @@
 //! schedules) are in the database either way.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,9 +33,36 @@ pub struct Memory {
     ready: Arc<Notify>,
 }
 
+/// The process's named brokers (weakly held: a broker lives while a service uses it).
+type Registry = HashMap<String, (Weak<Mutex<State>>, Weak<Notify>)>;
+static SHARED: OnceLock<Mutex<Registry>> = OnceLock::new();
+
 impl Memory {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The in-process broker named `name` (the services' BUS_EXCHANGE): every service of this
+    /// process that names it shares its queues, as services share one RabbitMQ exchange, so
+    /// meetings-signalling's events reach notifier in `mas dev`. Different names are different
+    /// brokers (each test stack has its own).
+    pub fn shared(name: &str) -> Self {
+        let mut reg = SHARED
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        reg.retain(|_, (s, _)| s.strong_count() > 0);
+        if let Some((s, n)) = reg.get(name)
+            && let (Some(state), Some(ready)) = (s.upgrade(), n.upgrade())
+        {
+            return Memory { state, ready };
+        }
+        let m = Memory::new();
+        reg.insert(
+            name.to_owned(),
+            (Arc::downgrade(&m.state), Arc::downgrade(&m.ready)),
+        );
+        m
     }
 
     fn push(&self, queue: &str, wire: Wire) {

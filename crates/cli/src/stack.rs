@@ -110,6 +110,10 @@ pub fn random_secret() -> String {
 pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     let shutdown = Shutdown::new();
     let gateway_secret = random_secret();
+    let notifier_secret = random_secret();
+    // Without RabbitMQ the services of this stack share one in-process broker under this name
+    // (their BUS_EXCHANGE), and no other stack's.
+    let memory_exchange = format!("mas.events.{}", &random_secret()[..12]);
     let mut common: HashMap<String, String> =
         HashMap::from([("MAS_ENV".into(), "development".into())]);
     if let Some((url, prefix)) = &opts.redis {
@@ -149,7 +153,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         ("ADMIN_ADDR".into(), opts.identity_admin_addr.to_string()),
         (
             "SERVICE_ACCOUNTS".into(),
-            serde_json::json!({ "gateway": gateway_secret }).to_string(),
+            serde_json::json!({ "gateway": gateway_secret, "notifier": notifier_secret })
+                .to_string(),
         ),
         ("SEED_ADMIN_PASSWORD".into(), opts.admin_password.clone()),
     ]);
@@ -171,6 +176,8 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
             "IDENTITY_GRPC_URL".into(),
             format!("http://{}", identity.grpc_addr),
         ),
+        ("SERVICE_SECRET".into(), notifier_secret),
+        ("BUS_EXCHANGE".into(), memory_exchange.clone()),
     ]);
     if let Some((url, prefix)) = &opts.amqp {
         nvars.insert("AMQP_URL".into(), url.clone());
@@ -208,6 +215,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         .display()
         .to_string(),
     );
+    mvars.insert("BUS_EXCHANGE".into(), memory_exchange);
     if let Some((url, prefix)) = &opts.amqp {
         mvars.insert("AMQP_URL".into(), url.clone());
         mvars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));

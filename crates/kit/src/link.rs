@@ -84,6 +84,27 @@ impl IdentityLink {
         Ok(req)
     }
 
+    /// Email, name and phone of users of `platform` (unknown ids are left out).
+    pub async fn contacts(
+        &self,
+        platform: &str,
+        user_ids: Vec<String>,
+    ) -> Result<Vec<pb::Contact>, tonic::Status> {
+        let req = self
+            .authed(pb::GetContactsRequest {
+                platform: platform.to_owned(),
+                user_ids,
+            })
+            .await?;
+        Ok(self
+            .client
+            .clone()
+            .get_contacts(req)
+            .await?
+            .into_inner()
+            .contacts)
+    }
+
     pub async fn verify_api_key(&self, key: &str) -> Result<Option<Vendor>, tonic::Status> {
         let req = self
             .authed(pb::VerifyApiKeyRequest {

@@ -244,6 +244,13 @@ impl Identity for IdentityGrpc {
         ok(auth::issue_service_token(&self.app, &r.service, &r.secret)?)
     }
 
+    async fn get_contacts(
+        &self,
+        req: Request<pb::GetContactsRequest>,
+    ) -> Res<pb::GetContactsResponse> {
+        ok(users::contacts(&self.app, req.into_inner()).await?)
+    }
+
     async fn verify_api_key(
         &self,
         req: Request<pb::VerifyApiKeyRequest>,

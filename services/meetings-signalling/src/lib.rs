@@ -110,7 +110,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
             cfg.bus_exchange.clone(),
             SERVICE,
         )),
-        None => Arc::new(mas_bus::memory::Memory::new()),
+        None => Arc::new(mas_bus::memory::Memory::shared(&cfg.bus_exchange)),
     };
     let bus = Bus::new(db.clone(), broker.clone());
     let base_url = cfg

@@ -50,6 +50,9 @@ pub struct Exotel {
 pub struct Config {
     pub common: CommonConfig,
     pub identity_grpc_url: String,
+    /// notifier's service-account secret (identity's SERVICE_ACCOUNTS entry `notifier`): with
+    /// it, notifier resolves users' addresses and emails both sides of meeting events.
+    pub service_secret: Option<Secret>,
     /// RabbitMQ; without it the in-process broker is used (single replica, embedded runs).
     pub amqp_url: Option<Secret>,
     pub bus_exchange: String,
@@ -136,6 +139,7 @@ impl Config {
         Ok(Config {
             common: CommonConfig::from_env(env, "notifier")?,
             identity_grpc_url: env.required("IDENTITY_GRPC_URL")?,
+            service_secret: env.secret("SERVICE_SECRET"),
             amqp_url: env.secret("AMQP_URL"),
             bus_exchange: env.or("BUS_EXCHANGE", "mas.events".to_owned())?,
             bus_queue_prefix: env.or("BUS_QUEUE_PREFIX", String::new())?,

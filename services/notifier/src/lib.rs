@@ -96,7 +96,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             cfg.bus_exchange.clone(),
             SERVICE,
         )),
-        None => Arc::new(mas_bus::memory::Memory::new()),
+        None => Arc::new(mas_bus::memory::Memory::shared(&cfg.bus_exchange)),
     };
     let bus = Bus::new(db.clone(), broker.clone());
     let metrics = Arc::new(Metrics::new(SERVICE));
@@ -108,11 +108,14 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     });
     app::templates::seed(&app, &SEEDED_PLATFORMS).await?;
 
-    let queues: Vec<String> = app::CHANNELS
+    let mut queues: Vec<String> = app::CHANNELS
         .iter()
         .filter(|c| **c != "in_app")
         .map(|c| app.queue(c))
         .collect();
+    if cfg.service_secret.is_some() {
+        queues.push(app.queue("meeting-events"));
+    }
     if broker.kind() == "memory" {
         mas_bus::ops::recover(&db, &queues).await?;
     }
@@ -123,6 +126,14 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             async move { s.wait().await }
         }
     };
+    let identity = kgrpc::channel(&cfg.identity_grpc_url).map_err(anyhow::Error::msg)?;
+    let link = IdentityLink::new(
+        identity,
+        SERVICE,
+        cfg.service_secret
+            .clone()
+            .unwrap_or_else(|| Secret::new(String::new())),
+    );
     let relay = bus.spawn_relay(Duration::from_millis(200), stop());
     let mut consumers = vec![];
     if let Some(smtp) = cfg.smtp.clone() {
@@ -167,6 +178,23 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             consumers.push(bus.spawn_consumer(sub, stop()));
         }
     }
+    if cfg.service_secret.is_some() {
+        let patterns: Vec<&str> = app::meetings::EVENTS.iter().map(|(k, _)| *k).collect();
+        let sub = Subscription::events(
+            &app.queue("meeting-events"),
+            &patterns,
+            Arc::new(app::meetings::MeetingMail {
+                app: app.clone(),
+                identity: link.clone(),
+            }),
+        );
+        consumers.push(bus.spawn_consumer(sub, stop()));
+    } else {
+        tracing::warn!(
+            "SERVICE_SECRET is not set: meeting events are not emailed (notifier cannot look up \
+             users' addresses in identity)"
+        );
+    }
     for channel in app::CHANNELS {
         if let Some(why) = app.disabled_reason(channel)
             && channel != "in_app"
@@ -202,8 +230,6 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     scheduler.register(&retention).await?;
     let schedules = tokio::spawn(scheduler.clone().run(stop()));
 
-    let identity = kgrpc::channel(&cfg.identity_grpc_url).map_err(anyhow::Error::msg)?;
-    let link = IdentityLink::new(identity, SERVICE, Secret::new(String::new()));
     let verifier = Arc::new(Verifier::new());
     let _ = link.load_jwks(&verifier).await;
     let auth = Arc::new(

@@ -46,6 +46,43 @@ pub async fn find(app: &App, platform: &str, id: &str) -> AppResult<user::Model>
         .ok_or(AppError::NotFound("user"))
 }
 
+/// Most ids one `GetContacts` call resolves.
+const MAX_CONTACTS: usize = 100;
+
+/// Email, name and phone of the given users of a platform (for notifications); unknown ids are
+/// left out.
+pub async fn contacts(app: &App, r: pb::GetContactsRequest) -> AppResult<pb::GetContactsResponse> {
+    if r.platform.trim().is_empty() {
+        return Err(AppError::invalid("platform", "is required"));
+    }
+    if r.user_ids.is_empty() || r.user_ids.len() > MAX_CONTACTS {
+        return Err(AppError::invalid(
+            "userIds",
+            format!("1 to {MAX_CONTACTS} user ids"),
+        ));
+    }
+    if r.user_ids.iter().any(|id| id.is_empty() || id.len() > 64) {
+        return Err(AppError::invalid("userIds", "ids are 1 to 64 characters"));
+    }
+    let rows = user::Entity::find()
+        .filter(user::Column::Platform.eq(r.platform.trim()))
+        .filter(user::Column::Id.is_in(r.user_ids))
+        .all(&app.db)
+        .await?;
+    Ok(pb::GetContactsResponse {
+        contacts: rows
+            .into_iter()
+            .map(|u| pb::Contact {
+                id: u.id,
+                email: u.email,
+                full_name: u.full_name,
+                phone: u.phone,
+                active: u.active,
+            })
+            .collect(),
+    })
+}
+
 pub async fn find_by_email(
     app: &App,
     platform: &str,

@@ -3,6 +3,7 @@
 pub mod deliveries;
 pub mod email;
 pub mod inapp;
+pub mod meetings;
 pub mod providers;
 pub mod send;
 pub mod templates;

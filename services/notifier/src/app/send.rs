@@ -5,7 +5,7 @@
 use chrono::Utc;
 use mas_bus::NewJob;
 use mas_kit::proto::mas::notifier::v1 as pb;
-use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, TransactionTrait};
 
 use super::{App, new_id, templates};
 use crate::error::{AppError, AppResult};
@@ -51,6 +51,23 @@ fn check_recipient(channel: &str, recipient: &str) -> AppResult<()> {
 }
 
 pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> {
+    let txn = app.db.begin().await?;
+    let res = record(app, &txn, &r).await?;
+    txn.commit().await?;
+    if res.status != "sent" {
+        app.bus.wake();
+    }
+    Ok(res)
+}
+
+/// Validates and renders `r`, then records its delivery and enqueues its job (or writes the
+/// in-app notification) on `txn`: the caller commits, so a message sent while handling an event
+/// is recorded exactly when the event's handling is.
+pub async fn record<C: ConnectionTrait>(
+    app: &App,
+    txn: &C,
+    r: &pb::SendRequest,
+) -> AppResult<pb::SendResponse> {
     if r.platform.trim().is_empty() {
         return Err(AppError::invalid("platform", "is required"));
     }
@@ -71,7 +88,6 @@ pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> 
 
     let id = new_id();
     let now = Utc::now();
-    let txn = app.db.begin().await?;
     let in_app = r.channel == "in_app";
     delivery::ActiveModel {
         id: Set(id.clone()),
@@ -87,7 +103,7 @@ pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> 
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     if in_app {
         let nid = new_id();
@@ -105,9 +121,8 @@ pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> 
             read_at: Set(None),
             created_at: Set(now),
         }
-        .insert(&txn)
+        .insert(txn)
         .await?;
-        txn.commit().await?;
         return Ok(pb::SendResponse {
             delivery_id: id,
             status: "sent".into(),
@@ -135,9 +150,7 @@ pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> 
         job = job.key(k.clone());
     }
     job.max_attempts = app.cfg.retry_attempts;
-    mas_bus::jobs::enqueue(&txn, job).await?;
-    txn.commit().await?;
-    app.bus.wake();
+    mas_bus::jobs::enqueue(txn, job).await?;
     let status = match app.disabled_reason(&r.channel) {
         Some(why) => {
             tracing::warn!(delivery_id = %id, channel = %r.channel, reason = why, "delivery held");

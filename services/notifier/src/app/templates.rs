@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::entities::template;
 
 /// (channel, name, subject, body) every platform starts with.
-const DEFAULTS: [(&str, &str, &str, &str); 6] = [
+const DEFAULTS: [(&str, &str, &str, &str); 11] = [
     (
         "email",
         "otp",
@@ -43,6 +43,38 @@ const DEFAULTS: [(&str, &str, &str, &str); 6] = [
         "This is a test message sent by {{ sender | default('an admin') }}.\n",
     ),
     ("in_app", "message", "{{ title }}", "{{ body }}"),
+    // Meeting events (meetings-signalling), one email to each side: `name` is the recipient,
+    // `otherName` the other side, `role` the recipient's (mentor or student), times in UTC.
+    (
+        "email",
+        "meeting-booked",
+        "Session booked for {{ startsAt }}",
+        "Hello {{ name | default('there') }},\n\nYour session with {{ otherName | default('your peer') }} is booked for {{ startsAt }} to {{ endsAt }}.\nMeeting id: {{ meetingId }}\n",
+    ),
+    (
+        "email",
+        "meeting-cancelled",
+        "Session on {{ startsAt }} cancelled",
+        "Hello {{ name | default('there') }},\n\nThe session with {{ otherName | default('your peer') }} on {{ startsAt }} was cancelled.{% if reason %}\nReason: {{ reason }}{% endif %}\n",
+    ),
+    (
+        "email",
+        "meeting-rescheduled",
+        "Session moved to {{ startsAt }}",
+        "Hello {{ name | default('there') }},\n\nThe session with {{ otherName | default('your peer') }} moved from {{ previousStartsAt }} to {{ startsAt }} - {{ endsAt }}.\nMeeting id: {{ meetingId }}\n",
+    ),
+    (
+        "email",
+        "meeting-started",
+        "Your session has started",
+        "Hello {{ name | default('there') }},\n\nThe session with {{ otherName | default('your peer') }} started at {{ at }}. Join now.\nMeeting id: {{ meetingId }}\n",
+    ),
+    (
+        "email",
+        "meeting-ended",
+        "Your session has ended",
+        "Hello {{ name | default('there') }},\n\nThe session with {{ otherName | default('your peer') }} ended at {{ at }}. Thank you.\nMeeting id: {{ meetingId }}\n",
+    ),
 ];
 
 fn valid_name(name: &str) -> bool {
