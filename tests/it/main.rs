@@ -48,3 +48,4 @@ mod notifier;
 mod otp;
 mod providers;
 mod tokens;
+mod traces;

@@ -69,7 +69,7 @@ async fn call(
 }
 
 /// A mentor with a profile in UTC (so local times are UTC times).
-async fn mentor(s: &TestStack, admin: &str) -> (String, String) {
+pub(crate) async fn mentor(s: &TestStack, admin: &str) -> (String, String) {
     let (id, token) = user(s, admin, "EXPERT").await;
     let r = call(
         s,
@@ -88,7 +88,7 @@ fn local(t: DateTime<Utc>) -> String {
 }
 
 /// One slot of `minutes` starting at `start` (rounded down to the minute).
-async fn slot(s: &TestStack, token: &str, start: DateTime<Utc>, minutes: i32) -> Value {
+pub(crate) async fn slot(s: &TestStack, token: &str, start: DateTime<Utc>, minutes: i32) -> Value {
     let r = call(
         s,
         Method::POST,

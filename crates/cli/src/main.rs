@@ -51,7 +51,7 @@ enum Import {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let _telemetry = mas_kit::telemetry::init("info");
+    let _telemetry = mas_kit::telemetry::init("mas", "info");
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -72,7 +72,8 @@ impl IdentityLink {
         Ok(res.token)
     }
 
-    /// A request carrying this service's token, with a 5 s deadline.
+    /// A request carrying this service's token and the current trace context, with a 5 s
+    /// deadline.
     pub async fn authed<T>(&self, msg: T) -> Result<tonic::Request<T>, tonic::Status> {
         let token = self.service_token().await?;
         let mut req = tonic::Request::new(msg);
@@ -80,6 +81,13 @@ impl IdentityLink {
             .parse()
             .map_err(|_| tonic::Status::internal("service token is not a valid header"))?;
         req.metadata_mut().insert(keys::AUTHORIZATION, value);
+        // The call continues the caller's trace (an event consumer looking users up, say).
+        if let Some(tp) = crate::telemetry::current_trace_headers()
+            .get(keys::TRACEPARENT)
+            .and_then(|v| v.parse().ok())
+        {
+            req.metadata_mut().insert(keys::TRACEPARENT, tp);
+        }
         req.set_timeout(Duration::from_secs(5));
         Ok(req)
     }

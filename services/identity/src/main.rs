@@ -4,7 +4,7 @@ use mas_kit::config::{Env, ProcessEnv};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let _telemetry = mas_kit::telemetry::init("info");
+    let _telemetry = mas_kit::telemetry::init("identity", "info");
     let cfg = match identity::Config::from_env(&Env::new(&ProcessEnv)) {
         Ok(c) => c,
         Err(e) => {

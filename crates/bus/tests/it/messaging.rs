@@ -446,7 +446,7 @@ fn current_trace_id() -> String {
 
 async fn trace_context_follows_an_event_through_the_broker(b: B) {
     // The services' subscriber (JSON logs off here) with its OpenTelemetry layer, for good.
-    std::mem::forget(mas_kit::telemetry::init("off"));
+    std::mem::forget(mas_kit::telemetry::init("bus-test", "off"));
     let Some(env) = env(b).await else { return };
     let seen = Arc::new(TraceSeen::default());
     env.consume(Subscription::events(
