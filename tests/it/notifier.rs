@@ -59,6 +59,10 @@ impl Smtp {
         Smtp { child, port, dir }
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(crate) fn rotate(&self, password: &str) {
         std::fs::write(self.dir.path().join("password"), password).unwrap();
     }

@@ -15,7 +15,7 @@ on_both!(; with:
 );
 
 /// The text of the newest mail to `to`, decoded (lettre picks 7bit, quoted-printable or base64).
-async fn mail_to(smtp: &Smtp, to: &str, nth: usize) -> String {
+pub(crate) async fn mail_to(smtp: &Smtp, to: &str, nth: usize) -> String {
     for _ in 0..200 {
         let mails: Vec<Value> = smtp
             .mail()
@@ -41,7 +41,7 @@ async fn mail_to(smtp: &Smtp, to: &str, nth: usize) -> String {
     panic!("no mail #{nth} to {to}: {:?}", smtp.mail());
 }
 
-fn code_in(text: &str) -> String {
+pub(crate) fn code_in(text: &str) -> String {
     text.split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)
         .unwrap_or_else(|| panic!("no 6-digit code in {text:?}"))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -309,7 +309,9 @@ enum Outcome {
 
 async fn run_event(bus: &Bus, sub: &Subscription, h: &dyn EventHandler, msg: &Incoming) -> Outcome {
     let result = async {
-        let txn = bus.db.begin().await.map_err(|e| e.to_string())?;
+        let txn = mas_db::begin_write(&bus.db)
+            .await
+            .map_err(|e| e.to_string())?;
         let inserted = inbox::Entity::insert(inbox::ActiveModel {
             consumer: Set(sub.queue.clone()),
             message_id: Set(msg.id.clone()),

@@ -128,7 +128,7 @@ pub enum OpsError {
 /// Sends a failed job (or dead-lettered event) back to its queue with a fresh set of attempts.
 /// The state change and the message are one transaction (through the outbox).
 pub async fn retry<C: TransactionTrait>(db: &C, id: &str) -> Result<(), OpsError> {
-    let txn = db.begin().await?;
+    let txn = mas_db::begin_write(db).await?;
     let row = job::Entity::find_by_id(id.to_string())
         .one(&txn)
         .await?
@@ -143,7 +143,7 @@ pub async fn retry<C: TransactionTrait>(db: &C, id: &str) -> Result<(), OpsError
 
 /// Retries every failed job of `queue`; returns how many.
 pub async fn retry_all<C: TransactionTrait>(db: &C, queue: &str) -> Result<u64, OpsError> {
-    let txn = db.begin().await?;
+    let txn = mas_db::begin_write(db).await?;
     let rows = job::Entity::find()
         .filter(job::Column::Queue.eq(queue))
         .filter(job::Column::State.eq("failed"))
@@ -243,7 +243,7 @@ pub async fn prune<C: TransactionTrait>(
     completed_before: DateTime<Utc>,
     failed_before: DateTime<Utc>,
 ) -> Result<Pruned, DbErr> {
-    let txn = db.begin().await?;
+    let txn = mas_db::begin_write(db).await?;
     let completed = job::Entity::delete_many()
         .filter(job::Column::State.eq("completed"))
         .filter(job::Column::FinishedAt.lt(completed_before))
@@ -312,7 +312,7 @@ pub async fn queues<C: ConnectionTrait>(db: &C) -> Result<BTreeSet<String>, DbEr
 /// For the in-process broker after a restart, whose queues did not survive; a job that does run
 /// twice is absorbed by its row's state. Returns how many were re-sent.
 pub async fn recover<C: TransactionTrait>(db: &C, queues: &[String]) -> Result<u64, DbErr> {
-    let txn = db.begin().await?;
+    let txn = mas_db::begin_write(db).await?;
     let rows = job::Entity::find()
         .filter(job::Column::Queue.is_in(queues.iter().cloned()))
         .filter(job::Column::State.is_in(["waiting", "active", "delayed"]))

@@ -13,7 +13,7 @@ use chrono::Utc;
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use tokio::sync::Notify;
 
@@ -158,7 +158,7 @@ impl Relay {
             .limit(BATCH);
         if self.db.get_database_backend() == DbBackend::Postgres {
             // Replicas share the table: each row is locked by the relay publishing it.
-            let txn = self.db.begin().await?;
+            let txn = mas_db::begin_write(&self.db).await?;
             let rows = q
                 .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
                 .all(&txn)

@@ -168,6 +168,17 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
         if k.starts_with("SMTP_") || k.starts_with("NOTIFY_") {
             opts.set("notifier", &k, &v);
         }
+        if k == "SHUTDOWN_DELAY_MS" {
+            opts.set("gateway", &k, &v);
+        }
+        // Meeting and signalling settings reach meetings-signalling (docs/signalling.md).
+        let meetings = ["SIGNAL_", "MEETING_", "BOOKING_", "CHAT_", "RECORDING"];
+        if meetings.iter().any(|p| k.starts_with(p))
+            || k == "ALLOW_EARLY_MEETING_JOIN"
+            || k == "RECONNECT_GRACE_SECS"
+        {
+            opts.set("meetings-signalling", &k, &v);
+        }
     }
     let stack = stack::start(opts).await?;
     let ready_ms = started.elapsed().as_millis();
@@ -196,7 +207,13 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
     );
     println!("  data            {}", data_dir.display());
     println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");
-    println!("  SUPERADMIN      admin@mas.local / {password}   (development only)");
+    // The password itself never goes to stdout (logs are collected from there).
+    let where_password = if std::env::var("SEED_ADMIN_PASSWORD").is_ok_and(|p| !p.is_empty()) {
+        "SEED_ADMIN_PASSWORD".to_owned()
+    } else {
+        format!("cat {}", data_dir.join("admin-password").display())
+    };
+    println!("  SUPERADMIN      admin@mas.local, password: {where_password}   (development only)");
     println!(
         "  ops dashboard   {base}/admin/queues   ({} / the same password)",
         mas_cli::stack::OPS_USER

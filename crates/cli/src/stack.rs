@@ -74,7 +74,10 @@ pub struct Stack {
     /// meetings-signalling's own public port (`/socket.io`, local recording links); the gateway
     /// also passes `/socket.io` through to it.
     pub signal_addr: SocketAddr,
+    /// The services' shutdown (identity, notifier, meetings-signalling).
     pub shutdown: Shutdown,
+    /// The gateway's: triggered first.
+    edge: Shutdown,
     /// identity's configuration as started (tests reach its database through it).
     pub identity_config: identity::Config,
     /// notifier's configuration as started (tests clean up its queues through it).
@@ -88,10 +91,13 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Triggers shutdown and waits for every service to stop.
+    /// Stops the platform the way a rolling update stops a pod: the gateway first (it stops
+    /// accepting and drains its requests in flight, whose upstream calls still find the services
+    /// up), then the services (each drains its RPCs and consumer deliveries).
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.trigger();
+        self.edge.trigger();
         self.gateway.wait().await?;
+        self.shutdown.trigger();
         self.meetings.wait().await?;
         self.notifier.wait().await?;
         self.identity.wait().await?;
@@ -107,8 +113,35 @@ pub fn random_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
 }
 
+/// Starts the platform. A port reserved for a service (notifier's, which identity must know
+/// before notifier starts) can be taken by another process in between; then the services
+/// started so far are stopped and the start is tried again, up to three times.
 pub async fn start(opts: Options) -> anyhow::Result<Stack> {
-    let shutdown = Shutdown::new();
+    let mut attempt = 1;
+    loop {
+        let (shutdown, edge) = (Shutdown::new(), Shutdown::new());
+        match start_once(opts.clone(), shutdown.clone(), edge.clone()).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                // Whatever started stops (it holds its ports and pools otherwise).
+                edge.trigger();
+                shutdown.trigger();
+                let port_taken = e.chain().any(|c| {
+                    c.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+                });
+                if !port_taken || attempt == 3 {
+                    return Err(e);
+                }
+                tracing::warn!(attempt, error = %format!("{e:#}"), "a reserved port was taken; starting again");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow::Result<Stack> {
     let gateway_secret = random_secret();
     let notifier_secret = random_secret();
     // Without RabbitMQ the services of this stack share one in-process broker under this name
@@ -268,7 +301,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         gvars.extend(o.clone());
     }
     let gcfg = gateway::Config::from_env(&Env::new(&gvars)).context("gateway configuration")?;
-    let gateway = gateway::start(gcfg, shutdown.clone())
+    let gateway = gateway::start(gcfg, edge.clone())
         .await
         .context("starting the gateway")?;
 
@@ -283,6 +316,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
         meetings_admin_addr: meetings.admin_addr,
         signal_addr,
         shutdown,
+        edge,
         identity_config,
         notifier_config,
         meetings_config,

@@ -123,6 +123,20 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
     }
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`): a deferred transaction that reads and then writes fails at once with
+/// SQLITE_BUSY when another connection committed in between (the busy timeout does not apply to
+/// that upgrade), which concurrent requests hit. On Postgres it is a plain `BEGIN`.
+pub async fn begin_write<C: sea_orm::TransactionTrait>(
+    db: &C,
+) -> Result<C::Transaction, sea_orm::DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
 /// Connections in use, idle, and the maximum, for the pool gauges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {

@@ -13,6 +13,9 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub workers: usize,
+    /// After SIGTERM: how long readiness reports `draining` while requests are still served, so
+    /// the load balancer stops sending new connections before the listener closes.
+    pub shutdown_delay: std::time::Duration,
     /// gRPC URL per routed service, by proto package segment (`identity` -> `IDENTITY_GRPC_URL`).
     pub upstreams: HashMap<String, String>,
     /// The gateway's own service-account secret (for internal calls to identity).
@@ -128,6 +131,14 @@ impl Config {
                 "0.0.0.0:9090".parse().expect("literal address"),
             )?,
             workers: env.or("HTTP_WORKERS", cores)?,
+            shutdown_delay: std::time::Duration::from_millis(env.or(
+                "SHUTDOWN_DELAY_MS",
+                if mas_env == MasEnv::Production {
+                    5000
+                } else {
+                    0
+                },
+            )?),
             upstreams,
             signal_url: match env.raw("SIGNAL_URL") {
                 None => None,

@@ -177,16 +177,29 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
 
     let health = {
         let v = verifier.clone();
-        let h = Health::new(SERVICE).check("jwks", Need::Required, move || {
-            let ready = v.knows_any();
-            async move {
-                if ready {
-                    Ok(None)
-                } else {
-                    Err("no signing keys loaded from identity yet".into())
+        let s = shutdown.clone();
+        let h = Health::new(SERVICE)
+            // Once SIGTERM arrives the gateway is not ready: the balancer drains it.
+            .check("shutdown", Need::Required, move || {
+                let draining = s.is_triggered();
+                async move {
+                    if draining {
+                        Err("draining: shutting down".into())
+                    } else {
+                        Ok(None)
+                    }
                 }
-            }
-        });
+            })
+            .check("jwks", Need::Required, move || {
+                let ready = v.knows_any();
+                async move {
+                    if ready {
+                        Ok(None)
+                    } else {
+                        Err("no signing keys loaded from identity yet".into())
+                    }
+                }
+            });
         if gw.cache.is_redis() {
             let g = gw.clone();
             h.check("redis", Need::Optional, move || {
@@ -296,9 +309,18 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let server_task = tokio::spawn(server);
     let admin_addr = admin.addr;
     tracing::info!(service = SERVICE, http = %http_addr, admin = %admin_addr, "gateway listening");
+    let delay = gw.cfg.shutdown_delay;
     let task = tokio::spawn(async move {
         shutdown.wait().await;
-        // Stop accepting, let in-flight requests finish, then stop the rest.
+        // Not ready from now on (the "shutdown" check); keep serving while the balancer's next
+        // probes take this replica out, then stop accepting, let in-flight requests finish,
+        // then stop the rest.
+        tracing::info!(
+            service = SERVICE,
+            delay_ms = delay.as_millis() as u64,
+            "draining"
+        );
+        tokio::time::sleep(delay).await;
         handle.stop(true).await;
         let _ = server_task.await;
         bg.abort();

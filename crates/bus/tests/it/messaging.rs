@@ -22,6 +22,7 @@ both!(
     malformed_message_is_dead_lettered_without_a_crash,
     history_retention_is_bounded_and_counted,
     trace_context_follows_an_event_through_the_broker,
+    a_delivery_in_flight_finishes_before_the_consumer_stops,
 );
 
 fn fast_retry() -> RetryPolicy {
@@ -477,5 +478,71 @@ async fn trace_context_follows_an_event_through_the_broker(b: B) {
         publisher_trace,
         "the consumer continues the publisher's trace"
     );
+    env.finish().await;
+}
+
+/// A handler that takes a while, as an email send does.
+#[derive(Default)]
+struct Slow {
+    started: std::sync::atomic::AtomicUsize,
+    finished: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl mas_bus::JobHandler for Slow {
+    async fn run(&self, _m: &mas_bus::Incoming) -> Result<(), mas_bus::HandlerError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.started.fetch_add(1, SeqCst);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        self.finished.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+/// Shutdown while a job runs: the consumer takes no new delivery, lets the running one finish
+/// and settle (acknowledged, recorded completed), and only then stops; nothing is redelivered
+/// to the next consumer of the queue.
+async fn a_delivery_in_flight_finishes_before_the_consumer_stops(b: B) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let Some(env) = env(b).await else { return };
+    let q = env.queue("mail");
+    let slow = Arc::new(Slow::default());
+    let sub = Subscription::jobs(&q, slow.clone());
+    env.bus.broker.declare(&sub.spec()).await.unwrap();
+    let stop = crate::support::mas_stop::Stop::new();
+    let consumer = env.bus.spawn_consumer(sub, stop.wait());
+    env.relay();
+    let tx = env.db.begin().await.unwrap();
+    let id = jobs::enqueue(&tx, NewJob::new(&q, "mr-mentor", json!({"to": "a@b.c"})))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    env.bus.wake();
+    assert!(eventually(20, || slow.started.load(SeqCst) == 1).await);
+    // The rolling update's SIGTERM, mid-job.
+    stop.fire();
+    tokio::time::timeout(Duration::from_secs(10), consumer)
+        .await
+        .expect("the consumer stops once the job is done")
+        .unwrap();
+    assert_eq!(
+        slow.finished.load(SeqCst),
+        1,
+        "the consumer stopped only after the job in flight finished"
+    );
+    // Settled: the job is completed and nothing waits in the queue for the next replica.
+    let counts = ops::queue_counts(&env.db, std::slice::from_ref(&q))
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts[0].completed, counts[0].active, counts[0].waiting),
+        (1, 0, 0),
+        "job {id} is recorded completed"
+    );
+    assert_eq!(env.bus.broker.depth(&q).await.unwrap(), 0);
+    let next = Arc::new(Slow::default());
+    env.consume(Subscription::jobs(&q, next.clone())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(next.started.load(SeqCst), 0, "nothing is redelivered");
     env.finish().await;
 }

@@ -10,7 +10,7 @@ use rand::Rng;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder,
 };
 use subtle::ConstantTimeEq;
 
@@ -98,7 +98,7 @@ pub async fn request(
     let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000));
     let id = new_id();
     let created = now();
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     // A new code replaces any earlier one.
     otp_code::Entity::update_many()
         .col_expr(otp_code::Column::ConsumedAt, Expr::value(created))
@@ -273,7 +273,7 @@ pub async fn reset(
     };
     let password_hash = app.hasher.hash(new.expose()).await?;
     let t = now();
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     // Single use, decided by the database: a second use (or a racing one) updates nothing.
     let used = password_reset::Entity::update_many()
         .col_expr(password_reset::Column::UsedAt, Expr::value(t))

@@ -8,9 +8,7 @@ use chrono::Duration as ChronoDuration;
 use mas_kit::auth::{Actor, Claims, ISSUER, Principal, TokenKind};
 use mas_kit::proto::mas::identity::v1 as pb;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 use super::{App, logs, new_id, now, timestamp, users};
@@ -140,7 +138,7 @@ pub async fn refresh(app: &App, ip: &str, agent: &str, token: &str) -> AppResult
             "the refresh token is invalid or expired",
         ))?;
 
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     // Claim the token: only one caller flips rotated_at from NULL.
     let claimed = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedAt, Expr::value(t))

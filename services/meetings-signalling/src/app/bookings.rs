@@ -10,7 +10,6 @@ use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
 };
 use serde_json::json;
 
@@ -104,7 +103,7 @@ pub async fn book(
 ) -> AppResult<pb::Booking> {
     let s = bookable_slot(app, platform, slot_id, student).await?;
     let now = Utc::now();
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     if !take_slot(&txn, platform, &s.id).await? {
         return Err(AppError::Conflict("the slot is no longer available".into()));
     }
@@ -184,7 +183,7 @@ pub async fn cancel(
             app.cfg.cancel_cutoff.num_minutes()
         )));
     }
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     let n = booking::Entity::update_many()
         .col_expr(booking::Column::Status, Expr::value(CANCELLED))
         .col_expr(
@@ -250,7 +249,7 @@ pub async fn reschedule(
     if s.mentor_id != b.mentor_id {
         return Err(AppError::invalid("slotId", "is a slot of another mentor"));
     }
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     if !take_slot(&txn, &caller.platform, &s.id).await? {
         return Err(AppError::Conflict("the slot is no longer available".into()));
     }

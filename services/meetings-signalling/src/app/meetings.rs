@@ -6,7 +6,7 @@ use mas_bus::OutEvent;
 use mas_kit::auth::Principal;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
 
 use super::{App, is_admin, new_id, timestamp};
@@ -150,7 +150,7 @@ async fn transition(
     routing_key: &str,
 ) -> AppResult<Option<meeting::Model>> {
     let now = Utc::now();
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     let mut u = meeting::Entity::update_many()
         .col_expr(meeting::Column::Status, Expr::value(to))
         .col_expr(meeting::Column::UpdatedAt, Expr::value(now))

@@ -4,9 +4,7 @@
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use mas_kit::proto::mas::meetings::v1 as pb;
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::{App, from_timestamp, new_id, next_token, page_offset, page_size, timestamp};
 use crate::error::{AppError, AppResult};
@@ -89,7 +87,7 @@ pub async fn create(
     let tz = super::mentors::parse_tz(&profile.time_zone)?;
     let now = Utc::now();
     let ranges = plan(&r, tz, now)?;
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     let mut created = Vec::with_capacity(ranges.len());
     for (start, end) in ranges {
         let clash = slot::Entity::find()

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use mas_bus::NewJob;
 use mas_kit::proto::mas::notifier::v1 as pb;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 
 use super::{App, new_id, templates};
 use crate::error::{AppError, AppResult};
@@ -51,7 +51,7 @@ fn check_recipient(channel: &str, recipient: &str) -> AppResult<()> {
 }
 
 pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> {
-    let txn = app.db.begin().await?;
+    let txn = mas_kit::db::begin_write(&app.db).await?;
     let res = record(app, &txn, &r).await?;
     txn.commit().await?;
     if res.status != "sent" {
