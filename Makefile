@@ -58,7 +58,8 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 bench: ## benchmarks (release build); see bench/RESULTS.md
-	$(CARGO) build --release -p mas-cli -p mas-bench
+	@cd bench/signalling && { [ -d node_modules/socket.io ] || npm ci --no-audit --no-fund --silent; }
+	$(CARGO) build --release -p mas-cli -p meetings-signalling -p mas-bench
 	$(CARGO) run --release -p mas-bench -- --mas target/release/mas
 
 clean:

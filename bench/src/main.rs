@@ -11,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Parser;
+
+mod signal;
 use hdrhistogram::Histogram;
 use mas_kit::proto::mas::identity::v1 as pb;
 use mas_kit::proto::mas::identity::v1::identity_client::IdentityClient;
@@ -28,6 +31,16 @@ struct Args {
     /// Concurrent callers in closed-loop phases.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Which comparisons to run: all, gateway or signalling.
+    #[arg(long, default_value = "all")]
+    suite: String,
+    /// Rooms of two peers in the signalling benchmark.
+    #[arg(long, default_value_t = 250)]
+    rooms: usize,
+    /// The meetings-signalling binary (release build), run as its own process for the
+    /// signalling benchmark.
+    #[arg(long, default_value = "target/release/meetings-signalling")]
+    signalling: String,
 }
 
 struct Server(Child);
@@ -183,6 +196,18 @@ fn row(name: &str, s: &Stats) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    match args.suite.as_str() {
+        "all" => {
+            gateway_suite(&args).await?;
+            signalling_suite(&args).await
+        }
+        "gateway" => gateway_suite(&args).await,
+        "signalling" => signalling_suite(&args).await,
+        other => anyhow::bail!("--suite {other}: expected all, gateway or signalling"),
+    }
+}
+
+async fn gateway_suite(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (http_port, grpc_port, admin_port) = (free_port(), free_port(), free_port());
     let started = Instant::now();
@@ -330,5 +355,291 @@ async fn main() -> anyhow::Result<()> {
         refused.load(std::sync::atomic::Ordering::Relaxed),
         (during.p99_us as f64 / alone.p99_us.max(1) as f64 - 1.0) * 100.0
     );
+    Ok(())
+}
+
+/// A user created by the SUPERADMIN, logged in: its access token.
+async fn user(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    role: &str,
+) -> anyhow::Result<(String, String)> {
+    let email = format!(
+        "{}-{}@bench.test",
+        role.to_lowercase(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let created: serde_json::Value = http
+        .post(format!("{base}/api/admin/users"))
+        .header("X-Platform", "mr-mentor")
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"email": email, "password": "bench-password-1", "fullName": role, "role": role}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = created["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("user not created: {created}"))?
+        .to_owned();
+    Ok((id, login(http, base, &email, "bench-password-1").await?))
+}
+
+async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let auth: serde_json::Value = http
+        .post(format!("{base}/api/auth/login"))
+        .header("X-Platform", "mr-mentor")
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    auth["accessToken"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("login failed: {auth}"))
+}
+
+/// A booked meeting: mentor and student tokens and the meeting id.
+async fn room(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    start: &str,
+) -> anyhow::Result<(signal::Peer, signal::Peer)> {
+    let (_, mentor) = user(http, base, admin, "EXPERT").await?;
+    let (_, student) = user(http, base, admin, "USER").await?;
+    let call = |method: reqwest::Method, path: &str, token: &str, body: serde_json::Value| {
+        http.request(method, format!("{base}{path}"))
+            .header("X-Platform", "mr-mentor")
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    call(reqwest::Method::PUT, "/api/mentors/me", &mentor, serde_json::json!({"name": "Bench Mentor", "bio": "bench", "expertise": ["Rust"], "languages": ["English"], "timeZone": "UTC", "visible": true}))
+        .await?
+        .error_for_status()?;
+    let slots: serde_json::Value = call(
+        reqwest::Method::POST,
+        "/api/mentors/me/slots",
+        &mentor,
+        serde_json::json!({"startLocal": start, "durationMinutes": 60}),
+    )
+    .await?
+    .error_for_status()?
+    .json()
+    .await?;
+    let slot = slots["slots"][0]["id"].clone();
+    let booked: serde_json::Value = call(
+        reqwest::Method::POST,
+        "/api/bookings",
+        &student,
+        serde_json::json!({"slotId": slot}),
+    )
+    .await?
+    .error_for_status()?
+    .json()
+    .await?;
+    let meeting = booked["meetingId"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("not booked: {booked}"))?
+        .to_owned();
+    Ok((
+        signal::Peer {
+            token: mentor,
+            meeting: meeting.clone(),
+        },
+        signal::Peer {
+            token: student,
+            meeting,
+        },
+    ))
+}
+
+async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (http_port, grpc_port, admin_port, signal_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    let _mas = Server(
+        Command::new(&args.mas)
+            .args(["dev", "--data-dir"])
+            .arg(dir.path())
+            .args(["--port", &http_port.to_string()])
+            .args(["--identity-grpc-port", &grpc_port.to_string()])
+            .args(["--admin-port", &admin_port.to_string()])
+            .env("RUST_LOG", "warn")
+            .env("SEED_ADMIN_PASSWORD", "bench-admin-password")
+            .env("SIGNAL_ADDR", format!("127.0.0.1:{signal_port}"))
+            // The benchmark measures the relay, not the per-socket flood limit.
+            .env("SIGNAL_EVENTS_PER_SEC", "1000000")
+            .env("ALLOW_EARLY_MEETING_JOIN", "true")
+            .env("MEETING_JOIN_BUFFER_MINUTES", "1440")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let base = format!("http://127.0.0.1:{http_port}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..400 {
+        if http
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::ensure!(up, "mas dev did not become ready");
+    let admin = login(&http, &base, "admin@mas.local", "bench-admin-password").await?;
+    // Meetings an hour from now: joinable with the day-long early-join buffer.
+    let start = (chrono::Utc::now() + chrono::Duration::minutes(60))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let mut peers = Vec::new();
+    let made = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..8 {
+        let (http, base, admin, start, made, next) = (
+            http.clone(),
+            base.clone(),
+            admin.clone(),
+            start.clone(),
+            made.clone(),
+            next.clone(),
+        );
+        let rooms = args.rooms;
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < rooms {
+                let r = room(&http, &base, &admin, &start).await?;
+                made.lock().await.push(r);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    peers.append(&mut *made.lock().await);
+
+    // meetings-signalling as its own process, as deployed: fresh (its memory holds only what
+    // serving the sockets takes), on mas dev's database file and identity (for the JWKS).
+    let own_port = free_port();
+    let rust = Server(
+        Command::new(&args.signalling)
+            .env("MAS_ENV", "development")
+            .env("RUST_LOG", "warn")
+            .env(
+                "DATABASE_URL",
+                format!(
+                    "sqlite://{}",
+                    dir.path().join("meetings_signalling.db").display()
+                ),
+            )
+            .env("IDENTITY_GRPC_URL", format!("http://127.0.0.1:{grpc_port}"))
+            .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("ADMIN_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("SIGNAL_ADDR", format!("127.0.0.1:{own_port}"))
+            .env("RECORDINGS_DIR", dir.path().join("recordings"))
+            .env("SIGNAL_EVENTS_PER_SEC", "1000000")
+            .env("ALLOW_EARLY_MEETING_JOIN", "true")
+            .env("MEETING_JOIN_BUFFER_MINUTES", "1440")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", args.signalling))?,
+    );
+    let mut up = false;
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", own_port))
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::ensure!(up, "meetings-signalling did not start");
+    let node = signal::NodeServer::start(free_port())?;
+    let sides = [
+        signal::Side {
+            name: "meetings-signalling (Rust, socketioxide)",
+            pid: rust.0.id(),
+            url: format!("http://127.0.0.1:{own_port}"),
+        },
+        signal::Side {
+            name: "Node.js socket.io 4.8.4 baseline",
+            pid: node.0.id(),
+            url: format!("http://127.0.0.1:{}", node.1),
+        },
+    ];
+    for chat in [false, true] {
+        println!(
+            "\n### Signalling relay{}: {} rooms x 2 peers, closed loop (each peer waits for its ack), {} s each\n",
+            if chat { " with chat" } else { "" },
+            peers.len(),
+            args.seconds
+        );
+        if chat {
+            println!(
+                "Mix per peer round: offer, answer (3 KB SDP), 4 ICE candidates, 1 chat line; the chat reaches both peers; meetings-signalling stores each line (SQLite here, as in mas dev), the Node baseline keeps it in memory only. Relay latency: send to the target's receipt.\n"
+            );
+        } else {
+            println!(
+                "Mix per peer round: offer, answer (3 KB SDP), 5 ICE candidates. Relay latency: send to the target's receipt.\n"
+            );
+        }
+        println!(
+            "| server | messages/s | p50 ms | p99 ms | server CPU ms per 1k messages | server cores busy | RSS per connection KiB (connected / in a room) | errors |\n|---|---|---|---|---|---|---|---|"
+        );
+        let mut results = Vec::new();
+        for side in &sides {
+            let o = signal::measure(side, &peers, args.seconds, chat).await?;
+            // Memory is read on a fresh server only (the first mix); afterwards the allocator
+            // reuses what the first sockets freed.
+            let memory = if chat {
+                "(first table)".to_owned()
+            } else {
+                format!("{:.1} / {:.1}", o.rss_per_socket_kib, o.rss_per_conn_kib)
+            };
+            println!(
+                "| {} | {:.0} | {:.3} | {:.3} | {:.1} | {:.2} | {memory} | {} |",
+                side.name,
+                o.messages_per_sec,
+                o.p50_us as f64 / 1000.0,
+                o.p99_us as f64 / 1000.0,
+                o.cpu_ms_per_1k,
+                o.server_cores,
+                o.errors
+            );
+            results.push(o);
+        }
+        let (rust, node_o) = (&results[0], &results[1]);
+        print!(
+            "\nRust / Node: throughput {:.2}x, CPU per message {:.2}x, p99 {:.2}x",
+            rust.messages_per_sec / node_o.messages_per_sec.max(1.0),
+            rust.cpu_ms_per_1k / node_o.cpu_ms_per_1k.max(0.001),
+            rust.p99_us as f64 / node_o.p99_us.max(1) as f64,
+        );
+        if chat {
+            println!();
+        } else {
+            println!(
+                ", memory per connection {:.2}x",
+                rust.rss_per_conn_kib / node_o.rss_per_conn_kib.max(0.001)
+            );
+        }
+    }
     Ok(())
 }

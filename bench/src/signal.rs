@@ -1,0 +1,366 @@
+//! The signalling benchmark: N rooms of two peers relaying WebRTC negotiation (offer, answer,
+//! ICE candidates) and chat through the server, against meetings-signalling (`mas dev`) and the
+//! Node.js socket.io v4 baseline in bench/signalling/server.mjs, with the same load generator
+//! and the same users, tokens and meeting ids for both.
+//!
+//! The load generator speaks Socket.IO v5 over Engine.IO v4 WebSocket frames directly (the
+//! `42[...]`/`43id[...]` text packets, one per WebSocket message), so it costs far less CPU than
+//! a socket.io-client per peer would on the same two cores. Each peer runs a closed loop: it
+//! sends a message, waits for the server's acknowledgement, sends the next. Relay latency is
+//! measured from the send to the target peer's receipt (the payload carries the send time).
+//! Memory per connection is the server's resident set growth from before the peers connect to
+//! when all of them have joined their rooms, divided by the number of peers.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+/// One message mix per round of a peer: the negotiation a real call makes, and a chat line
+/// (with `chat` off, the chat line is one more ICE candidate).
+const ROUND: [&str; 7] = [
+    "offer",
+    "answer",
+    "ice-candidate",
+    "ice-candidate",
+    "ice-candidate",
+    "ice-candidate",
+    "chat-message",
+];
+
+/// A realistic SDP size (a video call's offer is 2 to 6 KB).
+fn sdp(t: u64) -> String {
+    let mut s = format!("v=0\r\no=- {t} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    while s.len() < 3000 {
+        s.push_str("a=candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host generation 0\r\n");
+    }
+    s
+}
+
+pub struct Side {
+    pub name: &'static str,
+    pub pid: u32,
+    pub url: String,
+}
+
+pub struct Peer {
+    pub token: String,
+    pub meeting: String,
+}
+
+pub struct Outcome {
+    pub messages_per_sec: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub rss_per_conn_kib: f64,
+    /// The same, connected and authenticated but not yet in a room.
+    pub rss_per_socket_kib: f64,
+    /// Server CPU time per 1,000 delivered messages, in milliseconds.
+    pub cpu_ms_per_1k: f64,
+    /// Share of one core the server used during the window.
+    pub server_cores: f64,
+    pub errors: u64,
+}
+
+/// Resident set size of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS for {pid}"))
+}
+
+/// CPU time (user + system) `pid` has used, in seconds.
+pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    Ok(ticks / 100.0)
+}
+
+type Acks = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+/// One Socket.IO client over a WebSocket.
+struct Conn {
+    out: mpsc::UnboundedSender<Message>,
+    acks: Acks,
+    next_ack: AtomicU64,
+    sid: String,
+}
+
+impl Conn {
+    async fn connect(
+        url: &str,
+        token: &str,
+        epoch: Instant,
+        lat: Arc<std::sync::Mutex<Histogram<u64>>>,
+        received: Arc<AtomicU64>,
+    ) -> anyhow::Result<Conn> {
+        let ws_url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            url.replacen("http", "ws", 1)
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(&ws_url)
+            .await
+            .with_context(|| format!("connecting {ws_url}"))?;
+        let (mut sink, mut stream) = ws.split();
+        // Engine.IO open packet.
+        match stream.next().await {
+            Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
+            other => bail!("no Engine.IO open packet: {other:?}"),
+        }
+        sink.send(Message::text(format!("40{}", json!({ "token": token }))))
+            .await?;
+        let sid = loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(t))) if t.starts_with("40") => {
+                    let v: Value = serde_json::from_str(&t[2..])?;
+                    break v["sid"].as_str().unwrap_or_default().to_owned();
+                }
+                Some(Ok(Message::Text(t))) if t.starts_with("44") => bail!("refused: {t}"),
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                    sink.send(Message::text("3")).await?;
+                }
+                Some(Ok(_)) => {}
+                other => bail!("no Socket.IO connect: {other:?}"),
+            }
+        };
+        let (out, mut rx) = mpsc::unbounded_channel::<Message>();
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let acks: Acks = Arc::default();
+        let (a, pong) = (acks.clone(), out.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                let Message::Text(t) = m else { continue };
+                let t = t.as_str();
+                if t == "2" {
+                    let _ = pong.send(Message::text("3"));
+                } else if let Some(rest) = t.strip_prefix("43") {
+                    let split = rest.find('[').unwrap_or(rest.len());
+                    if let Ok(id) = rest[..split].parse::<u64>() {
+                        let data: Value = serde_json::from_str(&rest[split..]).unwrap_or_default();
+                        if let Some(tx) = a.lock().await.remove(&id) {
+                            let _ = tx.send(data);
+                        }
+                    }
+                } else if let Some(rest) = t.strip_prefix("42") {
+                    // A relayed message: the payload carries its send time.
+                    let Ok(v) = serde_json::from_str::<Value>(rest) else {
+                        continue;
+                    };
+                    let sent = match v[0].as_str() {
+                        Some("offer" | "answer") => v[1]["sdp"]
+                            .as_str()
+                            .and_then(|s| s.split(' ').nth(1))
+                            .and_then(|s| s.parse::<u64>().ok()),
+                        Some("ice-candidate") => v[1]["candidate"]["t"].as_u64(),
+                        Some("chat-message") => v[1]["text"]
+                            .as_str()
+                            .and_then(|s| s.strip_prefix("t="))
+                            .and_then(|s| s.split(' ').next())
+                            .and_then(|s| s.parse::<u64>().ok()),
+                        _ => None,
+                    };
+                    if let Some(sent) = sent {
+                        let now = epoch.elapsed().as_micros() as u64;
+                        received.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut h) = lat.lock() {
+                            let _ = h.record(now.saturating_sub(sent).max(1));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Conn {
+            out,
+            acks,
+            next_ack: AtomicU64::new(1),
+            sid,
+        })
+    }
+
+    /// Emits `event` with an acknowledgement and waits for it.
+    async fn emit_ack(&self, event: &str, payload: Value) -> anyhow::Result<Value> {
+        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().await.insert(id, tx);
+        self.out
+            .send(Message::text(format!("42{id}{}", json!([event, payload]))))
+            .map_err(|_| anyhow!("connection closed"))?;
+        let v = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .map_err(|_| anyhow!("{event}: no ack in 10 s"))?
+            .map_err(|_| anyhow!("{event}: connection closed"))?;
+        Ok(v[0].clone())
+    }
+}
+
+/// Runs the relay load against `side` for `seconds` and measures it.
+pub async fn measure(
+    side: &Side,
+    peers: &[(Peer, Peer)],
+    seconds: u64,
+    chat: bool,
+) -> anyhow::Result<Outcome> {
+    let epoch = Instant::now();
+    let lat = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
+    let received = Arc::new(AtomicU64::new(0));
+    let before = rss_kib(side.pid)?;
+    let mut conns = Vec::new();
+    for (a, b) in peers {
+        let ca = Conn::connect(&side.url, &a.token, epoch, lat.clone(), received.clone()).await?;
+        let cb = Conn::connect(&side.url, &b.token, epoch, lat.clone(), received.clone()).await?;
+        conns.push((ca, cb));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connected = rss_kib(side.pid)?;
+    let mut pairs = Vec::new();
+    for ((ca, cb), (a, b)) in conns.into_iter().zip(peers) {
+        for (c, p) in [(&ca, a), (&cb, b)] {
+            let ack = c
+                .emit_ack(
+                    "join-room",
+                    json!({ "meetingId": p.meeting, "name": "bench" }),
+                )
+                .await?;
+            if ack["ok"] != true {
+                bail!("{}: join-room refused: {ack}", side.name);
+            }
+        }
+        pairs.push((Arc::new(ca), Arc::new(cb)));
+    }
+    // Let the server settle (socket buffers, allocator) before reading its memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(side.pid)?;
+    let conns = (pairs.len() * 2) as f64;
+    let rss_per_conn_kib = after.saturating_sub(before) as f64 / conns;
+    let rss_per_socket_kib = connected.saturating_sub(before) as f64 / conns;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (a, b) in &pairs {
+        for (me, other) in [(a.clone(), b.sid.clone()), (b.clone(), a.sid.clone())] {
+            let (stop, errors) = (stop.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n: u64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let event = match ROUND[(n % ROUND.len() as u64) as usize] {
+                        "chat-message" if !chat => "ice-candidate",
+                        e => e,
+                    };
+                    n += 1;
+                    let t = epoch.elapsed().as_micros() as u64;
+                    let payload = match event {
+                        "offer" | "answer" => json!({ "target": other, "sdp": sdp(t) }),
+                        "ice-candidate" => json!({ "target": other, "candidate": {
+                            "candidate": "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0",
+                            "sdpMid": "0", "sdpMLineIndex": 0, "t": t } }),
+                        _ => json!({ "text": format!("t={t} how does this look?") }),
+                    };
+                    match me.emit_ack(event, payload).await {
+                        Ok(ack) if ack["ok"] == true => {}
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    // Warm-up, then the measured window.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Ok(mut h) = lat.lock() {
+        h.reset();
+    }
+    measuring.store(true, Ordering::Relaxed);
+    errors.store(0, Ordering::Relaxed);
+    let start_count = received.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let cpu_start = cpu_secs(side.pid)?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let delivered = received.load(Ordering::Relaxed) - start_count;
+    let cpu = cpu_secs(side.pid)? - cpu_start;
+    let elapsed = start.elapsed().as_secs_f64();
+    let (p50_us, p99_us) = {
+        let h = lat.lock().map_err(|_| anyhow!("histogram poisoned"))?;
+        (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+    };
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    // Close every connection, so the next measurement starts from an idle server.
+    for (a, b) in &pairs {
+        let _ = a.out.send(Message::Close(None));
+        let _ = b.out.send(Message::Close(None));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(Outcome {
+        messages_per_sec: delivered as f64 / elapsed,
+        p50_us,
+        p99_us,
+        rss_per_conn_kib,
+        rss_per_socket_kib,
+        cpu_ms_per_1k: cpu * 1000.0 / (delivered.max(1) as f64 / 1000.0),
+        server_cores: cpu / elapsed,
+        errors: errors.load(Ordering::Relaxed),
+    })
+}
+
+/// The Node.js baseline, started on a free port; killed when dropped.
+pub struct NodeServer(pub Child, pub u16);
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl NodeServer {
+    pub fn start(port: u16) -> anyhow::Result<NodeServer> {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/signalling/server.mjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("node runs bench/signalling/server.mjs (make bench installs socket.io)")?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        if !line.starts_with("listening") {
+            bail!("the Node.js server did not start: {line:?}");
+        }
+        Ok(NodeServer(child, port))
+    }
+}
