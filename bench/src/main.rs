@@ -209,39 +209,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn gateway_suite(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (http_port, grpc_port, admin_port) = (free_port(), free_port(), free_port());
-    let started = Instant::now();
-    let _server = Server(
-        Command::new(&args.mas)
-            .args(["dev", "--data-dir"])
-            .arg(dir.path())
-            .args(["--port", &http_port.to_string()])
-            .args(["--identity-grpc-port", &grpc_port.to_string()])
-            .args(["--admin-port", &admin_port.to_string()])
-            .env("RUST_LOG", "warn")
-            .env("SEED_ADMIN_PASSWORD", "bench-admin-password")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let base = format!("http://127.0.0.1:{http_port}");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let mut ready = None;
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ready = Some(started.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let ready = ready.ok_or_else(|| anyhow::anyhow!("mas dev did not become ready"))?;
+    let (_server, base, grpc_port, ready) = mas_dev(args, dir.path(), &http).await?;
 
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let auth: serde_json::Value = http
@@ -358,6 +329,43 @@ async fn gateway_suite(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `mas dev` (release) on `dir` and free ports, once healthy: the process, its base URL,
+/// identity's gRPC port and how long it took from the process start to the first healthy answer.
+async fn mas_dev(
+    args: &Args,
+    dir: &std::path::Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<(Server, String, u16, Duration)> {
+    let (http_port, grpc_port, admin_port) = (free_port(), free_port(), free_port());
+    let started = Instant::now();
+    let server = Server(
+        Command::new(&args.mas)
+            .args(["dev", "--data-dir"])
+            .arg(dir)
+            .args(["--port", &http_port.to_string()])
+            .args(["--identity-grpc-port", &grpc_port.to_string()])
+            .args(["--admin-port", &admin_port.to_string()])
+            .env("RUST_LOG", "warn")
+            .env("SEED_ADMIN_PASSWORD", "bench-admin-password")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let base = format!("http://127.0.0.1:{http_port}");
+    for _ in 0..400 {
+        if http
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok((server, base, grpc_port, started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("mas dev did not become ready")
+}
+
 /// A user created by the SUPERADMIN, logged in: its access token.
 async fn user(
     http: &reqwest::Client,
@@ -464,42 +472,9 @@ async fn room(
 
 async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (http_port, grpc_port, admin_port, signal_port) =
-        (free_port(), free_port(), free_port(), free_port());
-    let _mas = Server(
-        Command::new(&args.mas)
-            .args(["dev", "--data-dir"])
-            .arg(dir.path())
-            .args(["--port", &http_port.to_string()])
-            .args(["--identity-grpc-port", &grpc_port.to_string()])
-            .args(["--admin-port", &admin_port.to_string()])
-            .env("RUST_LOG", "warn")
-            .env("SEED_ADMIN_PASSWORD", "bench-admin-password")
-            .env("SIGNAL_ADDR", format!("127.0.0.1:{signal_port}"))
-            // The benchmark measures the relay, not the per-socket flood limit.
-            .env("SIGNAL_EVENTS_PER_SEC", "1000000")
-            .env("ALLOW_EARLY_MEETING_JOIN", "true")
-            .env("MEETING_JOIN_BUFFER_MINUTES", "1440")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let base = format!("http://127.0.0.1:{http_port}");
+    // mas dev holds the users and bookings; the signalling measured is its own process below.
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..400 {
-        if http
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    anyhow::ensure!(up, "mas dev did not become ready");
+    let (_mas, base, grpc_port, _) = mas_dev(args, dir.path(), &http).await?;
     let admin = login(&http, &base, "admin@mas.local", "bench-admin-password").await?;
     // Meetings an hour from now: joinable with the day-long early-join buffer.
     let start = (chrono::Utc::now() + chrono::Duration::minutes(60))

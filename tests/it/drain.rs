@@ -16,14 +16,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_requests_in_flight_then_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::secrets::free_port();
-    let (grpc, admin) = (crate::secrets::free_port(), crate::secrets::free_port());
-    let mut child = Command::new(crate::secrets::mas_binary())
-        .args(["dev", "--data-dir"])
-        .arg(dir.path())
-        .args(["--port", &port.to_string()])
-        .args(["--identity-grpc-port", &grpc.to_string()])
-        .args(["--admin-port", &admin.to_string()])
+    let (mut cmd, port, admin) = crate::process::mas_dev(dir.path());
+    let mut child = cmd
         .env("RUST_LOG", "warn")
         .env("SEED_ADMIN_PASSWORD", "drain-test-admin-pw")
         .env("SHUTDOWN_DELAY_MS", "1000")
@@ -39,20 +33,7 @@ async fn sigterm_drains_requests_in_flight_then_exits() {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let mut up = false;
-    for _ in 0..600 {
-        if http
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "mas dev did not become ready");
+    crate::process::wait_healthy(&http, &base).await;
     let email = format!("drain-{}@mas.test", uuid::Uuid::new_v4().simple());
     let auth: serde_json::Value = http
         .post(format!("{base}/api/auth/signup"))

@@ -47,6 +47,7 @@ mod import;
 mod meetings;
 mod notifier;
 mod otp;
+mod process;
 mod providers;
 mod secrets;
 mod tokens;

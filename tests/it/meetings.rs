@@ -832,11 +832,7 @@ impl Drop for Moto {
 }
 
 async fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::process::free_port();
     let child = std::process::Command::new("python3")
         .args([
             "-m",
@@ -1055,22 +1051,6 @@ async fn signalling_through_the_gateway_with_socket_io_client(b: Backend) {
     s.stop().await;
 }
 
-/// The meetings-signalling binary next to this test binary (cargo builds it for the workspace).
-fn signalling_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("meetings-signalling");
-    assert!(
-        bin.exists(),
-        "{} is built by `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
-
 struct Replica(std::process::Child, u16);
 
 impl Drop for Replica {
@@ -1085,12 +1065,8 @@ async fn replica(s: &TestStack) -> Replica {
     let mas_kit::db::DbConfig::Postgres { url, schema, .. } = &cfg.common.database else {
         panic!("replicas share Postgres");
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(signalling_binary())
+    let port = crate::process::free_port();
+    let child = std::process::Command::new(crate::process::binary("meetings-signalling"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MAS_ENV", "development")

@@ -32,11 +32,7 @@ impl Smtp {
     pub(crate) fn start(password: &str) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("password"), password).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::process::free_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smtp_server.py");
         let mut child = Command::new("python3")
             .arg(script)

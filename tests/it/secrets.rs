@@ -6,7 +6,7 @@
 //! API key the run issued or used. The report names the kind and the line number, never the
 //! secret.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -20,25 +20,6 @@ impl Drop for Mas {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-pub(crate) fn mas_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("mas");
-    assert!(
-        bin.exists(),
-        "{} is built by `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Where `needle` occurs in `line` as a whole word (not inside a longer run of letters and
@@ -58,15 +39,10 @@ async fn no_secret_reaches_any_log_line_at_trace_level() {
     let smtp = Smtp::start(&smtp_password);
     let dir = tempfile::tempdir().unwrap();
     let admin_password = format!("adm-{}", uuid::Uuid::new_v4().simple());
-    let (port, grpc, admin_port) = (free_port(), free_port(), free_port());
     let out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
     let err = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mas = Mas(Command::new(mas_binary())
-        .args(["dev", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--port", &port.to_string()])
-        .args(["--identity-grpc-port", &grpc.to_string()])
-        .args(["--admin-port", &admin_port.to_string()])
+    let (mut cmd, port, _) = crate::process::mas_dev(&dir.path().join("data"));
+    let mas = Mas(cmd
         .env("RUST_LOG", "trace")
         .env("SEED_ADMIN_PASSWORD", &admin_password)
         .env("SMTP_HOST", "127.0.0.1")
@@ -82,20 +58,7 @@ async fn no_secret_reaches_any_log_line_at_trace_level() {
         .unwrap());
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..600 {
-        if http
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "mas dev did not become ready");
+    crate::process::wait_healthy(&http, &base).await;
     let post = |path: &str, token: Option<&str>, body: Value| {
         let mut r = http
             .post(format!("{base}{path}"))

@@ -63,18 +63,19 @@ fn resource(service: &str) -> opentelemetry_sdk::Resource {
 /// context (W3C `traceparent` across HTTP, gRPC and messages) and the ids in the logs. Safe to
 /// call more than once (tests): later calls keep the first.
 pub fn init(service: &str, default_filter: &str) -> Guard {
-    let (provider, failed) = match otlp_endpoint() {
-        Some(endpoint) => match otlp_provider(&endpoint, service) {
-            Ok(p) => (p, None),
-            Err(e) => (SdkTracerProvider::builder().build(), Some(e)),
-        },
-        None => (SdkTracerProvider::builder().build(), None),
+    let endpoint = otlp_endpoint();
+    let exported = endpoint.as_deref().map(|e| otlp_provider(e, service));
+    let provider = match &exported {
+        Some(Ok(p)) => p.clone(),
+        _ => SdkTracerProvider::builder().build(),
     };
     let guard = install(provider, default_filter);
-    if let Some(e) = failed {
-        tracing::error!(error = %e, "traces are not exported");
-    } else if let Some(endpoint) = otlp_endpoint() {
-        tracing::info!(%endpoint, service, "exporting traces over OTLP");
+    match (exported, endpoint) {
+        (Some(Err(e)), _) => tracing::error!(error = %e, "traces are not exported"),
+        (Some(Ok(_)), Some(endpoint)) => {
+            tracing::info!(%endpoint, service, "exporting traces over OTLP")
+        }
+        _ => {}
     }
     guard
 }
