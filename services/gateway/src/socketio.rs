@@ -151,7 +151,8 @@ async fn websocket(
     }
     let (upstream, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(up_req),
+        // Signalling messages are small and latency-bound: no Nagle delay on the upstream leg.
+        tokio_tungstenite::connect_async_with_config(up_req, None, true),
     )
     .await
     .map_err(|_| bad_gateway("timed out"))?

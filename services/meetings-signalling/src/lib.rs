@@ -285,6 +285,14 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
 
     let signal_shutdown = shutdown.clone();
     let signal_server = tokio::spawn(async move {
+        // Small, latency-bound messages: with Nagle's algorithm a reply can wait for the
+        // peer's delayed ACK (up to 40 ms) whenever few messages are in flight.
+        use axum::serve::ListenerExt;
+        let signal_listener = signal_listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         axum::serve(signal_listener, signal_router)
             .with_graceful_shutdown(async move { signal_shutdown.wait().await })
             .await
