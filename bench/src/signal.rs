@@ -21,7 +21,7 @@ use anyhow::{Context, anyhow, bail};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 /// One message mix per round of a peer: the negotiation a real call makes, and a chat line
@@ -36,13 +36,40 @@ const ROUND: [&str; 7] = [
     "chat-message",
 ];
 
-/// A realistic SDP size (a video call's offer is 2 to 6 KB).
-fn sdp(t: u64) -> String {
-    let mut s = format!("v=0\r\no=- {t} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+/// The part of a realistic SDP (a video call's offer is 2 to 6 KB) after its origin line,
+/// JSON-escaped once: each offer and answer is the origin line with its send time, then this.
+fn sdp_tail_json() -> String {
+    let mut s = String::from(" 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
     while s.len() < 3000 {
         s.push_str("a=candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host generation 0\r\n");
     }
-    s
+    let quoted = serde_json::to_string(&s).unwrap_or_default();
+    quoted.trim_matches('"').to_owned()
+}
+
+/// The send time (microseconds since the run's epoch) a relayed message carries, read without
+/// parsing the whole payload: the SDP's origin line (`o=- <t> `), the candidate's `"t":<t>` or
+/// the chat line's `t=<t> `. Both servers re-serialise the payload, so only these markers are
+/// relied on, not the key order.
+fn sent_at(packet: &str) -> Option<u64> {
+    let event = packet.strip_prefix("[\"")?;
+    let digits_after = |marker: &str| -> Option<u64> {
+        let at = packet.find(marker)? + marker.len();
+        let rest = &packet[at..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    };
+    if event.starts_with("offer\"") || event.starts_with("answer\"") {
+        digits_after("o=- ")
+    } else if event.starts_with("ice-candidate\"") {
+        digits_after("\"t\":")
+    } else if event.starts_with("chat-message\"") {
+        digits_after("t=")
+    } else {
+        None
+    }
 }
 
 pub struct Side {
@@ -96,11 +123,24 @@ pub fn cpu_secs(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / 100.0)
 }
 
-type Acks = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+type Sink = Arc<
+    tokio::sync::Mutex<
+        futures::stream::SplitSink<
+            tokio_tungstenite::WebSocketStream<
+                tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+            >,
+            Message,
+        >,
+    >,
+>;
+
+type Acks = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<String>>>>;
 
 /// One Socket.IO client over a WebSocket.
 struct Conn {
-    out: mpsc::UnboundedSender<Message>,
+    /// The peer's own task writes its messages straight to the socket; the reader only
+    /// answers the server's pings through it.
+    out: Sink,
     acks: Acks,
     next_ack: AtomicU64,
     sid: String,
@@ -143,14 +183,7 @@ impl Conn {
                 other => bail!("no Socket.IO connect: {other:?}"),
             }
         };
-        let (out, mut rx) = mpsc::unbounded_channel::<Message>();
-        tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                if sink.send(m).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let out: Sink = Arc::new(tokio::sync::Mutex::new(sink));
         let acks: Acks = Arc::default();
         let (a, pong) = (acks.clone(), out.clone());
         tokio::spawn(async move {
@@ -158,34 +191,18 @@ impl Conn {
                 let Message::Text(t) = m else { continue };
                 let t = t.as_str();
                 if t == "2" {
-                    let _ = pong.send(Message::text("3"));
+                    let _ = pong.lock().await.send(Message::text("3")).await;
                 } else if let Some(rest) = t.strip_prefix("43") {
                     let split = rest.find('[').unwrap_or(rest.len());
                     if let Ok(id) = rest[..split].parse::<u64>() {
-                        let data: Value = serde_json::from_str(&rest[split..]).unwrap_or_default();
-                        if let Some(tx) = a.lock().await.remove(&id) {
-                            let _ = tx.send(data);
+                        let waiting = a.lock().ok().and_then(|mut w| w.remove(&id));
+                        if let Some(tx) = waiting {
+                            let _ = tx.send(rest[split..].to_owned());
                         }
                     }
                 } else if let Some(rest) = t.strip_prefix("42") {
                     // A relayed message: the payload carries its send time.
-                    let Ok(v) = serde_json::from_str::<Value>(rest) else {
-                        continue;
-                    };
-                    let sent = match v[0].as_str() {
-                        Some("offer" | "answer") => v[1]["sdp"]
-                            .as_str()
-                            .and_then(|s| s.split(' ').nth(1))
-                            .and_then(|s| s.parse::<u64>().ok()),
-                        Some("ice-candidate") => v[1]["candidate"]["t"].as_u64(),
-                        Some("chat-message") => v[1]["text"]
-                            .as_str()
-                            .and_then(|s| s.strip_prefix("t="))
-                            .and_then(|s| s.split(' ').next())
-                            .and_then(|s| s.parse::<u64>().ok()),
-                        _ => None,
-                    };
-                    if let Some(sent) = sent {
+                    if let Some(sent) = sent_at(rest) {
                         let now = epoch.elapsed().as_micros() as u64;
                         received.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut h) = lat.lock() {
@@ -203,20 +220,40 @@ impl Conn {
         })
     }
 
-    /// Emits `event` with an acknowledgement and waits for it.
+    /// Emits `event` with an acknowledgement and waits for it; returns the ack's first argument.
     async fn emit_ack(&self, event: &str, payload: Value) -> anyhow::Result<Value> {
-        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.acks.lock().await.insert(id, tx);
-        self.out
-            .send(Message::text(format!("42{id}{}", json!([event, payload]))))
-            .map_err(|_| anyhow!("connection closed"))?;
-        let v = tokio::time::timeout(Duration::from_secs(10), rx)
-            .await
-            .map_err(|_| anyhow!("{event}: no ack in 10 s"))?
-            .map_err(|_| anyhow!("{event}: connection closed"))?;
+        let raw = self
+            .emit_raw(event, &json!([event, payload]).to_string())
+            .await?;
+        let v: Value = serde_json::from_str(&raw)?;
         Ok(v[0].clone())
     }
+
+    /// Sends `args` (the JSON array of the event name and its payload) with an ack id and
+    /// returns the ack's JSON text (`[{...}]`) unparsed.
+    async fn emit_raw(&self, event: &str, args: &str) -> anyhow::Result<String> {
+        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.acks
+            .lock()
+            .map_err(|_| anyhow!("acks poisoned"))?
+            .insert(id, tx);
+        self.out
+            .lock()
+            .await
+            .send(Message::text(format!("42{id}{args}")))
+            .await
+            .map_err(|_| anyhow!("connection closed"))?;
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .map_err(|_| anyhow!("{event}: no ack in 10 s"))?
+            .map_err(|_| anyhow!("{event}: connection closed"))
+    }
+}
+
+/// An ack that says `ok: true` (both servers answer `{ok, data}` or `{ok, error}`).
+fn ack_ok(raw: &str) -> bool {
+    raw.contains("\"ok\":true")
 }
 
 /// Runs the relay load against `side` for `seconds` and measures it.
@@ -256,6 +293,15 @@ pub async fn measure(
     // Let the server settle (socket buffers, allocator) before reading its memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_kib(side.pid)?;
+    // For a heap profile of a server at rest with every peer in its room (valgrind's massif
+    // `detailed_snapshot` through vgdb): MAS_BENCH_HOLD_SECS holds the run here.
+    if let Some(hold) = std::env::var("MAS_BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        eprintln!("{}: every peer in its room; holding {hold} s", side.name);
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     let conns = (pairs.len() * 2) as f64;
     let rss_per_conn_kib = after.saturating_sub(before) as f64 / conns;
     let rss_per_socket_kib = connected.saturating_sub(before) as f64 / conns;
@@ -263,10 +309,11 @@ pub async fn measure(
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let tail = Arc::new(sdp_tail_json());
     let mut tasks = Vec::new();
     for (a, b) in &pairs {
         for (me, other) in [(a.clone(), b.sid.clone()), (b.clone(), a.sid.clone())] {
-            let (stop, errors) = (stop.clone(), errors.clone());
+            let (stop, errors, tail) = (stop.clone(), errors.clone(), tail.clone());
             tasks.push(tokio::spawn(async move {
                 let mut n: u64 = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -276,15 +323,20 @@ pub async fn measure(
                     };
                     n += 1;
                     let t = epoch.elapsed().as_micros() as u64;
-                    let payload = match event {
-                        "offer" | "answer" => json!({ "target": other, "sdp": sdp(t) }),
-                        "ice-candidate" => json!({ "target": other, "candidate": {
-                            "candidate": "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0",
-                            "sdpMid": "0", "sdpMLineIndex": 0, "t": t } }),
-                        _ => json!({ "text": format!("t={t} how does this look?") }),
+                    // The payload as JSON text, from pre-escaped parts (the SDP alone is 3 KB):
+                    // the load generator's own CPU is shared with the server it measures.
+                    let args = match event {
+                        "offer" | "answer" => format!(
+                            r#"["{event}",{{"target":"{other}","sdp":"v=0\r\no=- {t}{tail}"}}]"#,
+                            tail = tail.as_str()
+                        ),
+                        "ice-candidate" => format!(
+                            r#"["ice-candidate",{{"target":"{other}","candidate":{{"candidate":"candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0","sdpMid":"0","sdpMLineIndex":0,"t":{t}}}}}]"#
+                        ),
+                        _ => format!(r#"["chat-message",{{"text":"t={t} how does this look?"}}]"#),
                     };
-                    match me.emit_ack(event, payload).await {
-                        Ok(ack) if ack["ok"] == true => {}
+                    match me.emit_raw(event, &args).await {
+                        Ok(ack) if ack_ok(&ack) => {}
                         _ => {
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -317,8 +369,8 @@ pub async fn measure(
     }
     // Close every connection, so the next measurement starts from an idle server.
     for (a, b) in &pairs {
-        let _ = a.out.send(Message::Close(None));
-        let _ = b.out.send(Message::Close(None));
+        let _ = a.out.lock().await.send(Message::Close(None)).await;
+        let _ = b.out.lock().await.send(Message::Close(None)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(Outcome {
@@ -362,5 +414,29 @@ impl NodeServer {
             bail!("the Node.js server did not start: {line:?}");
         }
         Ok(NodeServer(child, port))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_time_is_read_from_each_relayed_event_whatever_the_key_order() {
+        let tail = sdp_tail_json();
+        let offer =
+            format!(r#"["offer",{{"from":"x","sdp":"v=0\r\no=- 123456{tail}","meetingId":"m"}}]"#);
+        assert_eq!(sent_at(&offer), Some(123456));
+        let ice =
+            r#"["ice-candidate",{"candidate":{"sdpMid":"0","t":42,"candidate":"c"},"from":"x"}]"#;
+        assert_eq!(sent_at(ice), Some(42));
+        let chat = r#"["chat-message",{"id":"1","sentAt":"2026-11-23T10:00:00Z","text":"t=77 how does this look?"}]"#;
+        assert_eq!(sent_at(chat), Some(77));
+        assert_eq!(sent_at(r#"["room-users-updated",{"t":1}]"#), None);
+        assert!(ack_ok(r#"[{"data":{"delivered":true},"ok":true}]"#));
+        assert!(!ack_ok(r#"[{"ok":false,"error":{}}]"#));
+        // The escaped tail is valid JSON string content of about 3 KB.
+        let v: Value = serde_json::from_str(&format!("\"{tail}\"")).expect("valid");
+        assert!(v.as_str().is_some_and(|s| s.len() >= 3000));
     }
 }

@@ -80,6 +80,8 @@ try {
   check("a malformed payload is refused", malformed.ok === false && malformed.error.code === "invalid_payload");
   const noSdp = await ack(mentor, "offer", { target: student.id });
   check("an offer without sdp is refused", noSdp.ok === false && noSdp.error.code === "invalid_payload");
+  const badTarget = await ack(mentor, "offer", { target: 42, sdp: { type: "offer", sdp: "x" } });
+  check("an offer whose target is not a socket id is refused", badTarget.ok === false && badTarget.error.code === "invalid_payload");
   check("nothing was relayed for the refused events", (await stray) === null);
 
   // --- a stranger ------------------------------------------------------------------------------
@@ -92,6 +94,11 @@ try {
   check("the refusal also comes as an error event", (await errorEvent)?.event === "join-room");
   const sOffer = await ack(stranger, "offer", { target: student.id, sdp: { type: "offer", sdp: "x" } });
   check("a stranger cannot signal a participant", sOffer.ok === false && sOffer.error.code === "not_in_room");
+  // The other way round: the stranger is connected (to the mentor's replica) but not in the room.
+  const strayToStranger = next(stranger, "offer", () => true, 1000);
+  const toStranger = await ack(mentor, "offer", { target: stranger.id, sdp: { type: "offer", sdp: "x" } });
+  check("an offer to a connected socket outside the room is refused", toStranger.ok === false && toStranger.error.code === "target_not_in_room", JSON.stringify(toStranger));
+  check("the socket outside the room receives nothing", (await strayToStranger) === null);
 
   // --- chat ------------------------------------------------------------------------------------
   const chatAtStudent = next(student, "chat-message");

@@ -86,6 +86,7 @@ fn router<A: Adapter>(
         );
     }
     r.layer(layer)
+        .layer(axum::middleware::map_request(http::detach_head))
 }
 
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {

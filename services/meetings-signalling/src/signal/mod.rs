@@ -5,6 +5,7 @@
 //! reconnecting participant into its room on whichever replica it lands. docs/signalling.md is
 //! the contract; the tests follow it.
 
+pub mod chat;
 pub mod rooms;
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use chrono::Utc;
 use mas_kit::auth::Principal;
 use mas_kit::grpc::Authenticator;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -108,17 +109,19 @@ pub struct Signal {
     pub auth: Arc<Authenticator>,
     pub rooms: Rooms,
     pub metrics: SignalMetrics,
+    /// Stores chat lines in batches (group commit).
+    pub chat: chat::ChatWriter,
     /// Sockets of this replica per meeting room (for the rooms gauge).
     local: Mutex<HashMap<String, usize>>,
 }
 
-/// What a socket carries from its handshake on.
-#[derive(Clone)]
+/// What a socket carries from its handshake on (kept in the socket's extensions behind an
+/// `Arc`, so reading it for each event is a reference count, not a copy of the principal).
 struct Conn {
     user: Principal,
     /// The meeting room the socket is in.
-    meeting: Arc<Mutex<Option<String>>>,
-    bucket: Arc<Mutex<Bucket>>,
+    meeting: Mutex<Option<String>>,
+    bucket: Mutex<Bucket>,
 }
 
 impl Conn {
@@ -127,6 +130,13 @@ impl Conn {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+    fn in_meeting(&self, meeting: &str) -> bool {
+        self.meeting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            == Some(meeting)
     }
     fn set_meeting(&self, m: Option<String>) {
         *self.meeting.lock().unwrap_or_else(|e| e.into_inner()) = m;
@@ -224,12 +234,6 @@ struct JoinRoom {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Relay {
-    target: String,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Toggle {
     enabled: bool,
@@ -266,7 +270,12 @@ impl Signal {
         rooms: Rooms,
         registry: &prometheus::Registry,
     ) -> Self {
+        let batches = chat::batch_histogram();
+        registry
+            .register(Box::new(batches.clone()))
+            .expect("metric names are unique");
         Signal {
+            chat: chat::ChatWriter::start(app.db.clone(), batches),
             app,
             auth,
             rooms,
@@ -354,11 +363,11 @@ pub async fn authenticate<A: Adapter>(
             "unauthorized: service tokens cannot join meetings".into(),
         ));
     }
-    socket.extensions.insert(Conn {
+    socket.extensions.insert(Arc::new(Conn {
         user,
-        meeting: Arc::default(),
-        bucket: Arc::new(Mutex::new(Bucket::new(sig.app.cfg.events_per_sec))),
-    });
+        meeting: Mutex::default(),
+        bucket: Mutex::new(Bucket::new(sig.app.cfg.events_per_sec)),
+    }));
     Ok(())
 }
 
@@ -367,7 +376,7 @@ pub async fn on_connect<A: Adapter>(
     io: SocketIo<A>,
     State(sig): State<Arc<Signal>>,
 ) {
-    let Some(conn) = socket.extensions.get::<Conn>() else {
+    let Some(conn) = socket.extensions.get::<Arc<Conn>>() else {
         let _ = socket.disconnect();
         return;
     };
@@ -520,7 +529,7 @@ async fn dispatch<A: Adapter>(
     ack: AckSender<A>,
     State(sig): State<Arc<Signal>>,
 ) {
-    let Some(conn) = socket.extensions.get::<Conn>() else {
+    let Some(conn) = socket.extensions.get::<Arc<Conn>>() else {
         return;
     };
     let label = CLIENT_EVENTS
@@ -649,16 +658,14 @@ async fn handle<A: Adapter>(
                     ),
                 ));
             }
-            let row = chat_message::Entity::insert(chat_message::ActiveModel {
-                id: Set(new_id()),
-                meeting_id: Set(meeting.clone()),
-                user_id: Set(conn.user.subject.clone()),
-                body: Set(text.to_owned()),
-                sent_at: Set(Utc::now()),
-            })
-            .exec_with_returning(&sig.app.db)
-            .await
-            .map_err(|e| Refusal::from(AppError::from(e)))?;
+            let row = chat_message::Model {
+                id: new_id(),
+                meeting_id: meeting.clone(),
+                user_id: conn.user.subject.clone(),
+                body: text.to_owned(),
+                sent_at: Utc::now(),
+            };
+            sig.chat.store(row.clone()).await.map_err(Refusal::from)?;
             let body = chat_json(row);
             let _ = io
                 .to(meeting_room(&meeting))
@@ -874,8 +881,21 @@ async fn relay<A: Adapter>(
             format!("{event}: expected an object with target"),
         ));
     };
-    let target: Relay = serde_json::from_value(Value::Object(body.clone()))
-        .map_err(|e| Refusal::new("invalid_payload", format!("{event}: {e}")))?;
+    let target = match body.remove("target") {
+        Some(Value::String(t)) => t,
+        Some(_) => {
+            return Err(Refusal::new(
+                "invalid_payload",
+                format!("{event}: target must be a socket id (a string)"),
+            ));
+        }
+        None => {
+            return Err(Refusal::new(
+                "invalid_payload",
+                format!("{event}: target is required"),
+            ));
+        }
+    };
     let field = match event {
         "ice-candidate" => "candidate",
         _ => "sdp",
@@ -887,33 +907,63 @@ async fn relay<A: Adapter>(
         ));
     }
     let sid = socket.id.to_string();
-    if target.target == sid {
+    if target == sid {
         return Err(Refusal::new(
             "invalid_target",
             "a socket cannot signal itself",
         ));
     }
-    let participants = sig.rooms.participants(&meeting).await.map_err(store_err)?;
-    let Some(to) = participants
-        .iter()
-        .find(|p| p.socket_id == target.target && p.connected)
-    else {
-        return Err(Refusal::new(
+    let not_in_room = || {
+        Refusal::new(
             "target_not_in_room",
             format!("{event}: the target is not connected to this meeting"),
-        ));
+        )
     };
-    body.remove("target");
-    body.insert("from".into(), json!(sid));
-    body.insert("fromUserId".into(), json!(conn.user.subject));
-    body.insert("meetingId".into(), json!(meeting));
-    io.to(sid_room(&to.socket_id))
-        .emit(event, &Value::Object(body))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, event, "relay failed");
-            Refusal::new("relay_failed", "the target could not be reached")
-        })?;
+    // A target on this replica: its own connection state says whether it is in the room, and
+    // the message goes straight to it. Otherwise the shared room state decides and the adapter
+    // carries the message to the replica that holds the target.
+    let local = target
+        .parse()
+        .ok()
+        .and_then(|t| io.get_socket(t))
+        .filter(|t| t.connected());
+    let local_conn = local.as_ref().map(|t| {
+        t.extensions
+            .get::<Arc<Conn>>()
+            .filter(|c| c.in_meeting(&meeting))
+    });
+    match (&local, local_conn) {
+        (Some(_), Some(None) | None) => return Err(not_in_room()),
+        (Some(_), Some(Some(_))) => {}
+        (None, _) => {
+            let participants = sig.rooms.participants(&meeting).await.map_err(store_err)?;
+            if !participants
+                .iter()
+                .any(|p| p.socket_id == target && p.connected)
+            {
+                return Err(not_in_room());
+            }
+        }
+    }
+    body.insert("from".into(), Value::String(sid));
+    body.insert(
+        "fromUserId".into(),
+        Value::String(conn.user.subject.clone()),
+    );
+    body.insert("meetingId".into(), Value::String(meeting));
+    let body = Value::Object(body);
+    let sent = match local {
+        Some(t) => t.emit(event, &body).map_err(|e| e.to_string()),
+        None => io
+            .to(sid_room(&target))
+            .emit(event, &body)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    sent.map_err(|e| {
+        tracing::warn!(error = %e, event, "relay failed");
+        Refusal::new("relay_failed", "the target could not be reached")
+    })?;
     sig.metrics
         .relay
         .with_label_values(&[event])
@@ -928,7 +978,7 @@ async fn on_disconnect<A: Adapter>(
     State(sig): State<Arc<Signal>>,
 ) {
     sig.metrics.connections.dec();
-    let Some(conn) = socket.extensions.get::<Conn>() else {
+    let Some(conn) = socket.extensions.get::<Arc<Conn>>() else {
         return;
     };
     let sid = socket.id.to_string();
