@@ -913,12 +913,6 @@ async fn relay<A: Adapter>(
             "a socket cannot signal itself",
         ));
     }
-    let not_in_room = || {
-        Refusal::new(
-            "target_not_in_room",
-            format!("{event}: the target is not connected to this meeting"),
-        )
-    };
     // A target on this replica: its own connection state says whether it is in the room, and
     // the message goes straight to it. Otherwise the shared room state decides and the adapter
     // carries the message to the replica that holds the target.
@@ -927,23 +921,24 @@ async fn relay<A: Adapter>(
         .ok()
         .and_then(|t| io.get_socket(t))
         .filter(|t| t.connected());
-    let local_conn = local.as_ref().map(|t| {
-        t.extensions
+    let target_in_room = match &local {
+        Some(t) => t
+            .extensions
             .get::<Arc<Conn>>()
-            .filter(|c| c.in_meeting(&meeting))
-    });
-    match (&local, local_conn) {
-        (Some(_), Some(None) | None) => return Err(not_in_room()),
-        (Some(_), Some(Some(_))) => {}
-        (None, _) => {
-            let participants = sig.rooms.participants(&meeting).await.map_err(store_err)?;
-            if !participants
-                .iter()
-                .any(|p| p.socket_id == target && p.connected)
-            {
-                return Err(not_in_room());
-            }
-        }
+            .is_some_and(|c| c.in_meeting(&meeting)),
+        None => sig
+            .rooms
+            .participants(&meeting)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .any(|p| p.socket_id == target && p.connected),
+    };
+    if !target_in_room {
+        return Err(Refusal::new(
+            "target_not_in_room",
+            format!("{event}: the target is not connected to this meeting"),
+        ));
     }
     body.insert("from".into(), Value::String(sid));
     body.insert(
