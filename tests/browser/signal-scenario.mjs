@@ -58,9 +58,10 @@ try {
 
   // --- offer / answer / ICE, to the named socket only ------------------------------------------
   const offerAt = next(student, "offer");
-  const offered = await ack(mentor, "offer", { target: student.id, sdp: { type: "offer", sdp: "v=0 offer" } });
+  const offered = await ack(mentor, "offer", { target: student.id, sdp: { type: "offer", sdp: "v=0 offer" }, from: "spoofed", fromUserId: "spoofed" });
   const offer = await offerAt;
   check("the offer is relayed to the student", offered.ok && offer?.from === mentor.id && offer?.sdp?.sdp === "v=0 offer", JSON.stringify(offer));
+  check("the relayed offer names its meeting and sender (not as the client claimed) and drops target", offer?.meetingId === cfg.meetingId && typeof offer?.fromUserId === "string" && offer.fromUserId !== "spoofed" && !("target" in offer), JSON.stringify(offer));
   const answerAt = next(mentor, "answer");
   await ack(student, "answer", { target: mentor.id, sdp: { type: "answer", sdp: "v=0 answer" } });
   const answer = await answerAt;
@@ -82,6 +83,8 @@ try {
   check("an offer without sdp is refused", noSdp.ok === false && noSdp.error.code === "invalid_payload");
   const badTarget = await ack(mentor, "offer", { target: 42, sdp: { type: "offer", sdp: "x" } });
   check("an offer whose target is not a socket id is refused", badTarget.ok === false && badTarget.error.code === "invalid_payload");
+  const notObject = await ack(mentor, "offer", "v=0 offer");
+  check("an offer whose payload is not an object is refused", notObject.ok === false && notObject.error.code === "invalid_payload", JSON.stringify(notObject));
   check("nothing was relayed for the refused events", (await stray) === null);
 
   // --- a stranger ------------------------------------------------------------------------------

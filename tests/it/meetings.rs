@@ -996,7 +996,7 @@ pub(crate) async fn run_scenario(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 41,
+        stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 43,
         "{stdout}"
     );
 }

@@ -8,21 +8,27 @@
 pub mod chat;
 pub mod rooms;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::Utc;
 use mas_kit::auth::Principal;
 use mas_kit::grpc::Authenticator;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use socketioxide::ParserError;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::handler::{FromMessageParts, MessageHandler, Value as WireValue};
 use socketioxide::socket::DisconnectReason;
+use socketioxide::socket::Socket;
 
 use crate::app::meetings::{self, Part};
 use crate::app::{App, new_id};
@@ -57,11 +63,16 @@ pub struct SignalMetrics {
     pub rooms: IntGauge,
     pub events: IntCounterVec,
     pub relay: HistogramVec,
+    /// `events{event, outcome="ok"}` for each of [`CLIENT_EVENTS`] and then `unknown`, resolved
+    /// once (a label lookup hashes the labels and takes a lock on every message otherwise).
+    ok: Vec<IntCounter>,
+    /// `relay{event}` for each of [`RELAYED`], resolved once.
+    relayed: Vec<Histogram>,
 }
 
 impl SignalMetrics {
     pub fn new(registry: &prometheus::Registry) -> Self {
-        let m = SignalMetrics {
+        let mut m = SignalMetrics {
             connections: IntGauge::new(
                 "signalling_connections",
                 "Socket.IO connections open on this replica",
@@ -91,7 +102,18 @@ impl SignalMetrics {
                 &["event"],
             )
             .expect("literal metric"),
+            ok: Vec::new(),
+            relayed: Vec::new(),
         };
+        m.ok = CLIENT_EVENTS
+            .iter()
+            .chain(&["unknown"])
+            .map(|e| m.events.with_label_values(&[e, "ok"]))
+            .collect();
+        m.relayed = RELAYED
+            .iter()
+            .map(|e| m.relay.with_label_values(&[e]))
+            .collect();
         for c in [
             Box::new(m.connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.rooms.clone()),
@@ -101,6 +123,21 @@ impl SignalMetrics {
             registry.register(c).expect("metric names are unique");
         }
         m
+    }
+}
+
+impl SignalMetrics {
+    fn ok(&self, event: &str) -> &IntCounter {
+        let i = CLIENT_EVENTS
+            .iter()
+            .position(|e| *e == event)
+            .unwrap_or(CLIENT_EVENTS.len());
+        &self.ok[i]
+    }
+
+    fn relayed(&self, event: &str) -> &Histogram {
+        let i = RELAYED.iter().position(|e| *e == event).unwrap_or(0);
+        &self.relayed[i]
     }
 }
 
@@ -381,7 +418,11 @@ pub async fn on_connect<A: Adapter>(
         return;
     };
     // Handlers first: a client may send join-room as soon as it is connected.
-    socket.on_fallback(dispatch::<A>);
+    socket.on_fallback(Dispatch {
+        sig: sig.clone(),
+        io: io.clone(),
+        conn: conn.clone(),
+    });
     socket.on_disconnect(on_disconnect::<A>);
     sig.metrics.connections.inc();
     sig.metrics
@@ -519,19 +560,58 @@ fn chat_json(m: chat_message::Model) -> Value {
     json!({"id": m.id, "meetingId": m.meeting_id, "userId": m.user_id, "text": m.body, "sentAt": m.sent_at.to_rfc3339()})
 }
 
-/// Every client event comes through here: rate limit, known event, then its handler. A refusal
-/// is an `error` event (and the ack, when one was asked for); nothing is relayed.
-async fn dispatch<A: Adapter>(
-    socket: SocketRef<A>,
+/// Every client event comes through here (socketioxide's fallback handler): rate limit, known
+/// event, then its handler. A refusal is an `error` event (and the ack, when one was asked for);
+/// nothing is relayed.
+///
+/// This implements socketioxide's `MessageHandler` itself rather than being an `async fn`, whose
+/// future socketioxide would spawn as a task of its own for every message. A relay to a socket of
+/// this replica needs no I/O, so it is checked and handed to the target right here, on the task
+/// that read the message; only events that wait on a store or the adapter get a task.
+struct Dispatch<A: Adapter> {
+    sig: Arc<Signal>,
     io: SocketIo<A>,
-    Event(event): Event,
-    TryData(data): TryData<Value>,
+    /// The socket's own state (also in its extensions, where other sockets' handlers read it).
+    conn: Arc<Conn>,
+}
+
+/// The type parameter of [`Dispatch`]'s `MessageHandler` implementation.
+enum DispatchArgs {}
+
+impl<A: Adapter> MessageHandler<A, DispatchArgs> for Dispatch<A> {
+    fn call(&self, s: Arc<Socket<A>>, mut v: WireValue, ack_id: Option<i64>) {
+        let Ok(socket) = SocketRef::from_message_parts(&s, &mut v, &ack_id);
+        let event = match Event::from_message_parts(&s, &mut v, &ack_id) {
+            Ok(Event(event)) => event,
+            Err(e) => {
+                tracing::debug!(sid = %s.id, error = %e, "event without a name dropped");
+                return;
+            }
+        };
+        // A relayed payload is kept as raw JSON (checked, never rebuilt): the SDP is copied
+        // through, not unescaped into a `Value` and escaped again.
+        let data = if RELAYED.contains(&event.as_str()) {
+            let Ok(TryData(data)) = TryData::<RelayBody>::from_message_parts(&s, &mut v, &ack_id);
+            data.map(Payload::Relay)
+        } else {
+            let Ok(TryData(data)) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id);
+            data.map(Payload::Other)
+        };
+        let Ok(ack) = AckSender::from_message_parts(&s, &mut v, &ack_id);
+        dispatch(socket, &self.io, &self.conn, event, data, ack, &self.sig);
+    }
+}
+
+fn dispatch<A: Adapter>(
+    socket: SocketRef<A>,
+    io: &SocketIo<A>,
+    conn: &Arc<Conn>,
+    event: String,
+    data: Result<Payload, ParserError>,
     ack: AckSender<A>,
-    State(sig): State<Arc<Signal>>,
+    sig: &Arc<Signal>,
 ) {
-    let Some(conn) = socket.extensions.get::<Arc<Conn>>() else {
-        return;
-    };
+    let started = Instant::now();
     let label = CLIENT_EVENTS
         .iter()
         .find(|e| **e == event)
@@ -555,15 +635,63 @@ async fn dispatch<A: Adapter>(
                 format!("at most {} events a second", sig.app.cfg.events_per_sec),
             ))
         }
+        (Ok(()), Err(e)) if RELAYED.contains(&label) => {
+            tracing::debug!(error = %e, event = label, "relay payload not an object");
+            Err(Refusal::new(
+                "invalid_payload",
+                format!("{event}: expected an object with target"),
+            ))
+        }
         (Ok(()), Err(e)) => Err(Refusal::new("invalid_payload", format!("{event}: {e}"))),
-        (Ok(()), Ok(data)) => {
+        (Ok(()), Ok(Payload::Relay(body))) => match relay_here(&socket, io, conn, label, body) {
+            Here::Done(outcome) => {
+                if outcome.is_ok() {
+                    sig.metrics
+                        .relayed(label)
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                outcome
+            }
+            Here::Elsewhere(plan) => {
+                let (io, sig) = (io.clone(), sig.clone());
+                tokio::spawn(async move {
+                    let outcome = relay_elsewhere(&io, &sig, label, plan).await;
+                    if outcome.is_ok() {
+                        sig.metrics
+                            .relayed(label)
+                            .observe(started.elapsed().as_secs_f64());
+                    }
+                    answer(&socket, &sig, label, &event, outcome, ack);
+                });
+                return;
+            }
+        },
+        (Ok(()), Ok(Payload::Other(data))) => {
             let data = (!data.is_null()).then_some(data);
-            handle(&socket, &io, &sig, &conn, &event, data).await
+            let (io, sig, conn) = (io.clone(), sig.clone(), conn.clone());
+            tokio::spawn(async move {
+                let outcome = handle(&socket, &io, &sig, &conn, &event, data).await;
+                answer(&socket, &sig, label, &event, outcome, ack);
+            });
+            return;
         }
     };
+    answer(&socket, sig, label, &event, outcome, ack);
+}
+
+/// Counts the event's outcome and answers the client: the ack, and an `error` event for a
+/// refusal.
+fn answer<A: Adapter>(
+    socket: &SocketRef<A>,
+    sig: &Signal,
+    label: &'static str,
+    event: &str,
+    outcome: Outcome,
+    ack: AckSender<A>,
+) {
     match outcome {
         Ok(reply) => {
-            sig.metrics.events.with_label_values(&[label, "ok"]).inc();
+            sig.metrics.ok(label).inc();
             let _ = ack.send(&json!({"ok": true, "data": reply}));
         }
         Err(r) => {
@@ -591,7 +719,6 @@ async fn handle<A: Adapter>(
             leave_room(socket, io, sig, conn, &r.meeting_id, "left").await?;
             Ok(json!({"meetingId": r.meeting_id}))
         }
-        "offer" | "answer" | "ice-candidate" => relay(socket, io, sig, conn, event, data).await,
         "audio-toggle" | "video-toggle" => {
             let t: Toggle = parse(event, &data)?;
             let meeting = in_room(conn)?;
@@ -863,38 +990,111 @@ async fn leave_room<A: Adapter>(
     Ok(())
 }
 
+/// The events relayed to one named socket.
+const RELAYED: [&str; 3] = ["offer", "answer", "ice-candidate"];
+
+/// A relayed payload: its members as raw JSON, so the SDP or candidate is copied to the target
+/// as it came (after serde_json has checked it), not parsed into a `Value` and written again.
+type RelayBody = BTreeMap<String, Box<RawValue>>;
+
+/// An event's payload as [`Dispatch`] decoded it.
+enum Payload {
+    Relay(RelayBody),
+    Other(Value),
+}
+
+/// What [`relay_here`] made of a relay.
+enum Here {
+    /// Refused, or handed to a target socket of this replica.
+    Done(Outcome),
+    /// The target is not a socket of this replica: the shared room state decides.
+    Elsewhere(Elsewhere),
+}
+
+/// A checked relay whose target is not a socket of this replica.
+struct Elsewhere {
+    meeting: String,
+    target: String,
+    body: RelayBody,
+}
+
 /// offer, answer and ice-candidate go to the one socket named by `target`, and only if that
-/// socket is a connected participant of the sender's room.
-async fn relay<A: Adapter>(
+/// socket is a connected participant of the sender's room. The payload is checked here; a target
+/// on this replica is checked against its own connection state and handed the message at once.
+fn relay_here<A: Adapter>(
     socket: &SocketRef<A>,
     io: &SocketIo<A>,
-    sig: &Arc<Signal>,
+    conn: &Conn,
+    event: &'static str,
+    body: RelayBody,
+) -> Here {
+    match check_relay(socket, io, conn, event, body) {
+        Err(refusal) => Here::Done(Err(refusal)),
+        Ok((Some(local), plan)) => {
+            if !local
+                .extensions
+                .get::<Arc<Conn>>()
+                .is_some_and(|c| c.in_meeting(&plan.meeting))
+            {
+                return Here::Done(Err(not_in_room(event)));
+            }
+            Here::Done(
+                local
+                    .emit(event, &plan.body)
+                    .map_err(|e| relay_failed(event, e))
+                    .map(|()| delivered()),
+            )
+        }
+        Ok((None, plan)) => Here::Elsewhere(plan),
+    }
+}
+
+/// The relay to a socket of another replica: the shared room state says whether the target is a
+/// connected participant, and the adapter carries the message to the replica that holds it.
+async fn relay_elsewhere<A: Adapter>(
+    io: &SocketIo<A>,
+    sig: &Signal,
+    event: &'static str,
+    plan: Elsewhere,
+) -> Outcome {
+    let in_room = sig
+        .rooms
+        .participants(&plan.meeting)
+        .await
+        .map_err(store_err)?
+        .iter()
+        .any(|p| p.socket_id == plan.target && p.connected);
+    if !in_room {
+        return Err(not_in_room(event));
+    }
+    io.to(sid_room(&plan.target))
+        .emit(event, &plan.body)
+        .await
+        .map_err(|e| relay_failed(event, e))?;
+    Ok(delivered())
+}
+
+/// The payload checks of a relay, and the message the target gets (`from`, `fromUserId` and
+/// `meetingId` added, `target` taken out), with the target's socket when it is on this replica.
+fn check_relay<A: Adapter>(
+    socket: &SocketRef<A>,
+    io: &SocketIo<A>,
     conn: &Conn,
     event: &str,
-    data: Option<Value>,
-) -> Outcome {
-    let started = Instant::now();
+    mut body: RelayBody,
+) -> Result<(Option<SocketRef<A>>, Elsewhere), Refusal> {
     let meeting = in_room(conn)?;
-    let Some(Value::Object(mut body)) = data else {
+    let Some(target) = body.remove("target") else {
         return Err(Refusal::new(
             "invalid_payload",
-            format!("{event}: expected an object with target"),
+            format!("{event}: target is required"),
         ));
     };
-    let target = match body.remove("target") {
-        Some(Value::String(t)) => t,
-        Some(_) => {
-            return Err(Refusal::new(
-                "invalid_payload",
-                format!("{event}: target must be a socket id (a string)"),
-            ));
-        }
-        None => {
-            return Err(Refusal::new(
-                "invalid_payload",
-                format!("{event}: target is required"),
-            ));
-        }
+    let Ok(target) = serde_json::from_str::<String>(target.get()) else {
+        return Err(Refusal::new(
+            "invalid_payload",
+            format!("{event}: target must be a socket id (a string)"),
+        ));
     };
     let field = match event {
         "ice-candidate" => "candidate",
@@ -913,57 +1113,48 @@ async fn relay<A: Adapter>(
             "a socket cannot signal itself",
         ));
     }
-    // A target on this replica: its own connection state says whether it is in the room, and
-    // the message goes straight to it. Otherwise the shared room state decides and the adapter
-    // carries the message to the replica that holds the target.
     let local = target
         .parse()
         .ok()
         .and_then(|t| io.get_socket(t))
         .filter(|t| t.connected());
-    let target_in_room = match &local {
-        Some(t) => t
-            .extensions
-            .get::<Arc<Conn>>()
-            .is_some_and(|c| c.in_meeting(&meeting)),
-        None => sig
-            .rooms
-            .participants(&meeting)
-            .await
-            .map_err(store_err)?
-            .iter()
-            .any(|p| p.socket_id == target && p.connected),
-    };
-    if !target_in_room {
-        return Err(Refusal::new(
-            "target_not_in_room",
-            format!("{event}: the target is not connected to this meeting"),
-        ));
+    for (key, value) in [
+        ("from", sid.as_str()),
+        ("fromUserId", conn.user.subject.as_str()),
+        ("meetingId", meeting.as_str()),
+    ] {
+        body.insert(key.into(), raw_string(value));
     }
-    body.insert("from".into(), Value::String(sid));
-    body.insert(
-        "fromUserId".into(),
-        Value::String(conn.user.subject.clone()),
-    );
-    body.insert("meetingId".into(), Value::String(meeting));
-    let body = Value::Object(body);
-    let sent = match local {
-        Some(t) => t.emit(event, &body).map_err(|e| e.to_string()),
-        None => io
-            .to(sid_room(&target))
-            .emit(event, &body)
-            .await
-            .map_err(|e| e.to_string()),
-    };
-    sent.map_err(|e| {
-        tracing::warn!(error = %e, event, "relay failed");
-        Refusal::new("relay_failed", "the target could not be reached")
-    })?;
-    sig.metrics
-        .relay
-        .with_label_values(&[event])
-        .observe(started.elapsed().as_secs_f64());
-    Ok(json!({"delivered": true}))
+    Ok((
+        local,
+        Elsewhere {
+            meeting,
+            target,
+            body,
+        },
+    ))
+}
+
+/// A string as a raw JSON value.
+fn raw_string(s: &str) -> Box<RawValue> {
+    // A `&str` always serialises; the fallback is never taken.
+    serde_json::value::to_raw_value(s).unwrap_or_else(|_| Box::<RawValue>::default())
+}
+
+fn not_in_room(event: &str) -> Refusal {
+    Refusal::new(
+        "target_not_in_room",
+        format!("{event}: the target is not connected to this meeting"),
+    )
+}
+
+fn relay_failed(event: &str, e: impl std::fmt::Display) -> Refusal {
+    tracing::warn!(error = %e, event, "relay failed");
+    Refusal::new("relay_failed", "the target could not be reached")
+}
+
+fn delivered() -> Value {
+    json!({"delivered": true})
 }
 
 async fn on_disconnect<A: Adapter>(
