@@ -41,6 +41,10 @@ struct Args {
     /// signalling benchmark.
     #[arg(long, default_value = "target/release/meetings-signalling")]
     signalling: String,
+    /// Signalling: give the server measured a core of its own and the load generator the rest
+    /// (`--pin false` shares every core between them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pin: bool,
 }
 
 struct Server(Child);
@@ -471,6 +475,12 @@ async fn room(
 }
 
 async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
+    // Before anything is started: mas dev and the load generator stay on the cores this leaves.
+    let server_cores = if args.pin {
+        signal::split_cores()
+    } else {
+        None
+    };
     let dir = tempfile::tempdir()?;
     // mas dev holds the users and bookings; the signalling measured is its own process below.
     let http = reqwest::Client::new();
@@ -511,7 +521,7 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
     // serving the sockets takes), on mas dev's database file and identity (for the JWKS).
     let own_port = free_port();
     let rust = Server(
-        Command::new(&args.signalling)
+        signal::pinned(server_cores.as_deref(), &args.signalling)
             .env("MAS_ENV", "development")
             .env("RUST_LOG", "warn")
             .env(
@@ -546,7 +556,15 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     anyhow::ensure!(up, "meetings-signalling did not start");
-    let node = signal::NodeServer::start(free_port())?;
+    let node = signal::NodeServer::start(free_port(), server_cores.as_deref())?;
+    match &server_cores {
+        Some(c) => println!(
+            "\nEach server measured runs alone on CPU {c} (`taskset`); the load generator and mas dev run on the other cores."
+        ),
+        None => {
+            println!("\nThe servers measured share every core with the load generator (unpinned).")
+        }
+    }
     let sides = [
         signal::Side {
             name: "meetings-signalling (Rust, socketioxide)",
@@ -580,7 +598,7 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
         );
         let mut results = Vec::new();
         for side in &sides {
-            let o = signal::measure(side, &peers, args.seconds, chat).await?;
+            let o = signal::measure(side, &peers, args.seconds, chat, None).await?;
             // Memory is read on a fresh server only (the first mix); afterwards the allocator
             // reuses what the first sockets freed.
             let memory = if chat {
@@ -609,12 +627,41 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
         );
         if chat {
             println!();
-        } else {
-            println!(
-                ", memory per connection {:.2}x",
-                rust.rss_per_conn_kib / node_o.rss_per_conn_kib.max(0.001)
-            );
+            continue;
         }
+        println!(
+            ", memory per connection {:.2}x",
+            rust.rss_per_conn_kib / node_o.rss_per_conn_kib.max(0.001)
+        );
+        // Latency is compared at the same load: in the closed loop each server runs at its own
+        // saturation, where the latency is the queue the peers build (and, for the faster
+        // server, the load generator's own queue), not the server's relay time.
+        let rate = (node_o.messages_per_sec * 0.5).round();
+        println!(
+            "\n### Signalling relay at a fixed rate: {rate:.0} messages/s (half the Node server's peak above), {} s each\n\nEach peer sends on its own schedule; latency counts from the scheduled send (a send held up behind a slow ack counts against the server).\n\n| server | messages/s | p50 ms | p99 ms | server CPU ms per 1k messages | server cores busy | errors |\n|---|---|---|---|---|---|---|",
+            args.seconds
+        );
+        let mut fixed = Vec::new();
+        for side in &sides {
+            let o = signal::measure(side, &peers, args.seconds, false, Some(rate)).await?;
+            println!(
+                "| {} | {:.0} | {:.3} | {:.3} | {:.1} | {:.2} | {} |",
+                side.name,
+                o.messages_per_sec,
+                o.p50_us as f64 / 1000.0,
+                o.p99_us as f64 / 1000.0,
+                o.cpu_ms_per_1k,
+                o.server_cores,
+                o.errors
+            );
+            fixed.push(o);
+        }
+        println!(
+            "\nRust / Node at {rate:.0} messages/s: p50 {:.2}x, p99 {:.2}x, CPU per message {:.2}x",
+            fixed[0].p50_us as f64 / fixed[1].p50_us.max(1) as f64,
+            fixed[0].p99_us as f64 / fixed[1].p99_us.max(1) as f64,
+            fixed[0].cpu_ms_per_1k / fixed[1].cpu_ms_per_1k.max(0.001),
+        );
     }
     Ok(())
 }

@@ -262,6 +262,7 @@ pub async fn measure(
     peers: &[(Peer, Peer)],
     seconds: u64,
     chat: bool,
+    rate: Option<f64>,
 ) -> anyhow::Result<Outcome> {
     let epoch = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
@@ -310,19 +311,38 @@ pub async fn measure(
     let measuring = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let tail = Arc::new(sdp_tail_json());
+    // At a fixed rate, each peer sends on its own schedule (phases spread evenly over the
+    // interval), and latency counts from the scheduled send: a send held up behind a slow ack
+    // is charged to the server, not dropped from the figures (no coordinated omission).
+    let peer_count = pairs.len() * 2;
+    let interval = rate.map(|r| Duration::from_secs_f64(peer_count as f64 / r.max(1.0)));
+    let tokio_epoch = tokio::time::Instant::from_std(epoch);
     let mut tasks = Vec::new();
-    for (a, b) in &pairs {
-        for (me, other) in [(a.clone(), b.sid.clone()), (b.clone(), a.sid.clone())] {
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        for (j, (me, other)) in [(a.clone(), b.sid.clone()), (b.clone(), a.sid.clone())]
+            .into_iter()
+            .enumerate()
+        {
             let (stop, errors, tail) = (stop.clone(), errors.clone(), tail.clone());
+            let phase = interval.map(|iv| iv.mul_f64((2 * i + j) as f64 / peer_count as f64));
             tasks.push(tokio::spawn(async move {
                 let mut n: u64 = 0;
+                let mut next = tokio::time::Instant::now() + phase.unwrap_or_default();
                 while !stop.load(Ordering::Relaxed) {
                     let event = match ROUND[(n % ROUND.len() as u64) as usize] {
                         "chat-message" if !chat => "ice-candidate",
                         e => e,
                     };
                     n += 1;
-                    let t = epoch.elapsed().as_micros() as u64;
+                    let t = match interval {
+                        Some(iv) => {
+                            tokio::time::sleep_until(next).await;
+                            let due = next.duration_since(tokio_epoch);
+                            next += iv;
+                            due.as_micros() as u64
+                        }
+                        None => epoch.elapsed().as_micros() as u64,
+                    };
                     // The payload as JSON text, from pre-escaped parts (the SDP alone is 3 KB):
                     // the load generator's own CPU is shared with the server it measures.
                     let args = match event {
@@ -337,8 +357,11 @@ pub async fn measure(
                     };
                     match me.emit_raw(event, &args).await {
                         Ok(ack) if ack_ok(&ack) => {}
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                        other => {
+                            // The first few failures are shown, so an error count can be read.
+                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("{event} failed: {other:?}");
+                            }
                         }
                     }
                 }
@@ -385,6 +408,42 @@ pub async fn measure(
     })
 }
 
+/// The command for `program`, held to `cores` (a `taskset -c` CPU list) when given.
+pub fn pinned(cores: Option<&str>, program: &str) -> Command {
+    match cores {
+        Some(cores) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cores, program]);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Splits the machine's cores between the load generator and the server measured: on two or
+/// more cores (and with util-linux's `taskset`), this process and its children keep all but the
+/// last core, and the server measured gets the last one to itself. Both servers then run on the
+/// same single core (Node's event loop uses one by design) and neither competes with the load
+/// generator for it, so the throughput ratio is the servers' and not the scheduler's.
+/// Returns the server's CPU list, or `None` when the run stays unpinned.
+pub fn split_cores() -> Option<String> {
+    let n = std::thread::available_parallelism().ok()?.get();
+    if n < 2 {
+        return None;
+    }
+    let load = if n == 2 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", n - 2)
+    };
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", &load, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| (n - 1).to_string())
+}
+
 /// The Node.js baseline, started on a free port; killed when dropped.
 pub struct NodeServer(pub Child, pub u16);
 
@@ -396,10 +455,11 @@ impl Drop for NodeServer {
 }
 
 impl NodeServer {
-    pub fn start(port: u16) -> anyhow::Result<NodeServer> {
+    /// `cores`: the CPU list the server is held to (`taskset -c`), if any.
+    pub fn start(port: u16, cores: Option<&str>) -> anyhow::Result<NodeServer> {
         use std::io::BufRead;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/signalling/server.mjs");
-        let mut child = Command::new("node")
+        let mut child = pinned(cores, "node")
             .arg(script)
             .env("PORT", port.to_string())
             .stdout(Stdio::piped())
