@@ -46,6 +46,11 @@ impl MigrationName for M0002Ranges {
 
 #[async_trait::async_trait]
 impl MigrationTrait for M0002Ranges {
+    /// Always in a transaction: [`ensure_btree_gist`] relies on a savepoint.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         if db.get_database_backend() != DbBackend::Postgres {
@@ -62,26 +67,46 @@ impl MigrationTrait for M0002Ranges {
 }
 
 /// `CREATE EXTENSION IF NOT EXISTS` is not safe against itself: two services (or two test
-/// schemas) migrating at once can both try to create it, and the loser fails on a duplicate
-/// key. Either way the extension exists afterwards, which is all that is needed.
+/// schemas) migrating a database that lacks it at once can both try to create it, and the loser
+/// fails on a duplicate key. Either way the extension exists afterwards, which is all that is
+/// needed. The migration runs in a transaction (see [`M0002Ranges::use_transaction`]), so the
+/// attempt is made under a savepoint: a failed `CREATE` must not abort the migration's
+/// transaction before the check that follows it.
 async fn ensure_btree_gist(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
-    let created = db
+    if btree_gist_installed(db).await? {
+        return Ok(());
+    }
+    db.execute_unprepared("SAVEPOINT ensure_btree_gist").await?;
+    match db
         .execute_unprepared("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
-        .await;
-    if let Err(e) = created {
-        let exists = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT 1 AS one FROM pg_extension WHERE extname = 'btree_gist'",
-            ))
-            .await?
-            .is_some();
-        if !exists {
-            return Err(DbErr::Migration(format!(
-                "the btree_gist extension is needed for the booking exclusion constraint \
-                 and could not be created: {e}"
-            )));
+        .await
+    {
+        Ok(_) => {
+            db.execute_unprepared("RELEASE SAVEPOINT ensure_btree_gist")
+                .await?;
+        }
+        Err(e) => {
+            db.execute_unprepared("ROLLBACK TO SAVEPOINT ensure_btree_gist")
+                .await?;
+            // Read Committed: this statement sees the other creator's committed extension.
+            if !btree_gist_installed(db).await? {
+                return Err(DbErr::Migration(format!(
+                    "the btree_gist extension is needed for the booking exclusion constraint \
+                     and could not be created: {e}"
+                )));
+            }
+            tracing::debug!(error = %e, "btree_gist was created concurrently by another migration");
         }
     }
     Ok(())
+}
+
+async fn btree_gist_installed(db: &SchemaManagerConnection<'_>) -> Result<bool, DbErr> {
+    Ok(db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT 1 AS one FROM pg_extension WHERE extname = 'btree_gist'",
+        ))
+        .await?
+        .is_some())
 }
