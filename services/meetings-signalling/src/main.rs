@@ -2,12 +2,6 @@
 
 use mas_kit::config::{Env, ProcessEnv};
 
-/// jemalloc: every relayed message allocates and frees several KB-sized buffers (the WebSocket
-/// frame, the packet, the outgoing text); with glibc's allocator about 8% of the server's CPU went
-/// to malloc, free and chunk consolidation. The side-by-side figures are in bench/RESULTS.md.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let _telemetry = mas_kit::telemetry::init("meetings-signalling", "info");
