@@ -94,6 +94,9 @@ pub struct Outcome {
     pub cpu_ms_per_1k: f64,
     /// Share of one core the server used during the window.
     pub server_cores: f64,
+    /// Share of one core the load generator (this process) used during the window: near its
+    /// cores, its own queues are part of the latency measured.
+    pub load_cores: f64,
     pub errors: u64,
 }
 
@@ -378,9 +381,11 @@ pub async fn measure(
     let start_count = received.load(Ordering::Relaxed);
     let start = Instant::now();
     let cpu_start = cpu_secs(side.pid)?;
+    let load_start = cpu_secs(std::process::id())?;
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let delivered = received.load(Ordering::Relaxed) - start_count;
     let cpu = cpu_secs(side.pid)? - cpu_start;
+    let load = cpu_secs(std::process::id())? - load_start;
     let elapsed = start.elapsed().as_secs_f64();
     let (p50_us, p99_us) = {
         let h = lat.lock().map_err(|_| anyhow!("histogram poisoned"))?;
@@ -404,6 +409,7 @@ pub async fn measure(
         rss_per_socket_kib,
         cpu_ms_per_1k: cpu * 1000.0 / (delivered.max(1) as f64 / 1000.0),
         server_cores: cpu / elapsed,
+        load_cores: load / elapsed,
         errors: errors.load(Ordering::Relaxed),
     })
 }
