@@ -606,17 +606,7 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
             } else {
                 format!("{:.1} / {:.1}", o.rss_per_socket_kib, o.rss_per_conn_kib)
             };
-            println!(
-                "| {} | {:.0} | {:.3} | {:.3} | {:.1} | {:.2} | {:.2} | {memory} | {} |",
-                side.name,
-                o.messages_per_sec,
-                o.p50_us as f64 / 1000.0,
-                o.p99_us as f64 / 1000.0,
-                o.cpu_ms_per_1k,
-                o.server_cores,
-                o.load_cores,
-                o.errors
-            );
+            println!("{}", o.row(side.name, Some(&memory)));
             results.push(o);
         }
         let (rust, node_o) = (&results[0], &results[1]);
@@ -648,17 +638,7 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
             let mut fixed = Vec::new();
             for side in &sides {
                 let o = signal::measure(side, &peers, args.seconds, false, Some(rate)).await?;
-                println!(
-                    "| {} | {:.0} | {:.3} | {:.3} | {:.1} | {:.2} | {:.2} | {} |",
-                    side.name,
-                    o.messages_per_sec,
-                    o.p50_us as f64 / 1000.0,
-                    o.p99_us as f64 / 1000.0,
-                    o.cpu_ms_per_1k,
-                    o.server_cores,
-                    o.load_cores,
-                    o.errors
-                );
+                println!("{}", o.row(side.name, None));
                 fixed.push(o);
             }
             println!(

@@ -100,6 +100,24 @@ pub struct Outcome {
     pub errors: u64,
 }
 
+impl Outcome {
+    /// One table row: the server's name, then messages/s, p50, p99, CPU per 1k messages, server
+    /// and load generator cores, `extra` columns when given, and errors.
+    pub fn row(&self, name: &str, extra: Option<&str>) -> String {
+        let extra = extra.map(|e| format!(" {e} |")).unwrap_or_default();
+        format!(
+            "| {name} | {:.0} | {:.3} | {:.3} | {:.1} | {:.2} | {:.2} |{extra} {} |",
+            self.messages_per_sec,
+            self.p50_us as f64 / 1000.0,
+            self.p99_us as f64 / 1000.0,
+            self.cpu_ms_per_1k,
+            self.server_cores,
+            self.load_cores,
+            self.errors
+        )
+    }
+}
+
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

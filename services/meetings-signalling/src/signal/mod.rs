@@ -1008,11 +1008,12 @@ enum Here {
     /// Refused, or handed to a target socket of this replica.
     Done(Outcome),
     /// The target is not a socket of this replica: the shared room state decides.
-    Elsewhere(Elsewhere),
+    Elsewhere(Checked),
 }
 
-/// A checked relay whose target is not a socket of this replica.
-struct Elsewhere {
+/// A relay that passed its payload checks: the sender's meeting, the target's socket id and the
+/// message the target gets.
+struct Checked {
     meeting: String,
     target: String,
     body: RelayBody,
@@ -1055,7 +1056,7 @@ async fn relay_elsewhere<A: Adapter>(
     io: &SocketIo<A>,
     sig: &Signal,
     event: &'static str,
-    plan: Elsewhere,
+    plan: Checked,
 ) -> Outcome {
     let in_room = sig
         .rooms
@@ -1082,7 +1083,7 @@ fn check_relay<A: Adapter>(
     conn: &Conn,
     event: &str,
     mut body: RelayBody,
-) -> Result<(Option<SocketRef<A>>, Elsewhere), Refusal> {
+) -> Result<(Option<SocketRef<A>>, Checked), Refusal> {
     let meeting = in_room(conn)?;
     let Some(target) = body.remove("target") else {
         return Err(Refusal::new(
@@ -1127,7 +1128,7 @@ fn check_relay<A: Adapter>(
     }
     Ok((
         local,
-        Elsewhere {
+        Checked {
             meeting,
             target,
             body,
