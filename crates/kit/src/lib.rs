@@ -14,6 +14,7 @@ pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod ops;
+pub mod runtime;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -19,6 +19,17 @@ pub struct Guard {
     provider: Option<SdkTracerProvider>,
 }
 
+impl Guard {
+    /// Flushes the spans still buffered and stops exporting, from a blocking thread: the
+    /// export goes through the runtime's tonic channel, which a runtime thread blocked on the
+    /// flush could not drive (on the current-thread scheduler, nothing else would).
+    pub async fn shutdown(mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
+        }
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take() {

@@ -1,23 +1,6 @@
-//! gateway's own process: config from the environment, then `gateway::serve`.
+//! gateway's own process: its config from the environment, then `serve`, on the
+//! runtime `mas_kit::runtime` picks for the cores the process is given.
 
-use mas_kit::config::{Env, ProcessEnv};
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let _telemetry = mas_kit::telemetry::init("gateway", "info");
-    let cfg = match gateway::Config::from_env(&Env::new(&ProcessEnv)) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            eprintln!("gateway: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match gateway::serve(cfg, mas_kit::Shutdown::on_signals()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "gateway failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    mas_kit::runtime::main("gateway", gateway::Config::from_env, gateway::serve)
 }

@@ -1,23 +1,6 @@
-//! notifier's own process: config from the environment, then `notifier::serve`.
+//! notifier's own process: its config from the environment, then `serve`, on the
+//! runtime `mas_kit::runtime` picks for the cores the process is given.
 
-use mas_kit::config::{Env, ProcessEnv};
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let _telemetry = mas_kit::telemetry::init("notifier", "info");
-    let cfg = match notifier::Config::from_env(&Env::new(&ProcessEnv)) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            eprintln!("notifier: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    match notifier::serve(cfg, mas_kit::Shutdown::on_signals()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "notifier failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    mas_kit::runtime::main("notifier", notifier::Config::from_env, notifier::serve)
 }
