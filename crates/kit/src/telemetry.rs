@@ -208,8 +208,12 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn spans_are_exported_over_otlp_grpc_with_the_service_name() {
+    /// A collector listening on a free port: what it keeps, its address, its task.
+    async fn collector() -> (
+        Collector,
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    ) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let collector = Collector::default();
@@ -218,6 +222,12 @@ mod tests {
                 .add_service(TraceServiceServer::new(collector.clone()))
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
+        (collector, addr, server)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spans_are_exported_over_otlp_grpc_with_the_service_name() {
+        let (collector, addr, server) = collector().await;
         let provider = super::otlp_provider(&format!("http://{addr}"), "identity").unwrap();
         let tracer = provider.tracer("mas");
         tracer.in_span("rpc", |_| {
@@ -255,6 +265,31 @@ mod tests {
         let outer = spans.iter().find(|s| s.name == "rpc").unwrap();
         let inner = spans.iter().find(|s| s.name == "consume").unwrap();
         assert_eq!(inner.parent_span_id, outer.span_id);
+    }
+
+    /// A process given one core runs the current-thread scheduler (`crate::runtime`): its last
+    /// spans still reach the collector when the guard shuts down on that runtime's only thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_guard_flushes_on_a_current_thread_runtime() {
+        let (collector, addr, server) = collector().await;
+        let provider = super::otlp_provider(&format!("http://{addr}"), "notifier").unwrap();
+        provider.tracer("mas").in_span("last", |_| {});
+        let guard = super::Guard {
+            provider: Some(provider),
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), guard.shutdown())
+            .await
+            .expect("the flush finishes, it does not wait on the thread it blocks");
+        let got = collector.0.lock().unwrap().clone();
+        server.abort();
+        let names: Vec<String> = got
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(names, ["last"]);
     }
 
     #[test]
