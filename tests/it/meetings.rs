@@ -1060,7 +1060,9 @@ impl Drop for Replica {
     }
 }
 
-async fn replica(s: &TestStack) -> Replica {
+/// A meetings-signalling process on `workers` Tokio workers (1: the current-thread scheduler a
+/// one-core pod runs, see `mas_kit::runtime`).
+async fn replica(s: &TestStack, workers: &str) -> Replica {
     let cfg = &s.stack.meetings_config;
     let mas_kit::db::DbConfig::Postgres { url, schema, .. } = &cfg.common.database else {
         panic!("replicas share Postgres");
@@ -1071,6 +1073,7 @@ async fn replica(s: &TestStack) -> Replica {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MAS_ENV", "development")
         .env("RUST_LOG", "warn")
+        .env("TOKIO_WORKER_THREADS", workers)
         .env("DATABASE_URL", url)
         .env("DATABASE_SCHEMA", schema)
         .env("DATABASE_MAX_CONNECTIONS", "4")
@@ -1120,8 +1123,9 @@ async fn two_replicas() {
     let admin = s.admin_token(PLATFORM).await;
     let (meeting, (_, mt), (_, st)) = live_meeting(&s, &admin).await;
     let (_, stranger) = user(&s, &admin, "USER").await;
-    let a = replica(&s).await;
-    let b = replica(&s).await;
+    // One replica on each scheduler: the one-core (current-thread) and the multi-core one.
+    let a = replica(&s, "1").await;
+    let b = replica(&s, "2").await;
     run_scenario(
         &format!("http://127.0.0.1:{}", a.1),
         &format!("http://127.0.0.1:{}", b.1),

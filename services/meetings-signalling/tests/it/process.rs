@@ -38,4 +38,8 @@ fn a_bad_configuration_stops_the_process_naming_the_variable() {
     ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("RECORDINGS_STORAGE"), "{err}");
+    // The runtime is chosen before the configuration is read.
+    let (code, err) = run(&[("TOKIO_WORKER_THREADS", "0")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("TOKIO_WORKER_THREADS"), "{err}");
 }
