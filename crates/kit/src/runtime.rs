@@ -12,9 +12,10 @@
 //! scheduler, and one given more runs the multi-thread one with a worker per core.
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
-use crate::config::{Env, ProcessEnv};
+use crate::config::{ConfigError, Env, ProcessEnv};
 use crate::shutdown::Shutdown;
 
 /// Which scheduler [`build`] chose, and with how many workers.
@@ -24,18 +25,11 @@ pub enum Flavor {
     MultiThread(usize),
 }
 
-/// The scheduler for `workers` cores (`TOKIO_WORKER_THREADS` when set, as Tokio reads it, else
-/// the cores this process may run on: its CPU affinity and cgroup quota).
-pub fn flavor(workers: Option<&str>) -> Result<Flavor, String> {
-    let n = match workers.map(str::trim) {
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if n >= 1 => n,
-            _ => {
-                return Err(format!(
-                    "TOKIO_WORKER_THREADS={v:?}: expected a whole number >= 1"
-                ));
-            }
-        },
+/// The scheduler for the cores given: `TOKIO_WORKER_THREADS` when set (as Tokio reads it), else
+/// the cores this process may run on (its CPU affinity and cgroup quota).
+pub fn flavor(env: &Env<'_>) -> Result<Flavor, ConfigError> {
+    let n = match env.optional::<NonZeroUsize>("TOKIO_WORKER_THREADS")? {
+        Some(n) => n.get(),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     Ok(if n == 1 {
@@ -46,9 +40,9 @@ pub fn flavor(workers: Option<&str>) -> Result<Flavor, String> {
 }
 
 /// The Tokio runtime for this process (see the module's notes).
-pub fn build() -> Result<(tokio::runtime::Runtime, Flavor), String> {
-    let flavor = flavor(std::env::var("TOKIO_WORKER_THREADS").ok().as_deref())?;
-    let built = match flavor {
+pub fn build(env: &Env<'_>) -> anyhow::Result<(tokio::runtime::Runtime, Flavor)> {
+    let flavor = flavor(env)?;
+    let rt = match flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
@@ -57,9 +51,10 @@ pub fn build() -> Result<(tokio::runtime::Runtime, Flavor), String> {
             .enable_all()
             .build(),
     };
-    built
-        .map(|rt| (rt, flavor))
-        .map_err(|e| format!("the Tokio runtime: {e}"))
+    Ok((
+        rt.map_err(|e| anyhow::anyhow!("the Tokio runtime: {e}"))?,
+        flavor,
+    ))
 }
 
 /// A service binary's whole `main`: the runtime, logs and traces as `service`, the config from
@@ -75,7 +70,8 @@ where
     S: FnOnce(C, Shutdown) -> F,
     F: Future<Output = anyhow::Result<()>>,
 {
-    let (rt, flavor) = match build() {
+    let env = Env::new(&ProcessEnv);
+    let (rt, flavor) = match build(&env) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{service}: {e}");
@@ -85,7 +81,7 @@ where
     rt.block_on(async move {
         let telemetry = crate::telemetry::init(service, "info");
         tracing::info!(service, runtime = ?flavor, "starting");
-        let code = match from_env(&Env::new(&ProcessEnv)) {
+        let code = match from_env(&env) {
             Err(e) => {
                 tracing::error!(error = %e, "invalid configuration");
                 eprintln!("{service}: {e}");
@@ -106,13 +102,23 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+
+    fn workers(v: Option<&str>) -> Result<Flavor, ConfigError> {
+        let vars: HashMap<String, String> = v
+            .map(|v| ("TOKIO_WORKER_THREADS".to_owned(), v.to_owned()))
+            .into_iter()
+            .collect();
+        flavor(&Env::new(&vars))
+    }
 
     #[test]
     fn one_core_gets_the_fifo_scheduler_and_more_get_a_worker_each() {
-        assert_eq!(flavor(Some("1")), Ok(Flavor::CurrentThread));
-        assert_eq!(flavor(Some(" 4 ")), Ok(Flavor::MultiThread(4)));
-        let detected = flavor(None).expect("detected");
+        assert_eq!(workers(Some("1")), Ok(Flavor::CurrentThread));
+        assert_eq!(workers(Some(" 4 ")), Ok(Flavor::MultiThread(4)));
+        let detected = workers(None).expect("detected");
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert_eq!(
             detected,
@@ -126,9 +132,9 @@ mod tests {
 
     #[test]
     fn a_bad_worker_count_is_a_clear_error() {
-        for bad in ["0", "-1", "two", ""] {
-            let e = flavor(Some(bad)).expect_err(bad);
-            assert!(e.contains("TOKIO_WORKER_THREADS"), "{e}");
+        for bad in ["0", "-1", "two"] {
+            let e = workers(Some(bad)).expect_err(bad);
+            assert_eq!(e.var, "TOKIO_WORKER_THREADS", "{e}");
         }
     }
 }
