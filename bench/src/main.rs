@@ -594,7 +594,7 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
             );
         }
         println!(
-            "| server | messages/s | p50 ms | p99 ms | server CPU ms per 1k messages | server cores busy | load generator cores busy | RSS per connection KiB (connected / in a room) | errors |\n|---|---|---|---|---|---|---|---|---|"
+            "| server | messages/s | p50 ms | p99 ms | server CPU ms per 1k messages | server cores busy | load generator cores busy | RSS per connection KiB (connected / in a room / after the window) | errors |\n|---|---|---|---|---|---|---|---|---|"
         );
         let mut results = Vec::new();
         for side in &sides {
@@ -604,7 +604,10 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
             let memory = if chat {
                 "(first table)".to_owned()
             } else {
-                format!("{:.1} / {:.1}", o.rss_per_socket_kib, o.rss_per_conn_kib)
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    o.rss_per_socket_kib, o.rss_per_conn_kib, o.rss_after_traffic_kib
+                )
             };
             println!("{}", o.row(side.name, Some(&memory)));
             results.push(o);
@@ -621,8 +624,9 @@ async fn signalling_suite(args: &Args) -> anyhow::Result<()> {
             continue;
         }
         println!(
-            ", memory per connection {:.2}x",
-            rust.rss_per_conn_kib / node_o.rss_per_conn_kib.max(0.001)
+            ", memory per connection {:.2}x in a room, {:.2}x after the window",
+            rust.rss_per_conn_kib / node_o.rss_per_conn_kib.max(0.001),
+            rust.rss_after_traffic_kib / node_o.rss_after_traffic_kib.max(0.001)
         );
         // Latency is compared at the same load: in the closed loop each server runs at its own
         // saturation, where the latency is the queue the peers build (and, for the faster

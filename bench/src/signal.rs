@@ -91,6 +91,8 @@ pub struct Outcome {
     pub rss_per_conn_kib: f64,
     /// The same, connected and authenticated but not yet in a room.
     pub rss_per_socket_kib: f64,
+    /// The same after the measured window, with every peer still in its room and idle.
+    pub rss_after_traffic_kib: f64,
     /// Server CPU time per 1,000 delivered messages, in milliseconds.
     pub cpu_ms_per_1k: f64,
     /// Share of one core the server used during the window.
@@ -419,6 +421,10 @@ pub async fn measure(
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
+    // Memory after traffic: every peer still in its room, idle, after SDP and ICE have gone
+    // through each socket (buffers sized for a 3 KB SDP, queues that have carried a burst).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after_traffic_kib = rss_kib(side.pid)?.saturating_sub(before) as f64 / conns;
     // Close every connection, so the next measurement starts from an idle server.
     for (a, b) in &pairs {
         let _ = a.out.lock().await.send(Message::Close(None)).await;
@@ -431,6 +437,7 @@ pub async fn measure(
         p99_us,
         rss_per_conn_kib,
         rss_per_socket_kib,
+        rss_after_traffic_kib,
         cpu_ms_per_1k: cpu * 1000.0 / (delivered.max(1) as f64 / 1000.0),
         server_cores: cpu / elapsed,
         load_cores: load / elapsed,

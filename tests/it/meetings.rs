@@ -39,6 +39,66 @@ mod postgres_only {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
+        o.set("meetings-signalling", "SIGNAL_PING_INTERVAL_MS", "150");
+        o.set("meetings-signalling", "SIGNAL_PING_TIMEOUT_MS", "300");
+    })
+    .await
+    else {
+        return;
+    };
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        s.stack.signal_addr
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("websocket handshake");
+    let open = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+    let Ok(Some(Ok(Message::Text(open)))) = open else {
+        panic!("expected the open packet, got {open:?}");
+    };
+    let open: Value = serde_json::from_str(open.strip_prefix('0').expect("an open packet"))
+        .expect("the open packet's JSON");
+    assert_eq!(open["pingInterval"], 150, "{open}");
+    assert_eq!(open["pingTimeout"], 300, "{open}");
+
+    // Answered pings keep the connection: three in a row, each followed by the next.
+    for _ in 0..3 {
+        let ping = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        let Ok(Some(Ok(Message::Text(t)))) = ping else {
+            panic!("expected a ping, got {ping:?}");
+        };
+        assert_eq!(t.as_str(), "2", "a ping");
+        ws.send(Message::Text("3".into())).await.expect("pong sent");
+    }
+    // Unanswered: the server closes the connection after the timeout (with a close packet
+    // first), and nothing else arrives on the way.
+    let mut texts = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a silent client is dropped; got {texts:?}");
+    assert_eq!(texts.first().map(String::as_str), Some("2"), "{texts:?}");
+    assert!(
+        texts.iter().all(|t| t == "2" || t == "1"),
+        "only the ping and the close packet: {texts:?}"
+    );
+    s.stop().await;
+}
+
 /// A user with `role` (EXPERT, USER, ...) created by the platform's SUPERADMIN; returns its
 /// (id, access token).
 pub(crate) async fn user(s: &TestStack, admin: &str, role: &str) -> (String, String) {

@@ -54,6 +54,10 @@ pub struct Config {
     pub chat_replay: u64,
     /// How long a dropped participant stays in its room waiting to reconnect.
     pub reconnect_grace: Duration,
+    /// Engine.IO heartbeat: a ping every `ping_interval`, answered within `ping_timeout` or the
+    /// connection is dropped (socket.io's pingInterval and pingTimeout).
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
 }
 
 impl Config {
@@ -136,6 +140,8 @@ impl Config {
             chat_max_chars: positive(env, "CHAT_MAX_CHARS", 2000)? as usize,
             chat_replay: positive(env, "CHAT_REPLAY", 50)?,
             reconnect_grace: Duration::from_secs(positive(env, "RECONNECT_GRACE_SECS", 120)?),
+            ping_interval: Duration::from_millis(positive(env, "SIGNAL_PING_INTERVAL_MS", 25_000)?),
+            ping_timeout: Duration::from_millis(positive(env, "SIGNAL_PING_TIMEOUT_MS", 20_000)?),
             common,
         })
     }
@@ -189,7 +195,9 @@ mod tests {
         assert!(!ok.allow_early_join);
         assert_eq!(ok.join_buffer, chrono::Duration::minutes(10));
         assert_eq!(ok.slot_cleanup_cron, "*/15 * * * *");
-        let cases: [(&[(&str, &str)], &str); 8] = [
+        assert_eq!(ok.ping_interval, Duration::from_secs(25));
+        assert_eq!(ok.ping_timeout, Duration::from_secs(20));
+        let cases: [(&[(&str, &str)], &str); 10] = [
             (&[("RECORDINGS_STORAGE", "ftp")], "RECORDINGS_STORAGE"),
             (&[("RECORDINGS_STORAGE", "s3")], "S3_BUCKET"),
             (
@@ -214,6 +222,11 @@ mod tests {
                 "SLOT_CLEANUP_CRON",
             ),
             (&[("SIGNAL_ADDR", "nowhere")], "SIGNAL_ADDR"),
+            (&[("SIGNAL_PING_TIMEOUT_MS", "0")], "SIGNAL_PING_TIMEOUT_MS"),
+            (
+                &[("SIGNAL_PING_INTERVAL_MS", "soon")],
+                "SIGNAL_PING_INTERVAL_MS",
+            ),
         ];
         for (vars, var) in cases {
             assert_eq!(

@@ -37,6 +37,11 @@ pub use mas_kit::Running;
 
 pub const SERVICE: &str = "meetings-signalling";
 
+/// The initial WebSocket read buffer of a socket (engineioxide's default is 4 KiB). Most
+/// signalling frames are ICE candidates and acks of a few hundred bytes; a larger one grows the
+/// buffer to its size.
+const WS_READ_BUFFER_BYTES: usize = 1024;
+
 /// A started service: the kit's handle plus the public Socket.IO address.
 pub struct Started {
     pub running: Running,
@@ -195,7 +200,11 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         .with_state(sig.clone())
         .max_payload(cfg.max_message_bytes as u64)
         .ws_max_message_size(cfg.max_message_bytes)
-        .ws_max_frame_size(cfg.max_message_bytes);
+        .ws_max_frame_size(cfg.max_message_bytes)
+        .ping_interval(cfg.ping_interval)
+        .ping_timeout(cfg.ping_timeout)
+        // Each socket keeps its read buffer for its lifetime; a larger frame (an SDP) grows it.
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES);
     let (io_close, signal_router) = match &cfg.common.redis_url {
         Some(url) => {
             let url = url.expose();
