@@ -99,6 +99,47 @@ async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
     s.stop().await;
 }
 
+/// A socket.io-client that opens on polling and upgrades to WebSocket keeps answering the
+/// server's pings after the upgrade (the heartbeat task of a polling session receives the pongs
+/// that arrive on the WebSocket), so it stays connected over many intervals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_survives_the_upgrade_from_polling() {
+    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
+        o.set("meetings-signalling", "SIGNAL_PING_INTERVAL_MS", "150");
+        o.set("meetings-signalling", "SIGNAL_PING_TIMEOUT_MS", "300");
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    let (_, token) = user(&s, &admin, "USER").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/signal-heartbeat.mjs");
+    let cfg = json!({"url": format!("http://{}", s.stack.signal_addr), "token": token, "pingInterval": 150});
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("node")
+            .arg(script)
+            .arg(cfg.to_string())
+            .output(),
+    )
+    .await
+    .expect("the script finishes")
+    .expect("node runs (make test installs socket.io-client)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "heartbeat across the upgrade:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        5,
+        "{stdout}"
+    );
+    s.stop().await;
+}
+
 /// A user with `role` (EXPERT, USER, ...) created by the platform's SUPERADMIN; returns its
 /// (id, access token).
 pub(crate) async fn user(s: &TestStack, admin: &str, role: &str) -> (String, String) {
