@@ -44,12 +44,7 @@ async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
 
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
-        o.set("meetings-signalling", "SIGNAL_PING_INTERVAL_MS", "150");
-        o.set("meetings-signalling", "SIGNAL_PING_TIMEOUT_MS", "300");
-    })
-    .await
-    else {
+    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, fast_heartbeat).await else {
         return;
     };
     let url = format!(
@@ -104,39 +99,14 @@ async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
 /// that arrive on the WebSocket), so it stays connected over many intervals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_heartbeat_survives_the_upgrade_from_polling() {
-    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
-        o.set("meetings-signalling", "SIGNAL_PING_INTERVAL_MS", "150");
-        o.set("meetings-signalling", "SIGNAL_PING_TIMEOUT_MS", "300");
-    })
-    .await
-    else {
+    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, fast_heartbeat).await else {
         return;
     };
     let admin = s.admin_token(PLATFORM).await;
     let (_, token) = user(&s, &admin, "USER").await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/signal-heartbeat.mjs");
     let cfg = json!({"url": format!("http://{}", s.stack.signal_addr), "token": token, "pingInterval": 150});
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("node")
-            .arg(script)
-            .arg(cfg.to_string())
-            .output(),
-    )
-    .await
-    .expect("the script finishes")
-    .expect("node runs (make test installs socket.io-client)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("all checks passed"),
-        "heartbeat across the upgrade:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        5,
-        "{stdout}"
-    );
+    let (passed, stdout) = node_checks("signal-heartbeat.mjs", &cfg, 60).await;
+    assert_eq!(passed, 5, "{stdout}");
     s.stop().await;
 }
 
@@ -712,6 +682,12 @@ pub(crate) async fn live_meeting(
     )
 }
 
+/// A heartbeat fast enough to test: a ping every 150 ms, answered within 300 ms.
+fn fast_heartbeat(o: &mut mas_testkit::StackOptions) {
+    o.set("meetings-signalling", "SIGNAL_PING_INTERVAL_MS", "150");
+    o.set("meetings-signalling", "SIGNAL_PING_TIMEOUT_MS", "300");
+}
+
 pub(crate) fn early_join(o: &mut mas_testkit::StackOptions) {
     o.set("meetings-signalling", "ALLOW_EARLY_MEETING_JOIN", "true");
     o.set("meetings-signalling", "MEETING_JOIN_BUFFER_MINUTES", "10");
@@ -1078,28 +1054,34 @@ pub(crate) async fn run_scenario(
     student: &str,
     stranger: &str,
 ) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/browser/signal-scenario.mjs");
     let cfg = json!({"urlA": url_a, "urlB": url_b, "meetingId": meeting, "tokenMentor": mentor, "tokenStudent": student, "tokenStranger": stranger});
+    let (passed, stdout) = node_checks("signal-scenario.mjs", &cfg, 120).await;
+    assert!(passed >= 43, "{stdout}");
+}
+
+/// Runs `tests/browser/<script>` with `cfg` as its argument (the real socket.io-client), asserts
+/// that it exits cleanly with "all checks passed", and returns the number of passed checks with
+/// its output.
+async fn node_checks(script: &str, cfg: &Value, timeout_secs: u64) -> (usize, String) {
+    let path = format!("{}/browser/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::time::timeout(
-        Duration::from_secs(120),
+        Duration::from_secs(timeout_secs),
         tokio::process::Command::new("node")
-            .arg(script)
+            .arg(&path)
             .arg(cfg.to_string())
             .output(),
     )
     .await
-    .expect("the scenario finishes")
+    .unwrap_or_else(|_| panic!("{script} finishes within {timeout_secs} s"))
     .expect("node runs (make test installs socket.io-client)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && stdout.contains("all checks passed"),
-        "signalling scenario failed:\n{stdout}{}",
+        "{script} failed:\n{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.lines().filter(|l| l.starts_with("ok ")).count() >= 43,
-        "{stdout}"
-    );
+    let passed = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    (passed, stdout)
 }
 
 async fn signalling_through_the_gateway_with_socket_io_client(b: Backend) {

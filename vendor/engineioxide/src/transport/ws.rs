@@ -190,8 +190,7 @@ async fn run<H: EngineIoHandler, S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let res = serve(&engine, &mut ws, &socket, heartbeat).await;
-    match res {
+    match serve(&engine, &mut ws, &socket, heartbeat).await {
         Some(Err(ref e)) => {
             let reason =
                 Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
