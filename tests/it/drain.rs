@@ -16,24 +16,22 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_requests_in_flight_then_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut cmd, port, admin) = crate::process::mas_dev(dir.path());
-    let mut child = cmd
-        .env("RUST_LOG", "warn")
-        .env("SEED_ADMIN_PASSWORD", "drain-test-admin-pw")
-        .env("SHUTDOWN_DELAY_MS", "1000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut kill = KillOnDrop(Some(pid));
-    let base = format!("http://127.0.0.1:{port}");
     // A fresh connection per request: nothing races a keep-alive connection's close.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    crate::process::wait_healthy(&http, &base).await;
+    let (mut child, port, admin) = crate::process::start_mas_dev(dir.path(), &http, |cmd| {
+        cmd.env("RUST_LOG", "warn")
+            .env("SEED_ADMIN_PASSWORD", "drain-test-admin-pw")
+            .env("SHUTDOWN_DELAY_MS", "1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    })
+    .await;
+    let pid = child.id();
+    let mut kill = KillOnDrop(Some(pid));
+    let base = format!("http://127.0.0.1:{port}");
     let email = format!("drain-{}@mas.test", uuid::Uuid::new_v4().simple());
     let auth: serde_json::Value = http
         .post(format!("{base}/api/auth/signup"))

@@ -2,7 +2,7 @@
 //! them, free ports, and `mas dev` started and waited for.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// A binary of the workspace next to this test binary (`cargo test --workspace` builds it).
@@ -27,7 +27,7 @@ pub(crate) fn free_port() -> u16 {
 
 /// `mas dev` on `data_dir` and free ports, not yet spawned (the caller adds its environment
 /// and output), with its public and admin ports.
-pub(crate) fn mas_dev(data_dir: &Path) -> (Command, u16, u16) {
+fn mas_dev(data_dir: &Path) -> (Command, u16, u16) {
     let (port, grpc, admin) = (free_port(), free_port(), free_port());
     let mut c = Command::new(binary("mas"));
     c.args(["dev", "--data-dir"])
@@ -38,18 +38,49 @@ pub(crate) fn mas_dev(data_dir: &Path) -> (Command, u16, u16) {
     (c, port, admin)
 }
 
-/// Waits until `base`'s `/api/health` answers 200 (at most 30 s).
-pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    for _ in 0..600 {
-        if http
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
+/// How long a `mas dev` start may take before it counts as failed: a debug build starts in
+/// about 1 s alone, a few seconds with the rest of the suite on the same two cores.
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+/// `mas dev` on `data_dir` and free ports, started and answering `/api/health`: the process
+/// and its public and admin ports. `configure` adds the caller's environment and output to the
+/// command. A free port is only free until someone binds it: when the process exits before it
+/// is ready (another process took one of its ports first), it is started again on new ports,
+/// at most three times in all.
+pub(crate) async fn start_mas_dev(
+    data_dir: &Path,
+    http: &reqwest::Client,
+    mut configure: impl FnMut(&mut Command),
+) -> (Child, u16, u16) {
+    let mut exits = Vec::new();
+    for _ in 0..3 {
+        let (mut cmd, port, admin) = mas_dev(data_dir);
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("mas dev starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + READY_WITHIN;
+        loop {
+            if let Some(status) = child.try_wait().expect("mas dev's status") {
+                exits.push(format!("exited with {status} (ports {port}, {admin})"));
+                break;
+            }
+            if http
+                .get(format!("{base}/api/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return (child, port, admin);
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "mas dev was not ready within {READY_WITHIN:?} (earlier attempts: {exits:?})"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("mas dev did not become ready");
+    panic!("mas dev did not start: {exits:?}");
 }

@@ -39,26 +39,25 @@ async fn no_secret_reaches_any_log_line_at_trace_level() {
     let smtp = Smtp::start(&smtp_password);
     let dir = tempfile::tempdir().unwrap();
     let admin_password = format!("adm-{}", uuid::Uuid::new_v4().simple());
-    let out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
-    let err = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let (mut cmd, port, _) = crate::process::mas_dev(&dir.path().join("data"));
-    let mas = Mas(cmd
-        .env("RUST_LOG", "trace")
-        .env("SEED_ADMIN_PASSWORD", &admin_password)
-        .env("SMTP_HOST", "127.0.0.1")
-        .env("SMTP_PORT", smtp.port().to_string())
-        .env("SMTP_TLS", "none")
-        .env("SMTP_USER", "mas")
-        .env("SMTP_PASSWORD", &smtp_password)
-        .env("SMTP_FROM", "MAS <no-reply@mas.test>")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap());
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    crate::process::wait_healthy(&http, &base).await;
+    let (child, port, _) = crate::process::start_mas_dev(&dir.path().join("data"), &http, |cmd| {
+        let out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let err = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        cmd.env("RUST_LOG", "trace")
+            .env("SEED_ADMIN_PASSWORD", &admin_password)
+            .env("SMTP_HOST", "127.0.0.1")
+            .env("SMTP_PORT", smtp.port().to_string())
+            .env("SMTP_TLS", "none")
+            .env("SMTP_USER", "mas")
+            .env("SMTP_PASSWORD", &smtp_password)
+            .env("SMTP_FROM", "MAS <no-reply@mas.test>")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+    })
+    .await;
+    let mas = Mas(child);
+    let base = format!("http://127.0.0.1:{port}");
     let post = |path: &str, token: Option<&str>, body: Value| {
         let mut r = http
             .post(format!("{base}{path}"))

@@ -135,6 +135,18 @@ impl Hasher {
             .map_err(AppError::Internal)
     }
 
+    /// Hashes on a blocking thread at normal priority, outside the bounded pool: for startup
+    /// work (the SUPERADMIN seed), which no request competes with and which readiness waits
+    /// for. The pool's SCHED_IDLE threads only get a core nothing else on the host wants: while
+    /// other processes kept both cores busy, a `mas dev` waited 20-40 s for its seed.
+    pub async fn hash_at_startup(&self, password: &str) -> AppResult<String> {
+        let pw = password.to_owned();
+        tokio::task::spawn_blocking(move || hash_now(&pw))
+            .await
+            .map_err(|e| AppError::Internal(format!("hashing task failed: {e}")))?
+            .map_err(AppError::Internal)
+    }
+
     /// Checks `password` against `stored`, or against the dummy hash when there is no user.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> AppResult<Verified> {
         let pw = password.to_owned();
@@ -169,6 +181,33 @@ mod tests {
         assert_eq!(
             h.verify("old secret", Some(&legacy)).await.unwrap(),
             Verified::YesRehash
+        );
+    }
+
+    #[tokio::test]
+    async fn startup_hashes_do_not_wait_for_the_pool() {
+        let h = Arc::new(Hasher::new(1, 1));
+        // The pool's only thread is held until the startup hash is done.
+        let (started, running) = oneshot::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let blocked = tokio::spawn({
+            let h = h.clone();
+            async move {
+                h.run(move || {
+                    let _ = started.send(());
+                    held.recv().ok()
+                })
+                .await
+            }
+        });
+        running.await.unwrap();
+        let stored = h.hash_at_startup("seed password").await.unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        release.send(()).unwrap();
+        assert_eq!(blocked.await.unwrap().unwrap(), Some(()));
+        assert_eq!(
+            h.verify("seed password", Some(&stored)).await.unwrap(),
+            Verified::Yes
         );
     }
 

@@ -41,7 +41,7 @@ pub async fn run(app: &App) -> AppResult<()> {
     let password = Password::parse("SEED_ADMIN_PASSWORD", password.expose())?;
     for (id, _) in PLATFORMS {
         if users::find_by_email(app, id, &email).await?.is_none() {
-            let hash = app.hasher.hash(password.expose()).await?;
+            let hash = app.hasher.hash_at_startup(password.expose()).await?;
             match users::insert(
                 app,
                 users::NewUser {
