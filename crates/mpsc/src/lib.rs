@@ -19,6 +19,8 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
+pub mod latest;
+
 pub use tokio::sync::mpsc::error::{SendError, TryRecvError, TrySendError};
 
 /// Creates a queue that holds at most `capacity` items (queued plus reserved).

@@ -70,7 +70,7 @@ use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::Mutex;
 
 pub use engineioxide_core::Sid;
 use mas_mpsc::{self as mpsc, Receiver, TrySendError};
@@ -155,13 +155,13 @@ impl Permit<'_> {
 pub(crate) struct InternalRx {
     pub buffered_rx: Receiver<PacketBuf>,
     pub peeked_packet: Option<PacketBuf>,
-    pub volatile_rx: watch::Receiver<Option<PacketBuf>>,
+    pub volatile_rx: mpsc::latest::Receiver<PacketBuf>,
 }
 
 impl InternalRx {
     fn new(
         buffered_rx: Receiver<PacketBuf>,
-        volatile_rx: watch::Receiver<Option<PacketBuf>>,
+        volatile_rx: mpsc::latest::Receiver<PacketBuf>,
     ) -> Self {
         Self {
             buffered_rx,
@@ -214,9 +214,9 @@ where
     pub(crate) internal_tx: mpsc::Sender<PacketBuf>,
 
     /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
-    /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
-    /// message is retained; subsequent volatile sends overwrite the previous one.
-    volatile_tx: watch::Sender<Option<PacketBuf>>,
+    /// A slot (`mas_mpsc::latest`) that keeps only the latest volatile message not yet
+    /// written: subsequent volatile sends overwrite the previous one.
+    volatile_tx: mpsc::latest::Sender<PacketBuf>,
 
     /// Internal channel to receive Pong [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) in the heartbeat job
     /// which is running in a separate task
@@ -254,7 +254,7 @@ where
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
         let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
+        let (volatile_tx, volatile_rx) = mpsc::latest::channel();
 
         Self {
             id: Sid::new(),
@@ -543,7 +543,7 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile_tx.send(Some(packets)).is_ok()
+        self.volatile_tx.send(packets).is_ok()
     }
 }
 
@@ -605,7 +605,7 @@ where
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
         let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
         let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
+        let (volatile_tx, volatile_rx) = mpsc::latest::channel();
 
         let sock = Self {
             id: sid,

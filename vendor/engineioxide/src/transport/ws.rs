@@ -274,12 +274,9 @@ where
                 tracing::trace!(sid = %socket.id, "ws flush");
                 ws.flush().await.ok();
             }
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
-                    Box::pin(write_packets(socket, ws, packets)).await;
-                    ws.flush().await.ok();
-                }
+            Some(packets) = volatile_rx.take() => {
+                Box::pin(write_packets(socket, ws, packets)).await;
+                ws.flush().await.ok();
             }
             msg = ws.next() => {
                 let msg = match msg {
