@@ -96,9 +96,11 @@ async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
 
 /// Frames that arrive a few bytes at a time, the connection idle in between, are read whole:
 /// the WebSocket's read buffer is released whenever a read finds nothing (vendored tungstenite,
-/// vendor/tungstenite/PATCHES.md) but kept while a frame is partly received. A 3 KB connect
+/// vendor/tungstenite/PATCHES.md) but kept while a frame is partly received. A 6 KB connect
 /// packet trickles in (a pause inside its header and through its payload), then, after the
 /// connection has been idle, an event larger than the read buffer arrives whole and is answered.
+/// Last, many events pipelined in one write (more than a socket reads before it writes what they
+/// queued, vendor/engineioxide/PATCHES.md) are each answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_trickling_in_over_an_idle_connection_are_read_whole() {
     use futures::StreamExt;
@@ -151,13 +153,13 @@ async fn frames_trickling_in_over_an_idle_connection_are_read_whole() {
     let head = String::from_utf8_lossy(&head);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
 
-    // Socket.IO's connect packet with the token, padded to 3 KB: larger than the 1 KiB read
-    // buffer, as an SDP is. It goes out as 1 byte, 7 bytes (the rest of the header and part
-    // of the mask), then 256-byte pieces, with pauses between them.
-    let connect = format!("40{}", json!({"token": token, "padding": "x".repeat(3000)}));
+    // Socket.IO's connect packet with the token, padded to 6 KB: larger than the 4 KiB read
+    // buffer. It goes out as 1 byte, 7 bytes (the rest of the header and part of the mask),
+    // then 512-byte pieces, with pauses between them.
+    let connect = format!("40{}", json!({"token": token, "padding": "x".repeat(6000)}));
     let frame = client_frame(&connect);
     let mut pieces = vec![&frame[..1], &frame[1..8]];
-    pieces.extend(frame[8..].chunks(256));
+    pieces.extend(frame[8..].chunks(512));
     for piece in pieces {
         tcp.write_all(piece).await.expect("a piece of the frame");
         tcp.flush().await.expect("flushed");
@@ -188,7 +190,7 @@ async fn frames_trickling_in_over_an_idle_connection_are_read_whole() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let event = format!(
         "421{}",
-        json!(["get-online-users", {"padding": "y".repeat(2000)}])
+        json!(["get-online-users", {"padding": "y".repeat(9000)}])
     );
     ws.get_mut()
         .write_all(&client_frame(&event))
@@ -203,6 +205,24 @@ async fn frames_trickling_in_over_an_idle_connection_are_read_whole() {
     let ack: Value = serde_json::from_str(&ack[3..]).expect("the ack's JSON");
     assert_eq!(ack[0]["ok"], true, "{ack}");
     assert!(ack[0]["data"]["users"].is_array(), "{ack}");
+
+    // 40 events in one write: each gets its ack.
+    let burst: Vec<u8> = (100..140)
+        .flat_map(|id| client_frame(&format!("42{id}[\"get-online-users\",{{}}]")))
+        .collect();
+    ws.get_mut().write_all(&burst).await.expect("the burst");
+    let mut acked = std::collections::BTreeSet::new();
+    while acked.len() < 40 {
+        let t = next_text(&mut ws).await;
+        let Some(rest) = t.strip_prefix("43") else {
+            continue;
+        };
+        let (id, body) = rest.split_at(rest.find('[').expect("an ack's arguments"));
+        let body: Value = serde_json::from_str(body).expect("the ack's JSON");
+        assert_eq!(body[0]["ok"], true, "{t}");
+        assert!(acked.insert(id.parse::<u32>().expect("an ack id")), "{t}");
+    }
+    assert_eq!(acked, (100..140).collect());
     s.stop().await;
 }
 

@@ -37,10 +37,11 @@ pub use mas_kit::Running;
 
 pub const SERVICE: &str = "meetings-signalling";
 
-/// The initial WebSocket read buffer of a socket (engineioxide's default is 4 KiB). Most
-/// signalling frames are ICE candidates and acks of a few hundred bytes; a larger one grows the
-/// buffer to its size.
-const WS_READ_BUFFER_BYTES: usize = 1024;
+/// The WebSocket read buffer of a socket while it reads (engineioxide's default): an idle socket
+/// keeps none (`vendor/tungstenite`), so this is the size of one read when a socket wakes up. An
+/// SDP (3-4 KiB framed) then comes in one system call; a larger frame is read whole once its
+/// header is in.
+const WS_READ_BUFFER_BYTES: usize = 4096;
 
 /// A started service: the kit's handle plus the public Socket.IO address.
 pub struct Started {
@@ -203,7 +204,6 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         .ws_max_frame_size(cfg.max_message_bytes)
         .ping_interval(cfg.ping_interval)
         .ping_timeout(cfg.ping_timeout)
-        // Each socket keeps its read buffer for its lifetime; a larger frame (an SDP) grows it.
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES);
     let (io_close, signal_router) = match &cfg.common.redis_url {
         Some(url) => {

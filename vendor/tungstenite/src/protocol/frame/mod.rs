@@ -253,7 +253,17 @@ impl FrameCodec {
     fn read_in(&mut self, stream: &mut impl Read) -> io::Result<usize> {
         let len = self.in_buffer.len();
         debug_assert!(self.in_buffer.capacity() > len);
-        self.in_buffer.resize(self.in_buffer.capacity().min(len + self.in_buf_max_read), 0);
+        // mas: with a frame's header read, the rest of the frame is read at once (its room is
+        // reserved): upstream reads at most `in_buf_max_read` per call, so a frame larger than
+        // that took one system call per chunk.
+        let want = match &self.header {
+            Some((_, frame_len)) => {
+                let missing = usize::try_from(*frame_len).unwrap_or(usize::MAX).saturating_sub(len);
+                missing.max(self.in_buf_max_read)
+            }
+            None => self.in_buf_max_read,
+        };
+        self.in_buffer.resize(self.in_buffer.capacity().min(len.saturating_add(want)), 0);
         let size = stream.read(&mut self.in_buffer[len..]);
         self.in_buffer.truncate(len + size.as_ref().copied().unwrap_or(0));
         size
