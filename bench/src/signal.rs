@@ -481,6 +481,23 @@ pub fn split_cores() -> Option<String> {
     ok.then(|| (n - 1).to_string())
 }
 
+/// The load generator's runtime: one worker per core this process may run on (after
+/// [`split_cores`]), and tokio's single-threaded scheduler when that is one core.
+pub fn load_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .enable_all()
+            .build()?
+    };
+    Ok(rt)
+}
+
 /// The Node.js baseline, started on a free port; killed when dropped.
 pub struct NodeServer(pub Child, pub u16);
 
