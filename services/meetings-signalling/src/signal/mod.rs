@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod rooms;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -581,6 +582,21 @@ enum DispatchArgs {}
 impl<A: Adapter> MessageHandler<A, DispatchArgs> for Dispatch<A> {
     fn call(&self, s: Arc<Socket<A>>, mut v: WireValue, ack_id: Option<i64>) {
         let Ok(socket) = SocketRef::from_message_parts(&s, &mut v, &ack_id);
+        let Ok(ack) = AckSender::from_message_parts(&s, &mut v, &ack_id);
+        // The common case, a relay, in one pass over the text with its payload borrowed.
+        if let Some((event, body)) = read_relay(&v) {
+            let data = Ok(Payload::Relay(body));
+            dispatch(
+                socket,
+                &self.io,
+                &self.conn,
+                event.into(),
+                data,
+                ack,
+                &self.sig,
+            );
+            return;
+        }
         let event = match Event::from_message_parts(&s, &mut v, &ack_id) {
             Ok(Event(event)) => event,
             Err(e) => {
@@ -591,23 +607,91 @@ impl<A: Adapter> MessageHandler<A, DispatchArgs> for Dispatch<A> {
         // A relayed payload is kept as raw JSON (checked, never rebuilt): the SDP is copied
         // through, not unescaped into a `Value` and escaped again.
         let data = if RELAYED.contains(&event.as_str()) {
-            let Ok(TryData(data)) = TryData::<RelayBody>::from_message_parts(&s, &mut v, &ack_id);
-            data.map(Payload::Relay)
+            let Ok(TryData(data)) =
+                TryData::<BTreeMap<String, Box<RawValue>>>::from_message_parts(&s, &mut v, &ack_id);
+            data.map(|body| {
+                Payload::Relay(
+                    body.into_iter()
+                        .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+                        .collect(),
+                )
+            })
         } else {
             let Ok(TryData(data)) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id);
             data.map(Payload::Other)
         };
-        let Ok(ack) = AckSender::from_message_parts(&s, &mut v, &ack_id);
-        dispatch(socket, &self.io, &self.conn, event, data, ack, &self.sig);
+        dispatch(
+            socket,
+            &self.io,
+            &self.conn,
+            event.into(),
+            data,
+            ack,
+            &self.sig,
+        );
     }
 }
+
+/// One pass over the text of a relayed event, `["offer",{...}]`: its name, and its payload's
+/// members as raw JSON borrowed from the text (serde_json checks it all). `None` for anything
+/// else (another event, binary attachments, more arguments, a payload that is not an object):
+/// the general path, which extracts the name and the payload separately (two more passes over
+/// a 3 KB SDP, and copies), then reads it and gives its errors.
+fn read_relay(v: &WireValue) -> Option<(&'static str, RelayBody<'_>)> {
+    let WireValue::Str(text, None) = v else {
+        return None;
+    };
+    let text = text.as_str();
+    // Which relayed event the text names, if any: a hint that picks the typed read below,
+    // which checks the name again.
+    let quoted = text.strip_prefix("[\"")?;
+    let event = RELAYED.iter().find(|e| {
+        quoted
+            .strip_prefix(**e)
+            .is_some_and(|rest| rest.starts_with('"'))
+    })?;
+    let (name, Members(body)) = serde_json::from_str::<(&str, Members)>(text).ok()?;
+    (name == *event).then_some((*event, body))
+}
+
+/// A JSON object's members as raw JSON borrowed from the text they were read from (member
+/// names with escapes are unescaped into owned strings).
+struct Members<'a>(RelayBody<'a>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Members<'de>, M::Error> {
+                let mut body = RelayBody::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    body.insert(key, Cow::Borrowed(value));
+                }
+                Ok(Members(body))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A member name, borrowed from the text unless it has escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 fn dispatch<A: Adapter>(
     socket: SocketRef<A>,
     io: &SocketIo<A>,
     conn: &Arc<Conn>,
-    event: String,
-    data: Result<Payload, ParserError>,
+    event: Cow<'_, str>,
+    data: Result<Payload<'_>, ParserError>,
     ack: AckSender<A>,
     sig: &Arc<Signal>,
 ) {
@@ -654,6 +738,7 @@ fn dispatch<A: Adapter>(
             }
             Here::Elsewhere(plan) => {
                 let (io, sig) = (io.clone(), sig.clone());
+                let (plan, event) = (plan.into_owned(), event.into_owned());
                 tokio::spawn(async move {
                     let outcome = relay_elsewhere(&io, &sig, label, plan).await;
                     if outcome.is_ok() {
@@ -669,6 +754,7 @@ fn dispatch<A: Adapter>(
         (Ok(()), Ok(Payload::Other(data))) => {
             let data = (!data.is_null()).then_some(data);
             let (io, sig, conn) = (io.clone(), sig.clone(), conn.clone());
+            let event = event.into_owned();
             tokio::spawn(async move {
                 let outcome = handle(&socket, &io, &sig, &conn, &event, data).await;
                 answer(&socket, &sig, label, &event, outcome, ack);
@@ -993,42 +1079,58 @@ async fn leave_room<A: Adapter>(
 /// The events relayed to one named socket.
 const RELAYED: [&str; 3] = ["offer", "answer", "ice-candidate"];
 
-/// A relayed payload: its members as raw JSON, so the SDP or candidate is copied to the target
-/// as it came (after serde_json has checked it), not parsed into a `Value` and written again.
-type RelayBody = BTreeMap<String, Box<RawValue>>;
+/// A relayed payload: its members as raw JSON, so the SDP or candidate goes to the target as it
+/// came (after serde_json has checked it), not parsed into a `Value` and written again. Borrowed
+/// from the received text where [`read_relay`] read it.
+type RelayBody<'a> = BTreeMap<Cow<'a, str>, Cow<'a, RawValue>>;
 
 /// An event's payload as [`Dispatch`] decoded it.
-enum Payload {
-    Relay(RelayBody),
+enum Payload<'a> {
+    Relay(RelayBody<'a>),
     Other(Value),
 }
 
 /// What [`relay_here`] made of a relay.
-enum Here {
+enum Here<'a> {
     /// Refused, or handed to a target socket of this replica.
     Done(Outcome),
     /// The target is not a socket of this replica: the shared room state decides.
-    Elsewhere(Checked),
+    Elsewhere(Checked<'a>),
 }
 
 /// A relay that passed its payload checks: the sender's meeting, the target's socket id and the
 /// message the target gets.
-struct Checked {
+struct Checked<'a> {
     meeting: String,
     target: String,
-    body: RelayBody,
+    body: RelayBody<'a>,
+}
+
+impl Checked<'_> {
+    /// The same, owning its payload (for a task of its own).
+    fn into_owned(self) -> Checked<'static> {
+        Checked {
+            meeting: self.meeting,
+            target: self.target,
+            body: self
+                .body
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())))
+                .collect(),
+        }
+    }
 }
 
 /// offer, answer and ice-candidate go to the one socket named by `target`, and only if that
 /// socket is a connected participant of the sender's room. The payload is checked here; a target
 /// on this replica is checked against its own connection state and handed the message at once.
-fn relay_here<A: Adapter>(
+fn relay_here<'a, A: Adapter>(
     socket: &SocketRef<A>,
     io: &SocketIo<A>,
     conn: &Conn,
     event: &'static str,
-    body: RelayBody,
-) -> Here {
+    body: RelayBody<'a>,
+) -> Here<'a> {
     match check_relay(socket, io, conn, event, body) {
         Err(refusal) => Here::Done(Err(refusal)),
         Ok((Some(local), plan)) => {
@@ -1056,7 +1158,7 @@ async fn relay_elsewhere<A: Adapter>(
     io: &SocketIo<A>,
     sig: &Signal,
     event: &'static str,
-    plan: Checked,
+    plan: Checked<'_>,
 ) -> Outcome {
     let in_room = sig
         .rooms
@@ -1077,13 +1179,13 @@ async fn relay_elsewhere<A: Adapter>(
 
 /// The payload checks of a relay, and the message the target gets (`from`, `fromUserId` and
 /// `meetingId` added, `target` taken out), with the target's socket when it is on this replica.
-fn check_relay<A: Adapter>(
+fn check_relay<'a, A: Adapter>(
     socket: &SocketRef<A>,
     io: &SocketIo<A>,
     conn: &Conn,
     event: &str,
-    mut body: RelayBody,
-) -> Result<(Option<SocketRef<A>>, Checked), Refusal> {
+    mut body: RelayBody<'a>,
+) -> Result<(Option<SocketRef<A>>, Checked<'a>), Refusal> {
     let meeting = in_room(conn)?;
     let Some(target) = body.remove("target") else {
         return Err(Refusal::new(
@@ -1124,7 +1226,7 @@ fn check_relay<A: Adapter>(
         ("fromUserId", conn.user.subject.as_str()),
         ("meetingId", meeting.as_str()),
     ] {
-        body.insert(key.into(), raw_string(value));
+        body.insert(Cow::Borrowed(key), Cow::Owned(raw_string(value)));
     }
     Ok((
         local,
@@ -1217,4 +1319,57 @@ async fn on_disconnect<A: Adapter>(
         )
         .await;
     tracing::info!(meeting = %meeting, user = %user, sid = %sid, reason = %reason, "participant dropped; waiting for it to reconnect");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> WireValue {
+        WireValue::Str(s.to_owned().into(), None)
+    }
+
+    #[test]
+    fn a_relay_is_read_in_one_pass_with_its_members_borrowed() {
+        let v = text(
+            r#"["offer",{"target":"abc","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1","x\"y":[1,{"z":null}]}]"#,
+        );
+        let (event, body) = read_relay(&v).expect("a relay");
+        assert_eq!(event, "offer");
+        assert_eq!(body.len(), 3);
+        assert_eq!(body["target"].get(), r#""abc""#);
+        assert!(
+            matches!(body["sdp"], Cow::Borrowed(_)),
+            "the SDP is not copied"
+        );
+        assert_eq!(body["sdp"].get(), r#""v=0\r\no=- 1 2 IN IP4 127.0.0.1""#);
+        // An escaped member name is unescaped; its value stays raw JSON.
+        assert_eq!(body[r#"x"y"#].get(), r#"[1,{"z":null}]"#);
+        let (event, _) = read_relay(&text(r#"["ice-candidate",{"candidate":{}}]"#)).expect("ICE");
+        assert_eq!(event, "ice-candidate");
+    }
+
+    #[test]
+    fn anything_but_a_plain_relay_is_left_to_the_general_path() {
+        for other in [
+            r#"["chat-message",{"text":"hi"}]"#,
+            r#"["offering",{"target":"abc"}]"#,
+            r#"["offer"]"#,
+            r#"["offer","not an object"]"#,
+            r#"["offer",{"target":"abc"},"a second argument"]"#,
+            r#"["offer",{"target":"abc""#,
+            r#"[ "offer",{"target":"abc"}]"#,
+            r#"{"offer":1}"#,
+            "",
+        ] {
+            assert!(read_relay(&text(other)).is_none(), "{other}");
+        }
+        let with_binary = WireValue::Str(
+            r#"["offer",{"target":"abc"}]"#.to_owned().into(),
+            Some(std::collections::VecDeque::from([
+                bytes::Bytes::from_static(b"x"),
+            ])),
+        );
+        assert!(read_relay(&with_binary).is_none());
+    }
 }
