@@ -9,7 +9,10 @@
 //! sends a message, waits for the server's acknowledgement, sends the next. Relay latency is
 //! measured from the send to the target peer's receipt (the payload carries the send time).
 //! Memory per connection is the server's resident set growth from before the peers connect to
-//! when all of them have joined their rooms, divided by the number of peers.
+//! when all of them have joined their rooms, divided by the number of peers. One pair connects,
+//! joins its room and relays a message before that baseline is read, so what a server sets up
+//! once, on its first connection, is not counted per connection (meetings-signalling opens
+//! database connections and its gRPC channel lazily, V8 compiles the handlers on first use).
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -296,17 +299,27 @@ pub async fn measure(
     let epoch = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
     let received = Arc::new(AtomicU64::new(0));
-    let before = rss_kib(side.pid)?;
+    let mut before = rss_kib(side.pid)?;
     let mut conns = Vec::new();
     for (a, b) in peers {
         let ca = Conn::connect(&side.url, &a.token, epoch, lat.clone(), received.clone()).await?;
         let cb = Conn::connect(&side.url, &b.token, epoch, lat.clone(), received.clone()).await?;
         conns.push((ca, cb));
+        if conns.len() == 1 {
+            // The warm-up pair: in its room, one relay each way, then the baseline.
+            warm_up(side, &conns[0], a, b).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            before = rss_kib(side.pid)?;
+        }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let connected = rss_kib(side.pid)?;
     let mut pairs = Vec::new();
-    for ((ca, cb), (a, b)) in conns.into_iter().zip(peers) {
+    for (k, ((ca, cb), (a, b))) in conns.into_iter().zip(peers).enumerate() {
+        if k == 0 {
+            pairs.push((Arc::new(ca), Arc::new(cb)));
+            continue;
+        }
         for (c, p) in [(&ca, a), (&cb, b)] {
             let ack = c
                 .emit_ack(
@@ -332,7 +345,8 @@ pub async fn measure(
         eprintln!("{}: every peer in its room; holding {hold} s", side.name);
         tokio::time::sleep(Duration::from_secs(hold)).await;
     }
-    let conns = (pairs.len() * 2) as f64;
+    // The peers connected after the baseline.
+    let conns = (pairs.len().saturating_sub(1).max(1) * 2) as f64;
     let rss_per_conn_kib = after.saturating_sub(before) as f64 / conns;
     let rss_per_socket_kib = connected.saturating_sub(before) as f64 / conns;
 
@@ -443,6 +457,33 @@ pub async fn measure(
         load_cores: load / elapsed,
         errors: errors.load(Ordering::Relaxed),
     })
+}
+
+/// The warm-up pair joins its room and each relays one ICE candidate to the other.
+async fn warm_up(side: &Side, (ca, cb): &(Conn, Conn), a: &Peer, b: &Peer) -> anyhow::Result<()> {
+    for (c, p) in [(ca, a), (cb, b)] {
+        let ack = c
+            .emit_ack(
+                "join-room",
+                json!({ "meetingId": p.meeting, "name": "bench" }),
+            )
+            .await?;
+        if ack["ok"] != true {
+            bail!("{}: join-room refused: {ack}", side.name);
+        }
+    }
+    for (from, to) in [(ca, cb), (cb, ca)] {
+        let ack = from
+            .emit_ack(
+                "ice-candidate",
+                json!({ "target": to.sid, "candidate": {"candidate": "warm-up", "sdpMid": "0", "sdpMLineIndex": 0, "t": 0} }),
+            )
+            .await?;
+        if ack["ok"] != true {
+            bail!("{}: the warm-up relay was refused: {ack}", side.name);
+        }
+    }
+    Ok(())
 }
 
 /// The command for `program`, held to `cores` (a `taskset -c` CPU list) when given.
