@@ -253,6 +253,22 @@ fn store_err(e: String) -> Refusal {
 
 type Outcome = Result<Value, Refusal>;
 
+/// What a relay gets back: `{"delivered": true}`, written without building a `Value`.
+#[derive(serde::Serialize)]
+struct Delivered {
+    delivered: bool,
+}
+
+type RelayOutcome = Result<Delivered, Refusal>;
+
+/// An accepted event's acknowledgement, `{"data": <reply>, "ok": true}` (the keys in the order a
+/// `Value` map writes them).
+#[derive(serde::Serialize)]
+struct AckOk<'a, T> {
+    data: &'a T,
+    ok: bool,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MeetingRef {
@@ -734,7 +750,8 @@ fn dispatch<A: Adapter>(
                         .relayed(label)
                         .observe(started.elapsed().as_secs_f64());
                 }
-                outcome
+                answer(&socket, sig, label, &event, outcome, ack);
+                return;
             }
             Here::Elsewhere(plan) => {
                 let (io, sig) = (io.clone(), sig.clone());
@@ -767,18 +784,21 @@ fn dispatch<A: Adapter>(
 
 /// Counts the event's outcome and answers the client: the ack, and an `error` event for a
 /// refusal.
-fn answer<A: Adapter>(
+fn answer<A: Adapter, T: serde::Serialize>(
     socket: &SocketRef<A>,
     sig: &Signal,
     label: &'static str,
     event: &str,
-    outcome: Outcome,
+    outcome: Result<T, Refusal>,
     ack: AckSender<A>,
 ) {
     match outcome {
         Ok(reply) => {
             sig.metrics.ok(label).inc();
-            let _ = ack.send(&json!({"ok": true, "data": reply}));
+            let _ = ack.send(&AckOk {
+                data: &reply,
+                ok: true,
+            });
         }
         Err(r) => {
             sig.metrics.events.with_label_values(&[label, r.code]).inc();
@@ -1093,7 +1113,7 @@ enum Payload<'a> {
 /// What [`relay_here`] made of a relay.
 enum Here<'a> {
     /// Refused, or handed to a target socket of this replica.
-    Done(Outcome),
+    Done(RelayOutcome),
     /// The target is not a socket of this replica: the shared room state decides.
     Elsewhere(Checked<'a>),
 }
@@ -1159,7 +1179,7 @@ async fn relay_elsewhere<A: Adapter>(
     sig: &Signal,
     event: &'static str,
     plan: Checked<'_>,
-) -> Outcome {
+) -> RelayOutcome {
     let in_room = sig
         .rooms
         .participants(&plan.meeting)
@@ -1256,8 +1276,8 @@ fn relay_failed(event: &str, e: impl std::fmt::Display) -> Refusal {
     Refusal::new("relay_failed", "the target could not be reached")
 }
 
-fn delivered() -> Value {
-    json!({"delivered": true})
+fn delivered() -> Delivered {
+    Delivered { delivered: true }
 }
 
 async fn on_disconnect<A: Adapter>(
