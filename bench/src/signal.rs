@@ -299,38 +299,29 @@ pub async fn measure(
     let epoch = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
     let received = Arc::new(AtomicU64::new(0));
-    let mut before = rss_kib(side.pid)?;
+    let Some(((a0, b0), rest)) = peers.split_first() else {
+        bail!("{}: no peers to measure", side.name);
+    };
+    // The warm-up pair: in its room, one relay each way, then the baseline.
+    let warm = (
+        Conn::connect(&side.url, &a0.token, epoch, lat.clone(), received.clone()).await?,
+        Conn::connect(&side.url, &b0.token, epoch, lat.clone(), received.clone()).await?,
+    );
+    warm_up(side, &warm, a0, b0).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(side.pid)?;
     let mut conns = Vec::new();
-    for (a, b) in peers {
+    for (a, b) in rest {
         let ca = Conn::connect(&side.url, &a.token, epoch, lat.clone(), received.clone()).await?;
         let cb = Conn::connect(&side.url, &b.token, epoch, lat.clone(), received.clone()).await?;
         conns.push((ca, cb));
-        if conns.len() == 1 {
-            // The warm-up pair: in its room, one relay each way, then the baseline.
-            warm_up(side, &conns[0], a, b).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            before = rss_kib(side.pid)?;
-        }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let connected = rss_kib(side.pid)?;
-    let mut pairs = Vec::new();
-    for (k, ((ca, cb), (a, b))) in conns.into_iter().zip(peers).enumerate() {
-        if k == 0 {
-            pairs.push((Arc::new(ca), Arc::new(cb)));
-            continue;
-        }
-        for (c, p) in [(&ca, a), (&cb, b)] {
-            let ack = c
-                .emit_ack(
-                    "join-room",
-                    json!({ "meetingId": p.meeting, "name": "bench" }),
-                )
-                .await?;
-            if ack["ok"] != true {
-                bail!("{}: join-room refused: {ack}", side.name);
-            }
-        }
+    let mut pairs = vec![(Arc::new(warm.0), Arc::new(warm.1))];
+    for ((ca, cb), (a, b)) in conns.into_iter().zip(rest) {
+        join(side, &ca, a).await?;
+        join(side, &cb, b).await?;
         pairs.push((Arc::new(ca), Arc::new(cb)));
     }
     // Let the server settle (socket buffers, allocator) before reading its memory.
@@ -346,7 +337,7 @@ pub async fn measure(
         tokio::time::sleep(Duration::from_secs(hold)).await;
     }
     // The peers connected after the baseline.
-    let conns = (pairs.len().saturating_sub(1).max(1) * 2) as f64;
+    let conns = (rest.len().max(1) * 2) as f64;
     let rss_per_conn_kib = after.saturating_sub(before) as f64 / conns;
     let rss_per_socket_kib = connected.saturating_sub(before) as f64 / conns;
 
@@ -459,19 +450,24 @@ pub async fn measure(
     })
 }
 
+/// `c` joins `p`'s meeting room.
+async fn join(side: &Side, c: &Conn, p: &Peer) -> anyhow::Result<()> {
+    let ack = c
+        .emit_ack(
+            "join-room",
+            json!({ "meetingId": p.meeting, "name": "bench" }),
+        )
+        .await?;
+    if ack["ok"] != true {
+        bail!("{}: join-room refused: {ack}", side.name);
+    }
+    Ok(())
+}
+
 /// The warm-up pair joins its room and each relays one ICE candidate to the other.
 async fn warm_up(side: &Side, (ca, cb): &(Conn, Conn), a: &Peer, b: &Peer) -> anyhow::Result<()> {
-    for (c, p) in [(ca, a), (cb, b)] {
-        let ack = c
-            .emit_ack(
-                "join-room",
-                json!({ "meetingId": p.meeting, "name": "bench" }),
-            )
-            .await?;
-        if ack["ok"] != true {
-            bail!("{}: join-room refused: {ack}", side.name);
-        }
-    }
+    join(side, ca, a).await?;
+    join(side, cb, b).await?;
     for (from, to) in [(ca, cb), (cb, ca)] {
         let ack = from
             .emit_ack(

@@ -601,16 +601,7 @@ impl<A: Adapter> MessageHandler<A, DispatchArgs> for Dispatch<A> {
         let Ok(ack) = AckSender::from_message_parts(&s, &mut v, &ack_id);
         // The common case, a relay, in one pass over the text with its payload borrowed.
         if let Some((event, body)) = read_relay(&v) {
-            let data = Ok(Payload::Relay(body));
-            dispatch(
-                socket,
-                &self.io,
-                &self.conn,
-                event.into(),
-                data,
-                ack,
-                &self.sig,
-            );
+            self.dispatch(socket, event.into(), Ok(Payload::Relay(body)), ack);
             return;
         }
         let event = match Event::from_message_parts(&s, &mut v, &ack_id) {
@@ -636,15 +627,19 @@ impl<A: Adapter> MessageHandler<A, DispatchArgs> for Dispatch<A> {
             let Ok(TryData(data)) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id);
             data.map(Payload::Other)
         };
-        dispatch(
-            socket,
-            &self.io,
-            &self.conn,
-            event.into(),
-            data,
-            ack,
-            &self.sig,
-        );
+        self.dispatch(socket, event.into(), data, ack);
+    }
+}
+
+impl<A: Adapter> Dispatch<A> {
+    fn dispatch(
+        &self,
+        socket: SocketRef<A>,
+        event: Cow<'_, str>,
+        data: Result<Payload<'_>, ParserError>,
+        ack: AckSender<A>,
+    ) {
+        dispatch(socket, &self.io, &self.conn, event, data, ack, &self.sig);
     }
 }
 
