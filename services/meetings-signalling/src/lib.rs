@@ -185,10 +185,12 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         }
         None => (signal::rooms::Rooms::memory(), None),
     };
+    let chat_db = mas_kit::db::connect_writer(&cfg.common.database).await?;
     let sig = Arc::new(signal::Signal::new(
         app.clone(),
         auth.clone(),
         rooms.clone(),
+        chat_db,
         &metrics.registry,
     ));
     let storage_routes = matches!(storage, storage::Storage::Local { .. }).then(|| {

@@ -66,7 +66,11 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_size
         let rows = batch
             .iter()
             .map(|p| chat_message::ActiveModel::from(p.row.clone()));
-        match chat_message::Entity::insert_many(rows).exec(&db).await {
+        // Without RETURNING: the ids are ours, and the rows would only come back to be dropped.
+        match chat_message::Entity::insert_many(rows)
+            .exec_without_returning(&db)
+            .await
+        {
             Ok(_) => {
                 for p in batch.drain(..) {
                     let _ = p.done.send(Ok(()));
@@ -200,5 +204,115 @@ mod tests {
         assert_eq!(chat_message::Entity::find().count(&db).await.unwrap(), 20);
         db.close().await.ok();
         cleanup(&path);
+    }
+}
+
+/// `make bench`: the chat writer alone on SQLite, three ways in one run (lines a second and
+/// CPU per line, both for the whole process). 500 senders store lines for 250 meetings, each
+/// waiting for its line to commit before the next, as the closed-loop chat of the signalling
+/// benchmark does.
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use sea_orm::ConnectionTrait;
+    use sea_orm_migration::MigratorTrait;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// This process's user and system CPU seconds.
+    fn cpu_secs() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+
+    async fn measure(label: &str, writer_db: DatabaseConnection) {
+        let writer = ChatWriter::start(writer_db, batch_histogram());
+        let meetings: Vec<String> = (0..250).map(|_| crate::app::new_id()).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stored = Arc::new(AtomicU64::new(0));
+        let mut senders = Vec::new();
+        for i in 0..500 {
+            let (w, stop, stored) = (writer.clone(), stop.clone(), stored.clone());
+            let (meeting, user) = (meetings[i / 2].clone(), crate::app::new_id());
+            senders.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let row = chat_message::Model {
+                        id: crate::app::new_id(),
+                        meeting_id: meeting.clone(),
+                        user_id: user.clone(),
+                        body: "t=1234567 how does this look?".into(),
+                        sent_at: chrono::Utc::now(),
+                    };
+                    w.store(row).await.unwrap();
+                    stored.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (cpu0, n0, t0) = (cpu_secs(), stored.load(Ordering::Relaxed), Instant::now());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (cpu1, n1) = (cpu_secs(), stored.load(Ordering::Relaxed));
+        let lines = (n1 - n0) as f64;
+        println!(
+            "| {label} | {:.0} | {:.1} |",
+            lines / t0.elapsed().as_secs_f64(),
+            (cpu1 - cpu0) / lines * 1e6
+        );
+        stop.store(true, Ordering::Relaxed);
+        for s in senders {
+            s.await.unwrap();
+        }
+    }
+
+    #[test]
+    #[ignore = "a benchmark: make bench runs it"]
+    fn chat_writer_bench() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            println!("\n### Chat writer on SQLite: 500 senders, 250 meetings, 5 s each\n");
+            println!("| writer's connection | lines/s | CPU per line µs (all threads) |");
+            println!("|---|---|---|");
+            for way in 0..3 {
+                let path = std::env::temp_dir().join(format!(
+                    "mas-chat-bench-{}.db",
+                    uuid::Uuid::new_v4().simple()
+                ));
+                let cfg = mas_kit::db::DbConfig::Sqlite { path: path.clone() };
+                let db = mas_kit::db::connect(&cfg).await.unwrap();
+                crate::store::migrations::Migrator::up(&db, None)
+                    .await
+                    .unwrap();
+                match way {
+                    0 => measure("one of the service's pool of 8", db.clone()).await,
+                    1 => {
+                        let own = mas_kit::db::connect_writer(&cfg).await.unwrap();
+                        // SQLite's default checkpoint interval, on the writer's one connection.
+                        own.execute_unprepared("PRAGMA wal_autocheckpoint = 1000")
+                            .await
+                            .unwrap();
+                        measure("its own, checkpoint every 1000 pages", own).await
+                    }
+                    _ => {
+                        let own = mas_kit::db::connect_writer(&cfg).await.unwrap();
+                        measure("its own, checkpoint every 10000 pages (as built)", own).await
+                    }
+                }
+                db.close().await.ok();
+                for ext in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+                }
+            }
+        });
     }
 }

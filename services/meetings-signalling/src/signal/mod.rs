@@ -318,10 +318,12 @@ fn sid_room(sid: &str) -> String {
 }
 
 impl Signal {
+    /// `chat_db` is the chat writer's own connection ([`mas_kit::db::connect_writer`]).
     pub fn new(
         app: Arc<App>,
         auth: Arc<Authenticator>,
         rooms: Rooms,
+        chat_db: sea_orm::DatabaseConnection,
         registry: &prometheus::Registry,
     ) -> Self {
         let batches = chat::batch_histogram();
@@ -329,7 +331,7 @@ impl Signal {
             .register(Box::new(batches.clone()))
             .expect("metric names are unique");
         Signal {
-            chat: chat::ChatWriter::start(app.db.clone(), batches),
+            chat: chat::ChatWriter::start(chat_db, batches),
             app,
             auth,
             rooms,
