@@ -61,7 +61,6 @@ bench: ## benchmarks (release build); see bench/RESULTS.md
 	@cd bench/signalling && { [ -d node_modules/socket.io ] || npm ci --no-audit --no-fund --silent; }
 	$(CARGO) build --release -p mas-cli -p meetings-signalling -p mas-bench
 	$(CARGO) run --release -p mas-bench -- --mas target/release/mas
-	$(CARGO) test --release -p meetings-signalling --lib chat_writer_bench -- --ignored --nocapture
 
 clean:
 	$(CARGO) clean

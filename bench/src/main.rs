@@ -6,6 +6,9 @@
 //! 2. latency of both at a fixed offered rate of half the gateway's peak (open loop, measured
 //!    from each request's scheduled time, so a stall is not hidden): the gateway's added p99;
 //! 3. `/me` latency at a fixed rate alone, then while logins saturate the password-hashing bound.
+//!
+//! The signalling suite (`signal`) compares meetings-signalling with a Node.js socket.io
+//! server, then measures meetings-signalling's chat writer alone (`chat_writer`).
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 
+mod chat_writer;
 mod signal;
 use hdrhistogram::Histogram;
 use mas_kit::proto::mas::identity::v1 as pb;
@@ -219,6 +223,12 @@ fn main() -> anyhow::Result<()> {
             None
         };
         signal::load_runtime()?.block_on(signalling_suite(&args, server_cores))?;
+        // On a current-thread runtime, which is what the server gets on its one core; after
+        // the split above, on the load generator's cores.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(chat_writer::suite(args.seconds.min(5)))?;
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
 /// statements do not wait for the service's pool, and on SQLite its page cache stays warm:
 /// SQLite empties a connection's cache when another connection has written since it last
 /// read, so batches handed round a pool's connections re-read the index pages they update
-/// (measured on the chat writer: 12% more CPU per line).
+/// (the chat writer's figures are in bench/RESULTS.md).
 pub async fn connect_writer(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
     connect_sized(cfg, Some(1)).await
 }
@@ -140,9 +140,9 @@ async fn connect_sized(cfg: &DbConfig, size: Option<u32>) -> Result<DatabaseConn
                         // A checkpoint every 10000 WAL pages (40 MiB) instead of 1000: pages
                         // written again and again (index leaves of busy rows) are copied to the
                         // database file once per checkpoint, and the fsync that ends one comes
-                        // ten times less often (chat writer: 8% less CPU per line, 25% more
-                        // lines a second). A busy WAL file grows to about 40 MiB, then is
-                        // written again from its start after each checkpoint.
+                        // ten times less often (chat writer, bench/RESULTS.md: 14-26% less CPU
+                        // per line). A busy WAL file grows to about 40 MiB, then is written
+                        // again from its start after each checkpoint.
                         .pragma("wal_autocheckpoint", "10000")
                 });
             Database::connect(opts).await.map_err(DbError::Connect)
