@@ -58,7 +58,7 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 bench: ## benchmarks (release build); see bench/RESULTS.md
-	@cd bench/signalling && { [ -d node_modules/socket.io ] || npm ci --no-audit --no-fund --silent; }
+	@cd bench/signalling && { [ -d node_modules/socket.io ] && [ -d node_modules/pg ] || npm ci --no-audit --no-fund --silent; }
 	$(CARGO) build --release -p mas-cli -p meetings-signalling -p mas-bench
 	$(CARGO) run --release -p mas-bench -- --mas target/release/mas
 

@@ -3,10 +3,16 @@
 // and acks (join-room, leave-room, offer, answer, ice-candidate, chat-message, unknown_event) and
 // keeps everything in memory in one process, the way the Node monolith did. It is a reference,
 // not a service: the JWT's signature is NOT verified (its payload is only decoded for `sub`), and
-// there are no meetings, roles, rate limits, persistence or Redis.
+// there are no meetings, roles, rate limits or Redis.
+//
+// With CHAT_DATABASE_URL set, chat lines are also stored in Postgres (schema CHAT_SCHEMA) before
+// they are acknowledged, the way meetings-signalling stores them: CHAT_WRITERS writers, and the
+// lines that arrive while a writer's batch is being written go together in its next INSERT.
 //
 //   PORT=3001 node server.mjs   # prints "listening 3001" once it accepts connections
+import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
+import pg from "pg";
 import { Server } from "socket.io";
 
 const port = Number.parseInt(process.env.PORT ?? "", 10);
@@ -17,7 +23,65 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 
 const CHAT_MAX_CHARS = 2000;
 const CHAT_REPLAY = 50;
+const CHAT_MAX_BATCH = 256;
 const KNOWN = new Set(["join-room", "leave-room", "offer", "answer", "ice-candidate", "chat-message"]);
+
+// Group commit into Postgres, as meetings-signalling does it: a line is answered once the INSERT
+// holding it is committed; CHAT_WRITERS lanes (default 4), each with one INSERT in flight, and a
+// meeting's lines always in the same lane, so they are committed in order.
+class ChatStore {
+  constructor(url, schema, lanes) {
+    if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`CHAT_SCHEMA: not a plain identifier: ${schema}`);
+    if (!Number.isInteger(lanes) || lanes < 1 || lanes > 32) throw new Error("CHAT_WRITERS: expected 1 to 32");
+    this.pool = new pg.Pool({ connectionString: url, max: lanes });
+    this.table = `"${schema}".chat_messages`;
+    this.schema = schema;
+    this.lanes = Array.from({ length: lanes }, () => ({ queue: [], writing: false }));
+  }
+
+  async migrate() {
+    await this.pool.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
+    await this.pool.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
+      id TEXT PRIMARY KEY, meeting_id TEXT NOT NULL, user_id TEXT NOT NULL, body TEXT NOT NULL,
+      sent_at TIMESTAMPTZ NOT NULL)`);
+    await this.pool.query(`CREATE INDEX IF NOT EXISTS chat_messages_meeting ON ${this.table} (meeting_id, sent_at)`);
+  }
+
+  store(msg) {
+    let h = 0;
+    for (let i = 0; i < msg.meetingId.length; i++) h = (h * 31 + msg.meetingId.charCodeAt(i)) | 0;
+    const lane = this.lanes[Math.abs(h) % this.lanes.length];
+    return new Promise((resolve, reject) => {
+      lane.queue.push({ msg, resolve, reject });
+      if (!lane.writing) this.flush(lane);
+    });
+  }
+
+  async flush(lane) {
+    lane.writing = true;
+    while (lane.queue.length > 0) {
+      const batch = lane.queue.splice(0, CHAT_MAX_BATCH);
+      const column = (f) => batch.map((p) => f(p.msg));
+      try {
+        await this.pool.query(
+          `INSERT INTO ${this.table} (id, meeting_id, user_id, body, sent_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])`,
+          [column((m) => m.id), column((m) => m.meetingId), column((m) => m.userId), column((m) => m.text),
+            column((m) => m.sentAt)],
+        );
+        for (const p of batch) p.resolve();
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+    lane.writing = false;
+  }
+}
+
+const chatStore = process.env.CHAT_DATABASE_URL
+  ? new ChatStore(process.env.CHAT_DATABASE_URL, process.env.CHAT_SCHEMA ?? "node_signalling",
+    Number(process.env.CHAT_WRITERS ?? "4"))
+  : null;
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
@@ -109,12 +173,20 @@ const handlers = {
       throw new Refusal("invalid_payload", `chat-message: text must be 1 to ${CHAT_MAX_CHARS} characters`);
     }
     const meetingId = currentRoom(socket);
-    const room = rooms.get(meetingId);
-    const msg = { id: nextMessageId++, meetingId, userId: socket.data.userId, text, sentAt: new Date().toISOString() };
-    room.messages.push(msg);
-    if (room.messages.length > CHAT_REPLAY) room.messages.shift();
-    io.to(meetingId).emit("chat-message", msg);
-    return msg;
+    const msg = {
+      id: chatStore ? randomUUID() : nextMessageId++, meetingId, userId: socket.data.userId, text,
+      sentAt: new Date().toISOString(),
+    };
+    const deliver = () => {
+      const room = rooms.get(meetingId);
+      if (room) {
+        room.messages.push(msg);
+        if (room.messages.length > CHAT_REPLAY) room.messages.shift();
+      }
+      io.to(meetingId).emit("chat-message", msg);
+      return msg;
+    };
+    return chatStore ? chatStore.store(msg).then(deliver) : deliver();
   },
 };
 
@@ -137,15 +209,22 @@ function relay(socket, event, body, field) {
 }
 
 function respond(socket, event, ack, fn) {
-  try {
-    const data = fn();
-    if (ack) ack({ ok: true, data });
-  } catch (err) {
+  const refuse = (err) => {
     const code = err instanceof Refusal ? err.code : "internal";
     if (!(err instanceof Refusal)) console.error(`${event}:`, err);
     const error = { event, code, message: err instanceof Refusal ? err.message : "internal error" };
     socket.emit("error", error);
     if (ack) ack({ ok: false, error });
+  };
+  try {
+    const data = fn();
+    if (data instanceof Promise) {
+      data.then((d) => ack && ack({ ok: true, data: d }), refuse);
+    } else if (ack) {
+      ack({ ok: true, data });
+    }
+  } catch (err) {
+    refuse(err);
   }
 }
 
@@ -199,6 +278,14 @@ function shutdown() {
 process.once("SIGTERM", shutdown);
 process.once("SIGINT", shutdown);
 
+if (chatStore) {
+  try {
+    await chatStore.migrate();
+  } catch (err) {
+    console.error(`server.mjs: CHAT_DATABASE_URL: ${err.message}`);
+    process.exit(1);
+  }
+}
 httpServer.listen(port, "127.0.0.1", () => {
   console.log(`listening ${httpServer.address().port}`);
 });

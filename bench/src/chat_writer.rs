@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mas_kit::db::sea_orm::{ConnectionTrait, DatabaseConnection};
+use mas_kit::db::sea_orm::ConnectionTrait;
 use mas_kit::db::sea_orm_migration::MigratorTrait;
 use meetings_signalling::app::new_id;
 use meetings_signalling::signal::chat::{ChatWriter, batch_histogram};
@@ -35,17 +35,23 @@ pub async fn suite(seconds: u64) -> anyhow::Result<()> {
         let pool = mas_kit::db::connect(&cfg).await?;
         Migrator::up(&pool, None).await.context("migrations")?;
         let (label, writer) = match way {
-            "pool" => ("one of the service's pool of 8", pool.clone()),
+            "pool" => (
+                "one of the service's pool of 8",
+                ChatWriter::start([pool.clone()], batch_histogram()),
+            ),
             "own-1000" => {
                 let own = mas_kit::db::connect_writer(&cfg).await?;
                 // SQLite's default interval, on the writer's one connection.
                 own.execute_unprepared("PRAGMA wal_autocheckpoint = 1000")
                     .await?;
-                ("its own, checkpoint every 1000 pages", own)
+                (
+                    "its own, checkpoint every 1000 pages",
+                    ChatWriter::start([own], batch_histogram()),
+                )
             }
             _ => (
                 "its own, checkpoint every 10000 pages (as built)",
-                mas_kit::db::connect_writer(&cfg).await?,
+                ChatWriter::connect(&cfg, 1, batch_histogram()).await?,
             ),
         };
         let (lines_per_sec, cpu_us) = measure(writer, seconds).await?;
@@ -56,8 +62,7 @@ pub async fn suite(seconds: u64) -> anyhow::Result<()> {
 }
 
 /// Lines a second and this process's CPU µs per line over `seconds`, after 2 s of warm-up.
-async fn measure(db: DatabaseConnection, seconds: u64) -> anyhow::Result<(f64, f64)> {
-    let writer = ChatWriter::start(db, batch_histogram());
+async fn measure(writer: ChatWriter, seconds: u64) -> anyhow::Result<(f64, f64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let stored = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();

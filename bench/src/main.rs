@@ -35,7 +35,8 @@ struct Args {
     /// Concurrent callers in closed-loop phases.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Which comparisons to run: all, gateway or signalling.
+    /// Which comparisons to run: all, gateway, signalling (then the chat writer alone) or
+    /// chat-writer.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Rooms of two peers in the signalling benchmark.
@@ -203,16 +204,19 @@ fn row(name: &str, s: &Stats) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (gateway, signalling) = match args.suite.as_str() {
-        "all" => (true, true),
-        "gateway" => (true, false),
-        "signalling" => (false, true),
-        other => anyhow::bail!("--suite {other}: expected all, gateway or signalling"),
+    let (gateway, signalling, chat_writer) = match args.suite.as_str() {
+        "all" => (true, true, true),
+        "gateway" => (true, false, false),
+        "signalling" => (false, true, true),
+        "chat-writer" => (false, false, true),
+        other => {
+            anyhow::bail!("--suite {other}: expected all, gateway, signalling or chat-writer")
+        }
     };
     if gateway {
         tokio::runtime::Runtime::new()?.block_on(gateway_suite(&args))?;
     }
-    if signalling {
+    if signalling || chat_writer {
         // Before anything is started: mas dev and the load generator stay on the cores this
         // leaves, and the load generator's runtime gets one worker per core it has (a second
         // worker on one core only switched with the first: 10% of the load generator's CPU
@@ -222,7 +226,9 @@ fn main() -> anyhow::Result<()> {
         } else {
             None
         };
-        signal::load_runtime()?.block_on(signalling_suite(&args, server_cores))?;
+        if signalling {
+            signal::load_runtime()?.block_on(signalling_suite(&args, server_cores))?;
+        }
         // On a current-thread runtime, which is what the server gets on its one core; after
         // the split above, on the load generator's cores.
         tokio::runtime::Builder::new_current_thread()
@@ -535,44 +541,19 @@ async fn signalling_suite(args: &Args, server_cores: Option<String>) -> anyhow::
 
     // meetings-signalling as its own process, as deployed: fresh (its memory holds only what
     // serving the sockets takes), on mas dev's database file and identity (for the JWKS).
-    let own_port = free_port();
-    let rust = Server(
-        signal::pinned(server_cores.as_deref(), &args.signalling)
-            .env("MAS_ENV", "development")
-            .env("RUST_LOG", "warn")
-            .env(
-                "DATABASE_URL",
-                format!(
-                    "sqlite://{}",
-                    dir.path().join("meetings_signalling.db").display()
-                ),
-            )
-            .env("IDENTITY_GRPC_URL", format!("http://127.0.0.1:{grpc_port}"))
-            .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
-            .env("ADMIN_ADDR", format!("127.0.0.1:{}", free_port()))
-            .env("SIGNAL_ADDR", format!("127.0.0.1:{own_port}"))
-            .env("RECORDINGS_DIR", dir.path().join("recordings"))
-            .env("SIGNAL_EVENTS_PER_SEC", "1000000")
-            .env("ALLOW_EARLY_MEETING_JOIN", "true")
-            .env("MEETING_JOIN_BUFFER_MINUTES", "1440")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", args.signalling))?,
+    let sqlite = format!(
+        "sqlite://{}",
+        dir.path().join("meetings_signalling.db").display()
     );
-    let mut up = false;
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", own_port))
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    anyhow::ensure!(up, "meetings-signalling did not start");
-    let node = signal::NodeServer::start(free_port(), server_cores.as_deref())?;
+    let (rust, own_port) = start_signalling(
+        args,
+        server_cores.as_deref(),
+        grpc_port,
+        dir.path(),
+        &[("DATABASE_URL", sqlite)],
+    )
+    .await?;
+    let node = signal::NodeServer::start(free_port(), server_cores.as_deref(), &[])?;
     match &server_cores {
         Some(c) => println!(
             "\nEach server measured runs alone on CPU {c} (`taskset`); the load generator and mas dev run on the other cores."
@@ -669,5 +650,175 @@ async fn signalling_suite(args: &Args, server_cores: Option<String>) -> anyhow::
             );
         }
     }
-    Ok(())
+    drop((rust, node));
+    postgres_chat(args, server_cores.as_deref(), grpc_port, dir.path(), &peers).await
+}
+
+/// meetings-signalling as its own process, as deployed, on `database` (its DATABASE_* variables)
+/// and mas dev's identity (for the JWKS); returns it once it accepts connections, with its port.
+async fn start_signalling(
+    args: &Args,
+    cores: Option<&str>,
+    grpc_port: u16,
+    dir: &std::path::Path,
+    database: &[(&str, String)],
+) -> anyhow::Result<(Server, u16)> {
+    let own_port = free_port();
+    let server = Server(
+        signal::pinned(cores, &args.signalling)
+            .env("MAS_ENV", "development")
+            .env("RUST_LOG", "warn")
+            .envs(database.iter().map(|(k, v)| (k, v)))
+            .env("IDENTITY_GRPC_URL", format!("http://127.0.0.1:{grpc_port}"))
+            .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("ADMIN_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("SIGNAL_ADDR", format!("127.0.0.1:{own_port}"))
+            .env("RECORDINGS_DIR", dir.join("recordings"))
+            .env("SIGNAL_EVENTS_PER_SEC", "1000000")
+            .env("ALLOW_EARLY_MEETING_JOIN", "true")
+            .env("MEETING_JOIN_BUFFER_MINUTES", "1440")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", args.signalling))?,
+    );
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", own_port))
+            .await
+            .is_ok()
+        {
+            return Ok((server, own_port));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("meetings-signalling did not start")
+}
+
+/// The chat mix with both servers storing each line in Postgres before acknowledging it (the
+/// like-for-like comparison: above, meetings-signalling stores lines in SQLite and the Node
+/// baseline keeps them in memory). Each server gets a schema of its own, dropped afterwards;
+/// meetings-signalling's gets a copy of the meetings mas dev holds, for its join-room checks.
+async fn postgres_chat(
+    args: &Args,
+    cores: Option<&str>,
+    grpc_port: u16,
+    dir: &std::path::Path,
+    peers: &[(signal::Peer, signal::Peer)],
+) -> anyhow::Result<()> {
+    use mas_kit::db::sea_orm::{ConnectionTrait, EntityTrait};
+    use mas_kit::db::sea_orm_migration::MigratorTrait;
+    use meetings_signalling::store::{entities::meeting, migrations::Migrator};
+
+    println!(
+        "\n### Signalling relay with chat, both servers storing each line in Postgres: {} rooms x 2 peers, closed loop, {} s each\n",
+        peers.len(),
+        args.seconds
+    );
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let tag = std::process::id();
+    let (rust_schema, node_schema) = (
+        format!("bench_signalling_{tag}"),
+        format!("bench_node_{tag}"),
+    );
+    let pg = match mas_kit::db::connect(&mas_kit::db::DbConfig::Postgres {
+        url: url.clone(),
+        schema: rust_schema.clone(),
+        max_connections: 2,
+    })
+    .await
+    {
+        Ok(pg) => pg,
+        Err(e) => {
+            println!("Skipped: Postgres is unreachable at DATABASE_URL ({e}).");
+            return Ok(());
+        }
+    };
+    let outcome = async {
+        Migrator::up(&pg, None).await.context("migrations")?;
+        let sqlite = mas_kit::db::connect(&mas_kit::db::DbConfig::Sqlite {
+            path: dir.join("meetings_signalling.db"),
+        })
+        .await?;
+        let meetings = meeting::Entity::find().all(&sqlite).await?;
+        sqlite.close().await.ok();
+        for chunk in meetings.chunks(500) {
+            meeting::Entity::insert_many(chunk.iter().cloned().map(meeting::ActiveModel::from))
+                .exec_without_returning(&pg)
+                .await?;
+        }
+        let (rust, port) = start_signalling(
+            args,
+            cores,
+            grpc_port,
+            dir,
+            &[
+                ("DATABASE_URL", url.clone()),
+                ("DATABASE_SCHEMA", rust_schema.clone()),
+            ],
+        )
+        .await?;
+        let node = signal::NodeServer::start(
+            free_port(),
+            cores,
+            &[
+                ("CHAT_DATABASE_URL", url.clone()),
+                ("CHAT_SCHEMA", node_schema.clone()),
+            ],
+        )?;
+        println!(
+            "Mix as in the chat table above; each server answers a chat line once it is committed (group commit: lines that arrive while one batch is written go in the next INSERT), meetings-signalling with its chat writer, the Node baseline with `pg` (bench/signalling/server.mjs, CHAT_DATABASE_URL). Postgres runs unpinned on this machine.\n"
+        );
+        println!(
+            "| server | messages/s | p50 ms | p99 ms | server CPU ms per 1k messages | server cores busy | load generator cores busy | chat lines stored | errors |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        let mut results = Vec::new();
+        for (side, schema) in [
+            (
+                signal::Side {
+                    name: "meetings-signalling (Rust, socketioxide)",
+                    pid: rust.0.id(),
+                    url: format!("http://127.0.0.1:{port}"),
+                },
+                &rust_schema,
+            ),
+            (
+                signal::Side {
+                    name: "Node.js socket.io 4.8.4 baseline",
+                    pid: node.0.id(),
+                    url: format!("http://127.0.0.1:{}", node.1),
+                },
+                &node_schema,
+            ),
+        ] {
+            let o = signal::measure(&side, peers, args.seconds, true, None).await?;
+            let stored = pg
+                .query_one_raw(mas_kit::db::sea_orm::Statement::from_string(
+                    pg.get_database_backend(),
+                    format!("SELECT count(*) AS n FROM \"{schema}\".chat_messages"),
+                ))
+                .await?
+                .map(|r| r.try_get::<i64>("", "n"))
+                .transpose()?
+                .unwrap_or(0);
+            println!("{}", o.row(side.name, Some(&stored.to_string())));
+            results.push(o);
+        }
+        let (r, n) = (&results[0], &results[1]);
+        println!(
+            "\nRust / Node: throughput {:.2}x, CPU per message {:.2}x, p99 {:.2}x",
+            r.messages_per_sec / n.messages_per_sec.max(1.0),
+            r.cpu_ms_per_1k / n.cpu_ms_per_1k.max(0.001),
+            r.p99_us as f64 / n.p99_us.max(1) as f64,
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    for schema in [&rust_schema, &node_schema] {
+        pg.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await
+            .ok();
+    }
+    pg.close().await.ok();
+    outcome
 }

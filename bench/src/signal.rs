@@ -546,13 +546,19 @@ impl Drop for NodeServer {
 }
 
 impl NodeServer {
-    /// `cores`: the CPU list the server is held to (`taskset -c`), if any.
-    pub fn start(port: u16, cores: Option<&str>) -> anyhow::Result<NodeServer> {
+    /// `cores`: the CPU list the server is held to (`taskset -c`), if any; `env`: more of its
+    /// environment (CHAT_DATABASE_URL and CHAT_SCHEMA to store chat lines in Postgres).
+    pub fn start(
+        port: u16,
+        cores: Option<&str>,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<NodeServer> {
         use std::io::BufRead;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/signalling/server.mjs");
         let mut child = pinned(cores, "node")
             .arg(script)
             .env("PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -52,6 +52,8 @@ pub struct Config {
     pub events_per_sec: u32,
     pub chat_max_chars: usize,
     pub chat_replay: u64,
+    /// Chat writers (each with its own connection) on Postgres; on SQLite there is one.
+    pub chat_writers: usize,
     /// How long a dropped participant stays in its room waiting to reconnect.
     pub reconnect_grace: Duration,
     /// Engine.IO heartbeat: a ping every `ping_interval`, answered within `ping_timeout` or the
@@ -139,6 +141,10 @@ impl Config {
             events_per_sec: positive(env, "SIGNAL_EVENTS_PER_SEC", 50)? as u32,
             chat_max_chars: positive(env, "CHAT_MAX_CHARS", 2000)? as usize,
             chat_replay: positive(env, "CHAT_REPLAY", 50)?,
+            chat_writers: match positive(env, "CHAT_WRITERS", 4)? {
+                n @ 1..=32 => n as usize,
+                _ => return Err(ConfigError::new("CHAT_WRITERS", "expected 1 to 32")),
+            },
             reconnect_grace: Duration::from_secs(positive(env, "RECONNECT_GRACE_SECS", 120)?),
             ping_interval: Duration::from_millis(positive(env, "SIGNAL_PING_INTERVAL_MS", 25_000)?),
             ping_timeout: Duration::from_millis(positive(env, "SIGNAL_PING_TIMEOUT_MS", 20_000)?),
@@ -197,7 +203,11 @@ mod tests {
         assert_eq!(ok.slot_cleanup_cron, "*/15 * * * *");
         assert_eq!(ok.ping_interval, Duration::from_secs(25));
         assert_eq!(ok.ping_timeout, Duration::from_secs(20));
-        let cases: [(&[(&str, &str)], &str); 10] = [
+        assert_eq!(ok.chat_writers, 4);
+        let cases: [(&[(&str, &str)], &str); 13] = [
+            (&[("CHAT_WRITERS", "0")], "CHAT_WRITERS"),
+            (&[("CHAT_WRITERS", "33")], "CHAT_WRITERS"),
+            (&[("CHAT_WRITERS", "many")], "CHAT_WRITERS"),
             (&[("RECORDINGS_STORAGE", "ftp")], "RECORDINGS_STORAGE"),
             (&[("RECORDINGS_STORAGE", "s3")], "S3_BUCKET"),
             (

@@ -185,12 +185,20 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         }
         None => (signal::rooms::Rooms::memory(), None),
     };
-    let chat_db = mas_kit::db::connect_writer(&cfg.common.database).await?;
+    // One chat writer on SQLite (writes serialise on the database lock), CHAT_WRITERS on
+    // Postgres.
+    let lanes = match cfg.common.database {
+        mas_kit::db::DbConfig::Sqlite { .. } => 1,
+        mas_kit::db::DbConfig::Postgres { .. } => cfg.chat_writers,
+    };
+    let batches = signal::chat::batch_histogram();
+    metrics.registry.register(Box::new(batches.clone()))?;
+    let chat = signal::chat::ChatWriter::connect(&cfg.common.database, lanes, batches).await?;
     let sig = Arc::new(signal::Signal::new(
         app.clone(),
         auth.clone(),
         rooms.clone(),
-        chat_db,
+        chat,
         &metrics.registry,
     ));
     let storage_routes = matches!(storage, storage::Storage::Local { .. }).then(|| {

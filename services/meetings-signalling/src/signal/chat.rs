@@ -1,9 +1,14 @@
-//! Chat lines are stored by one writer per process that commits them in batches (group commit).
-//! A line is acknowledged to its sender only once the batch holding it is committed, so a
-//! replay after a rejoin never misses an acknowledged line; under load, the lines that arrive
-//! while one batch is being written go out together in the next, one INSERT for many lines
-//! instead of one each (on SQLite every write serialises on the database lock).
+//! Chat lines are stored by writers that commit them in batches (group commit). A line is
+//! acknowledged to its sender only once the batch holding it is committed, so a replay after a
+//! rejoin never misses an acknowledged line; under load, the lines that arrive while one batch
+//! is being written go out together in the next, one INSERT for many lines instead of one each.
+//!
+//! Each writer (a lane) has a connection of its own and one batch in flight at a time; a
+//! meeting's lines always go to the same lane, so they are committed in the order they were
+//! handed over. On SQLite there is one lane (every write serialises on the database lock); on
+//! Postgres several (`CHAT_WRITERS`), so the wait for one commit does not hold up every line.
 
+use futures::future::BoxFuture;
 use prometheus::{Histogram, HistogramOpts};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use tokio::sync::{mpsc, oneshot};
@@ -17,35 +22,144 @@ pub const MAX_BATCH: usize = 256;
 
 struct Pending {
     row: chat_message::Model,
-    done: oneshot::Sender<AppResult<()>>,
+    done: Done,
 }
 
-/// The handle the event handlers store lines through; the writer task stops once every handle
-/// is dropped, after writing what it was given.
+/// What the writer does with a line's outcome once its batch is written.
+enum Done {
+    /// Answers [`ChatWriter::store`]'s caller, which then carries on in its own task.
+    Answer(oneshot::Sender<AppResult<()>>),
+    /// Runs the follow-up in the writer itself ([`ChatWriter::then`]).
+    Then(FollowUp),
+}
+
+/// What to do with a stored line (or the error that kept it out): tell the room, answer its
+/// sender. The writer starts a batch's follow-ups together, in order, before it takes the next
+/// batch.
+pub type FollowUp =
+    Box<dyn FnOnce(AppResult<chat_message::Model>) -> BoxFuture<'static, ()> + Send>;
+
+impl Pending {
+    /// Hands the outcome on: to the waiting caller, or as the follow-up to run.
+    fn finish(self, outcome: AppResult<()>) -> Option<BoxFuture<'static, ()>> {
+        match self.done {
+            Done::Answer(tx) => {
+                let _ = tx.send(outcome);
+                None
+            }
+            Done::Then(f) => Some(f(outcome.map(|()| self.row))),
+        }
+    }
+}
+
+/// The handle the event handlers store lines through; the writer tasks stop once every handle
+/// is dropped, after writing what they were given.
 #[derive(Clone)]
 pub struct ChatWriter {
-    tx: mpsc::Sender<Pending>,
+    lanes: std::sync::Arc<[mpsc::Sender<Pending>]>,
 }
 
 impl ChatWriter {
-    /// Starts the writer on the current Tokio runtime.
-    pub fn start(db: DatabaseConnection, batch_sizes: Histogram) -> Self {
-        let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(run(db, rx, batch_sizes));
-        ChatWriter { tx }
+    /// Starts one writer (lane) per connection on the current Tokio runtime (with none, every
+    /// line is refused).
+    pub fn start(
+        dbs: impl IntoIterator<Item = DatabaseConnection>,
+        batch_sizes: Histogram,
+    ) -> Self {
+        let lanes = dbs
+            .into_iter()
+            .map(|db| {
+                let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+                tokio::spawn(run(db, rx, batch_sizes.clone()));
+                tx
+            })
+            .collect();
+        ChatWriter { lanes }
+    }
+
+    /// Connects `lanes` writers, each with a connection of its own
+    /// ([`mas_kit::db::connect_writer`]), and starts them on the current Tokio runtime.
+    ///
+    /// They stay on the service's runtime: on a thread of their own (tried, bench/RESULTS.md)
+    /// the writer and the sockets took turns on the one core through the kernel's scheduler,
+    /// and both the CPU per message and the chat's p99 went up.
+    pub async fn connect(
+        cfg: &mas_kit::db::DbConfig,
+        lanes: usize,
+        batch_sizes: Histogram,
+    ) -> Result<Self, mas_kit::db::DbError> {
+        let mut dbs = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            dbs.push(mas_kit::db::connect_writer(cfg).await?);
+        }
+        Ok(Self::start(dbs, batch_sizes))
+    }
+
+    /// Stores one line and runs `follow_up` with the outcome once its batch is written, in
+    /// the writer's task: no task waits for the commit, and a meeting's lines are followed up
+    /// in the order they were stored. The socket handlers use this, so that a chat line is
+    /// delivered without two more turns of a busy runtime's queue (waking a waiting task,
+    /// then the emit).
+    pub fn then(&self, row: chat_message::Model, follow_up: FollowUp) {
+        let stopped = || AppError::Internal("the chat writer has stopped".into());
+        let Some(lane) = self.lanes.get(lane_of(&row.meeting_id, self.lanes.len())) else {
+            tokio::spawn(follow_up(Err(AppError::Internal(
+                "the chat writer has no connection".into(),
+            ))));
+            return;
+        };
+        let pending = Pending {
+            row,
+            done: Done::Then(follow_up),
+        };
+        match lane.try_send(pending) {
+            Ok(()) => {}
+            // A full lane: wait for room in a task of its own (back-pressure on this line
+            // only).
+            Err(mpsc::error::TrySendError::Full(pending)) => {
+                let lane = lane.clone();
+                tokio::spawn(async move {
+                    if let Err(mpsc::error::SendError(pending)) = lane.send(pending).await
+                        && let Some(f) = pending.finish(Err(stopped()))
+                    {
+                        f.await;
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(pending)) => {
+                if let Some(f) = pending.finish(Err(stopped())) {
+                    tokio::spawn(f);
+                }
+            }
+        }
     }
 
     /// Stores one line; returns once it is committed.
     pub async fn store(&self, row: chat_message::Model) -> AppResult<()> {
+        let lane = self
+            .lanes
+            .get(lane_of(&row.meeting_id, self.lanes.len()))
+            .ok_or_else(|| AppError::Internal("the chat writer has no connection".into()))?;
         let (done, committed) = oneshot::channel();
-        self.tx
-            .send(Pending { row, done })
-            .await
-            .map_err(|_| AppError::Internal("the chat writer has stopped".into()))?;
+        lane.send(Pending {
+            row,
+            done: Done::Answer(done),
+        })
+        .await
+        .map_err(|_| AppError::Internal("the chat writer has stopped".into()))?;
         committed
             .await
             .map_err(|_| AppError::Internal("the chat writer has stopped".into()))?
     }
+}
+
+/// The lane a meeting's lines go to: the same one for as long as the process runs.
+fn lane_of(meeting_id: &str, lanes: usize) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    if lanes <= 1 {
+        return 0;
+    }
+    (BuildHasherDefault::<DefaultHasher>::default().hash_one(meeting_id) % lanes as u64) as usize
 }
 
 pub fn batch_histogram() -> Histogram {
@@ -59,42 +173,83 @@ pub fn batch_histogram() -> Histogram {
     .expect("literal metric")
 }
 
+/// One INSERT for the whole batch. On Postgres the lines go as five arrays to one statement
+/// that never changes (`unnest`), so it is prepared once per connection whatever the batch's
+/// size; a `VALUES` list has a shape per size, more than the statement cache holds.
+async fn insert_batch(
+    db: &DatabaseConnection,
+    batch: &[&chat_message::Model],
+) -> Result<(), sea_orm::DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let rows = || batch.iter().copied();
+        sea_orm::sqlx::query(
+            "INSERT INTO chat_messages (id, meeting_id, user_id, body, sent_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])",
+        )
+        .bind(rows().map(|r| r.id.as_str()).collect::<Vec<_>>())
+        .bind(rows().map(|r| r.meeting_id.as_str()).collect::<Vec<_>>())
+        .bind(rows().map(|r| r.user_id.as_str()).collect::<Vec<_>>())
+        .bind(rows().map(|r| r.body.as_str()).collect::<Vec<_>>())
+        .bind(rows().map(|r| r.sent_at).collect::<Vec<_>>())
+        .execute(db.get_postgres_connection_pool())
+        .await
+        .map_err(|e| sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into())))?;
+        return Ok(());
+    }
+    // Without RETURNING: the ids are ours, and the rows would only come back to be dropped.
+    chat_message::Entity::insert_many(
+        batch
+            .iter()
+            .map(|row| chat_message::ActiveModel::from((*row).clone())),
+    )
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+}
+
 async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_sizes: Histogram) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut follow_ups = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         batch_sizes.observe(batch.len() as f64);
-        let rows = batch
-            .iter()
-            .map(|p| chat_message::ActiveModel::from(p.row.clone()));
-        // Without RETURNING: the ids are ours, and the rows would only come back to be dropped.
-        match chat_message::Entity::insert_many(rows)
-            .exec_without_returning(&db)
-            .await
-        {
-            Ok(_) => {
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Ok(()));
-                }
+        let rows: Vec<&chat_message::Model> = batch.iter().map(|p| &p.row).collect();
+        let inserted = insert_batch(&db, &rows).await;
+        drop(rows);
+        match inserted {
+            Ok(()) => {
+                follow_ups.extend(batch.drain(..).filter_map(|p| p.finish(Ok(()))));
             }
             Err(e) if batch.len() > 1 => {
                 // One line the database refuses must not fail the others: store them one by
                 // one, so each sender gets its own outcome.
                 tracing::warn!(error = %e, lines = batch.len(), "chat batch refused; storing its lines one by one");
                 for p in batch.drain(..) {
-                    let r = chat_message::Entity::insert(chat_message::ActiveModel::from(p.row))
-                        .exec(&db)
-                        .await
-                        .map(|_| ())
-                        .map_err(AppError::from);
-                    let _ = p.done.send(r);
+                    let r = chat_message::Entity::insert(chat_message::ActiveModel::from(
+                        p.row.clone(),
+                    ))
+                    .exec(&db)
+                    .await
+                    .map(|_| ())
+                    .map_err(AppError::from);
+                    follow_ups.extend(p.finish(r));
                 }
             }
             Err(e) => {
                 // A batch of one: its sender gets the error.
                 tracing::error!(error = %e, "chat line not stored");
-                if let Some(p) = batch.pop() {
-                    let _ = p.done.send(Err(AppError::from(e)));
-                }
+                follow_ups.extend(
+                    batch
+                        .drain(..)
+                        .filter_map(|p| p.finish(Err(AppError::from(e.clone())))),
+                );
+            }
+        }
+        // Started together and in order; what is not done at once (a room's emit waiting on
+        // Redis) finishes in a task of its own, so the next batch does not wait for it.
+        if !follow_ups.is_empty() {
+            let mut all = Box::pin(futures::future::join_all(follow_ups.drain(..)));
+            if futures::poll!(all.as_mut()).is_pending() {
+                tokio::spawn(all);
             }
         }
     }
@@ -141,7 +296,7 @@ mod tests {
     async fn concurrent_lines_are_all_committed_before_their_senders_are_answered() {
         let (db, path) = sqlite().await;
         let batches = batch_histogram();
-        let writer = ChatWriter::start(db.clone(), batches.clone());
+        let writer = ChatWriter::start(vec![db.clone()], batches.clone());
         let mut senders = tokio::task::JoinSet::new();
         for i in 0..300 {
             let w = writer.clone();
@@ -166,6 +321,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connected_writers_store_lines_and_report_a_database_they_cannot_open() {
+        let (db, path) = sqlite().await;
+        let cfg = mas_kit::db::DbConfig::Sqlite { path: path.clone() };
+        let batches = batch_histogram();
+        let writer = ChatWriter::connect(&cfg, 1, batches.clone()).await.unwrap();
+        let lines = (0..50).map(|i| writer.store(line(&format!("t{i}"))));
+        for outcome in futures::future::join_all(lines).await {
+            outcome.unwrap();
+        }
+        assert_eq!(chat_message::Entity::find().count(&db).await.unwrap(), 50);
+        assert_eq!(batches.get_sample_sum(), 50.0);
+        db.close().await.ok();
+        cleanup(&path);
+
+        // Under a regular file: no directory can be made there.
+        let file = std::env::temp_dir().join(format!("mas-chat-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, b"not a directory").unwrap();
+        let nowhere = mas_kit::db::DbConfig::Sqlite {
+            path: file.join("chat.db"),
+        };
+        let err = ChatWriter::connect(&nowhere, 1, batch_histogram())
+            .await
+            .err()
+            .expect("a database that cannot be opened is an error, not a hang");
+        assert!(!err.to_string().is_empty());
+        let _ = std::fs::remove_file(&file);
+    }
+
+    #[tokio::test]
+    async fn follow_ups_run_in_order_with_the_stored_line_or_the_error_that_kept_it_out() {
+        let (db, path) = sqlite().await;
+        chat_message::ActiveModel::from(line("taken"))
+            .insert(&db)
+            .await
+            .unwrap();
+        let writer = ChatWriter::start([db.clone()], batch_histogram());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for id in ["f0", "f1", "taken", "f2"] {
+            let tx = tx.clone();
+            writer.then(
+                line(id),
+                Box::new(move |stored| {
+                    Box::pin(async move {
+                        let _ = tx.send(stored.map(|row| row.id));
+                    })
+                }),
+            );
+        }
+        drop(tx);
+        let mut seen = Vec::new();
+        while let Some(outcome) = rx.recv().await {
+            seen.push(outcome.map_err(|e| matches!(e, AppError::Conflict(_))));
+        }
+        let ok = |id: &str| Ok(id.to_owned());
+        assert_eq!(seen, [ok("f0"), ok("f1"), Err(true), ok("f2")]);
+        assert_eq!(chat_message::Entity::find().count(&db).await.unwrap(), 4);
+        db.close().await.ok();
+        cleanup(&path);
+    }
+
+    #[tokio::test]
     async fn a_line_the_database_refuses_fails_alone_and_the_rest_of_its_batch_is_stored() {
         let (db, path) = sqlite().await;
         chat_message::ActiveModel::from(line("taken"))
@@ -183,7 +399,7 @@ mod tests {
             let (done, answer) = oneshot::channel();
             tx.try_send(Pending {
                 row: line(&id),
-                done,
+                done: Done::Answer(done),
             })
             .unwrap();
             answers.push((id, answer));

@@ -318,20 +318,16 @@ fn sid_room(sid: &str) -> String {
 }
 
 impl Signal {
-    /// `chat_db` is the chat writer's own connection ([`mas_kit::db::connect_writer`]).
+    /// `chat`: the chat writers ([`chat::ChatWriter::connect`]).
     pub fn new(
         app: Arc<App>,
         auth: Arc<Authenticator>,
         rooms: Rooms,
-        chat_db: sea_orm::DatabaseConnection,
+        chat: chat::ChatWriter,
         registry: &prometheus::Registry,
     ) -> Self {
-        let batches = chat::batch_histogram();
-        registry
-            .register(Box::new(batches.clone()))
-            .expect("metric names are unique");
         Signal {
-            chat: chat::ChatWriter::start(chat_db, batches),
+            chat,
             app,
             auth,
             rooms,
@@ -765,6 +761,33 @@ fn dispatch<A: Adapter>(
                 return;
             }
         },
+        (Ok(()), Ok(Payload::Other(data))) if label == "chat-message" => {
+            let data = (!data.is_null()).then_some(data);
+            match chat_line(sig, conn, &data) {
+                Ok(row) => {
+                    let (io, sig) = (io.clone(), sig.clone());
+                    let room = meeting_room(&row.meeting_id);
+                    sig.clone().chat.then(
+                        row,
+                        Box::new(move |stored| {
+                            Box::pin(async move {
+                                let outcome = match stored {
+                                    Ok(row) => {
+                                        let body = chat_json(row);
+                                        let _ = io.to(room).emit("chat-message", &body).await;
+                                        Ok(body)
+                                    }
+                                    Err(e) => Err(Refusal::from(e)),
+                                };
+                                answer(&socket, &sig, label, "chat-message", outcome, ack);
+                            })
+                        }),
+                    );
+                    return;
+                }
+                Err(r) => Err(r),
+            }
+        }
         (Ok(()), Ok(Payload::Other(data))) => {
             let data = (!data.is_null()).then_some(data);
             let (io, sig, conn) = (io.clone(), sig.clone(), conn.clone());
@@ -875,34 +898,6 @@ async fn handle<A: Adapter>(
             let _ = io.to(meeting_room(&meeting)).emit(name, &body).await;
             Ok(body)
         }
-        "chat-message" => {
-            let c: Chat = parse(event, &data)?;
-            let meeting = in_room(conn)?;
-            let text = c.text.trim();
-            if text.is_empty() || text.chars().count() > sig.app.cfg.chat_max_chars {
-                return Err(Refusal::new(
-                    "invalid_payload",
-                    format!(
-                        "chat-message: text is 1 to {} characters",
-                        sig.app.cfg.chat_max_chars
-                    ),
-                ));
-            }
-            let row = chat_message::Model {
-                id: new_id(),
-                meeting_id: meeting.clone(),
-                user_id: conn.user.subject.clone(),
-                body: text.to_owned(),
-                sent_at: Utc::now(),
-            };
-            sig.chat.store(row.clone()).await.map_err(Refusal::from)?;
-            let body = chat_json(row);
-            let _ = io
-                .to(meeting_room(&meeting))
-                .emit("chat-message", &body)
-                .await;
-            Ok(body)
-        }
         "get-online-users" => {
             let users = sig
                 .rooms
@@ -975,6 +970,34 @@ fn no_payload(event: &str, data: &Option<Value>) -> Result<(), Refusal> {
             format!("{event} takes no payload"),
         )),
     }
+}
+
+/// A chat line checked and made into its row: stored by the chat writer, which then tells the
+/// room (the sender included) and answers with the stored message (`dispatch`).
+fn chat_line(
+    sig: &Signal,
+    conn: &Conn,
+    data: &Option<Value>,
+) -> Result<chat_message::Model, Refusal> {
+    let c: Chat = parse("chat-message", data)?;
+    let meeting = in_room(conn)?;
+    let text = c.text.trim();
+    if text.is_empty() || text.chars().count() > sig.app.cfg.chat_max_chars {
+        return Err(Refusal::new(
+            "invalid_payload",
+            format!(
+                "chat-message: text is 1 to {} characters",
+                sig.app.cfg.chat_max_chars
+            ),
+        ));
+    }
+    Ok(chat_message::Model {
+        id: new_id(),
+        meeting_id: meeting,
+        user_id: conn.user.subject.clone(),
+        body: text.to_owned(),
+        sent_at: Utc::now(),
+    })
 }
 
 fn in_room(conn: &Conn) -> Result<String, Refusal> {

@@ -5,14 +5,14 @@ use meetings_signalling::store::migrations::Migrator;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 
-fn postgres_url() -> String {
+pub fn postgres_url() -> String {
     std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The server's maintenance connection, or `None` (the test skips) when Postgres is unreachable
 /// and MAS_REQUIRE_INFRA is not 1.
-async fn admin() -> Option<DatabaseConnection> {
+pub async fn admin() -> Option<DatabaseConnection> {
     match Database::connect(postgres_url()).await {
         Ok(db) => Some(db),
         Err(e) if std::env::var("MAS_REQUIRE_INFRA").is_ok_and(|v| v == "1") => {

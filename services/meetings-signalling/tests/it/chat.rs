@@ -1,0 +1,116 @@
+//! The chat writer on Postgres with several lanes (CHAT_WRITERS): every line is committed before
+//! its sender is answered, and a meeting's lines, handed over together, are committed in the
+//! order they were handed over (each meeting has one lane; a lane commits one batch at a time);
+//! a line the database refuses fails alone.
+
+use mas_kit::db::DbConfig;
+use meetings_signalling::signal::chat::{ChatWriter, batch_histogram};
+use meetings_signalling::store::{entities::chat_message, migrations::Migrator};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm_migration::MigratorTrait;
+
+use crate::migrations::{admin, postgres_url};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_commit_every_line_and_keep_each_meetings_order() {
+    let Some(admin) = admin().await else {
+        return;
+    };
+    admin.close().await.ok();
+    let schema = format!(
+        "chat_lanes_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let cfg = DbConfig::Postgres {
+        url: postgres_url(),
+        schema: schema.clone(),
+        max_connections: 2,
+    };
+    let db = mas_kit::db::connect(&cfg).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let mut lanes = Vec::new();
+    for _ in 0..3 {
+        lanes.push(mas_kit::db::connect_writer(&cfg).await.unwrap());
+    }
+    let batches = batch_histogram();
+    let writer = ChatWriter::start(lanes, batches.clone());
+
+    // 8 meetings x 40 lines, all handed over at once: join_all polls the senders in order, so
+    // each meeting's lines reach its lane in the order of n.
+    let base = chrono::Utc::now();
+    let w = &writer;
+    let senders = (0..40i64).flat_map(|n| {
+        (0..8).map(move |m| {
+            let row = chat_message::Model {
+                id: format!("m{m}-{n:03}"),
+                meeting_id: format!("m{m}"),
+                user_id: format!("u{m}"),
+                body: format!("line {n}"),
+                sent_at: base + chrono::Duration::milliseconds(n),
+            };
+            (w.clone(), row)
+        })
+    });
+    let outcomes =
+        futures::future::join_all(senders.map(|(w, row)| async move { w.store(row).await })).await;
+    for outcome in outcomes {
+        outcome.expect("every line is stored");
+    }
+    assert_eq!(batches.get_sample_sum(), 320.0);
+
+    // Each batch is one transaction: a later commit of the same lane has a later xid.
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT meeting_id, id, xmin::text AS tx FROM \"{schema}\".chat_messages \
+                 ORDER BY meeting_id, id"
+            ),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 320, "every answered line is in the table");
+    let mut last: Option<(String, u64)> = None;
+    for row in &rows {
+        let meeting: String = row.try_get("", "meeting_id").unwrap();
+        let tx: u64 = row.try_get::<String>("", "tx").unwrap().parse().unwrap();
+        if let Some((m, t)) = &last
+            && *m == meeting
+        {
+            assert!(
+                tx >= *t,
+                "{meeting}: a later line committed before an earlier one"
+            );
+        }
+        last = Some((meeting, tx));
+    }
+
+    // A line the database refuses (an id already stored) fails alone; the lines around it are
+    // stored.
+    let line = |id: &str| chat_message::Model {
+        id: id.into(),
+        meeting_id: "m0".into(),
+        user_id: "u0".into(),
+        body: "again".into(),
+        sent_at: chrono::Utc::now(),
+    };
+    let (before, taken, after) = tokio::join!(
+        writer.store(line("m0-new-1")),
+        writer.store(line("m0-000")),
+        writer.store(line("m0-new-2")),
+    );
+    before.expect("stored");
+    after.expect("stored");
+    assert!(
+        matches!(
+            taken,
+            Err(meetings_signalling::error::AppError::Conflict(_))
+        ),
+        "{taken:?}"
+    );
+
+    db.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    db.close().await.ok();
+}
