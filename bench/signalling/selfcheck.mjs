@@ -1,15 +1,20 @@
 // Self-check of the Node.js baseline (server.mjs) with the real socket.io-client: starts the
 // server on a free port, then checks the handshake, join-room, an offer relayed to the right
 // socket, chat, the target_not_in_room / unknown_event refusals, takeover and a clean SIGTERM exit.
-// Exits 0 on success, 1 with a message on failure.
+// With CHAT_DATABASE_URL set, the server stores chat in Postgres (a schema of its own, dropped at
+// the end) and the check also finds the line there. Exits 0 on success, 1 with a message on
+// failure; either way its last line is `selfcheck: N passed, M failed` (make test adds it up).
 //
 //   (cd tests/browser && npm ci)   # socket.io-client comes from the browser tests' node_modules
+//   (cd bench/signalling && npm ci)
 //   node bench/signalling/selfcheck.mjs
+//   CHAT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node bench/signalling/selfcheck.mjs
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import pg from "pg";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let io;
@@ -23,8 +28,10 @@ try {
 const fakeJwt = (sub) =>
   [{ alg: "none", typ: "JWT" }, { sub }].map((p) => Buffer.from(JSON.stringify(p)).toString("base64url")).join(".") + ".sig";
 
+let passed = 0;
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
+  passed += 1;
   console.log(`ok - ${what}`);
 }
 
@@ -49,6 +56,8 @@ const freePort = () =>
 
 let server;
 const clients = [];
+const databaseUrl = process.env.CHAT_DATABASE_URL;
+const schema = `selfcheck_node_${process.pid}`;
 function connect(url, token, transports) {
   const socket = io(url, { path: "/socket.io", auth: token ? { token } : {}, transports, reconnection: false, forceNew: true });
   clients.push(socket);
@@ -58,7 +67,7 @@ function connect(url, token, transports) {
 async function main() {
   const port = await freePort();
   server = spawn(process.execPath, [path.join(here, "server.mjs")], {
-    env: { ...process.env, PORT: String(port) },
+    env: { ...process.env, PORT: String(port), CHAT_SCHEMA: schema },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const firstLine = await new Promise((resolve, reject) => {
@@ -102,6 +111,17 @@ async function main() {
   const chatAck = await c1.timeout(5000).emitWithAck("chat-message", { text: "hello" });
   check(chatAck.ok && chatAck.data.text === "hello" && chatAck.data.userId === "u1", "chat-message acked with the stored message");
   check((await chats).every((m) => m.text === "hello" && m.meetingId === "m1"), "chat-message reached both clients");
+  if (databaseUrl) {
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    try {
+      const { rows } = await db.query(`SELECT meeting_id, user_id, body FROM "${schema}".chat_messages WHERE id = $1`, [chatAck.data.id]);
+      check(rows.length === 1 && rows[0].meeting_id === "m1" && rows[0].user_id === "u1" && rows[0].body === "hello",
+        "the acknowledged chat line is stored in Postgres");
+    } finally {
+      await db.end();
+    }
+  }
 
   const errorEvent = once(c1, "error");
   const bogus = await c1.timeout(5000).emitWithAck("offer", { target: "no-such-socket", sdp: "v=0" });
@@ -127,15 +147,32 @@ async function main() {
   check(code === 0, "server exited 0 on SIGTERM");
 }
 
+async function dropSchema() {
+  if (!databaseUrl) return;
+  const db = new pg.Client({ connectionString: databaseUrl });
+  try {
+    await db.connect();
+    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } catch (err) {
+    console.error(`selfcheck: could not drop schema ${schema}: ${err.message}`);
+  } finally {
+    await db.end().catch(() => {});
+  }
+}
+
 main().then(
-  () => {
-    console.log("selfcheck: all checks passed");
+  async () => {
+    await dropSchema();
+    // The line scripts/test-summary.sh adds up.
+    console.log(`selfcheck: ${passed} passed, 0 failed`);
     process.exit(0);
   },
-  (err) => {
+  async (err) => {
     console.error(`selfcheck: FAILED: ${err.message}`);
+    console.log(`selfcheck: ${passed} passed, 1 failed`);
     for (const c of clients) c.close();
     server?.kill("SIGTERM");
+    await dropSchema();
     process.exit(1);
   },
 );
