@@ -114,8 +114,9 @@ impl ChatWriter {
         };
         match lane.try_send(pending) {
             Ok(()) => {}
-            // A full lane: wait for room in a task of its own (back-pressure on this line
-            // only).
+            // A full lane (MAX_BATCH * 4 lines waiting): wait for room in a task of its own,
+            // back-pressure on this line only; a later line of its meeting may then get in
+            // first, the one case where the order is not kept.
             Err(mpsc::error::TrySendError::Full(pending)) => {
                 let lane = lane.clone();
                 tokio::spawn(async move {
