@@ -35,12 +35,12 @@ async fn lanes_commit_every_line_and_keep_each_meetings_order() {
     let batches = batch_histogram();
     let writer = ChatWriter::start(lanes, batches.clone());
 
-    // 8 meetings x 40 lines, all handed over at once: join_all polls the senders in order, so
-    // each meeting's lines reach its lane in the order of n.
+    // 8 meetings x 40 lines, handed over at once and in the order of n, the way the socket
+    // handlers do it (`then`, no await between lines).
     let base = chrono::Utc::now();
-    let w = &writer;
-    let senders = (0..40i64).flat_map(|n| {
-        (0..8).map(move |m| {
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for n in 0..40i64 {
+        for m in 0..8 {
             let row = chat_message::Model {
                 id: format!("m{m}-{n:03}"),
                 meeting_id: format!("m{m}"),
@@ -48,14 +48,24 @@ async fn lanes_commit_every_line_and_keep_each_meetings_order() {
                 body: format!("line {n}"),
                 sent_at: base + chrono::Duration::milliseconds(n),
             };
-            (w.clone(), row)
-        })
-    });
-    let outcomes =
-        futures::future::join_all(senders.map(|(w, row)| async move { w.store(row).await })).await;
-    for outcome in outcomes {
-        outcome.expect("every line is stored");
+            let answered = answered.clone();
+            writer.then(
+                row,
+                Box::new(move |stored| {
+                    Box::pin(async move {
+                        let _ = answered.send(stored.map(|row| row.id));
+                    })
+                }),
+            );
+        }
     }
+    drop(answered);
+    let mut stored = 0;
+    while let Some(outcome) = answers.recv().await {
+        outcome.expect("every line is stored");
+        stored += 1;
+    }
+    assert_eq!(stored, 320);
     assert_eq!(batches.get_sample_sum(), 320.0);
 
     // Each batch is one transaction: a later commit of the same lane has a later xid.
