@@ -562,18 +562,7 @@ async fn signalling_suite(args: &Args, server_cores: Option<String>) -> anyhow::
             println!("\nThe servers measured share every core with the load generator (unpinned).")
         }
     }
-    let sides = [
-        signal::Side {
-            name: "meetings-signalling (Rust, socketioxide)",
-            pid: rust.0.id(),
-            url: format!("http://127.0.0.1:{own_port}"),
-        },
-        signal::Side {
-            name: "Node.js socket.io 4.8.4 baseline",
-            pid: node.0.id(),
-            url: format!("http://127.0.0.1:{}", node.1),
-        },
-    ];
+    let sides = sides(&rust, own_port, &node);
     for chat in [false, true] {
         println!(
             "\n### Signalling relay{}: {} rooms x 2 peers, closed loop (each peer waits for its ack), {} s each\n",
@@ -610,12 +599,7 @@ async fn signalling_suite(args: &Args, server_cores: Option<String>) -> anyhow::
             results.push(o);
         }
         let (rust, node_o) = (&results[0], &results[1]);
-        print!(
-            "\nRust / Node: throughput {:.2}x, CPU per message {:.2}x, p99 {:.2}x",
-            rust.messages_per_sec / node_o.messages_per_sec.max(1.0),
-            rust.cpu_ms_per_1k / node_o.cpu_ms_per_1k.max(0.001),
-            rust.p99_us as f64 / node_o.p99_us.max(1) as f64,
-        );
+        print!("\n{}", rust_to_node(rust, node_o));
         if chat {
             println!();
             continue;
@@ -652,6 +636,32 @@ async fn signalling_suite(args: &Args, server_cores: Option<String>) -> anyhow::
     }
     drop((rust, node));
     postgres_chat(args, server_cores.as_deref(), grpc_port, dir.path(), &peers).await
+}
+
+/// The two servers measured: meetings-signalling on `port`, then the Node baseline.
+fn sides(rust: &Server, port: u16, node: &signal::NodeServer) -> [signal::Side; 2] {
+    [
+        signal::Side {
+            name: "meetings-signalling (Rust, socketioxide)",
+            pid: rust.0.id(),
+            url: format!("http://127.0.0.1:{port}"),
+        },
+        signal::Side {
+            name: "Node.js socket.io 4.8.4 baseline",
+            pid: node.0.id(),
+            url: format!("http://127.0.0.1:{}", node.1),
+        },
+    ]
+}
+
+/// The closed-loop comparison line: Rust's throughput, CPU per message and p99 over Node's.
+fn rust_to_node(rust: &signal::Outcome, node: &signal::Outcome) -> String {
+    format!(
+        "Rust / Node: throughput {:.2}x, CPU per message {:.2}x, p99 {:.2}x",
+        rust.messages_per_sec / node.messages_per_sec.max(1.0),
+        rust.cpu_ms_per_1k / node.cpu_ms_per_1k.max(0.001),
+        rust.p99_us as f64 / node.p99_us.max(1) as f64,
+    )
 }
 
 /// meetings-signalling as its own process, as deployed, on `database` (its DATABASE_* variables)
@@ -773,24 +783,10 @@ async fn postgres_chat(
             "| server | messages/s | p50 ms | p99 ms | server CPU ms per 1k messages | server cores busy | load generator cores busy | chat lines stored | errors |\n|---|---|---|---|---|---|---|---|---|"
         );
         let mut results = Vec::new();
-        for (side, schema) in [
-            (
-                signal::Side {
-                    name: "meetings-signalling (Rust, socketioxide)",
-                    pid: rust.0.id(),
-                    url: format!("http://127.0.0.1:{port}"),
-                },
-                &rust_schema,
-            ),
-            (
-                signal::Side {
-                    name: "Node.js socket.io 4.8.4 baseline",
-                    pid: node.0.id(),
-                    url: format!("http://127.0.0.1:{}", node.1),
-                },
-                &node_schema,
-            ),
-        ] {
+        for (side, schema) in sides(&rust, port, &node)
+            .into_iter()
+            .zip([&rust_schema, &node_schema])
+        {
             let o = signal::measure(&side, peers, args.seconds, true, None).await?;
             let stored = pg
                 .query_one_raw(mas_kit::db::sea_orm::Statement::from_string(
@@ -804,13 +800,7 @@ async fn postgres_chat(
             println!("{}", o.row(side.name, Some(&stored.to_string())));
             results.push(o);
         }
-        let (r, n) = (&results[0], &results[1]);
-        println!(
-            "\nRust / Node: throughput {:.2}x, CPU per message {:.2}x, p99 {:.2}x",
-            r.messages_per_sec / n.messages_per_sec.max(1.0),
-            r.cpu_ms_per_1k / n.cpu_ms_per_1k.max(0.001),
-            r.p99_us as f64 / n.p99_us.max(1) as f64,
-        );
+        println!("\n{}", rust_to_node(&results[0], &results[1]));
         anyhow::Ok(())
     }
     .await;

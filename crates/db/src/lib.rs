@@ -74,7 +74,17 @@ pub async fn connect(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
 /// read, so batches handed round a pool's connections re-read the index pages they update
 /// (the chat writer's figures are in bench/RESULTS.md).
 pub async fn connect_writer(cfg: &DbConfig) -> Result<DatabaseConnection, DbError> {
-    connect_sized(cfg, Some(1)).await
+    connect_writers(cfg, 1).await
+}
+
+/// A pool of `connections` of their own for as many batch writers, each with one statement in
+/// flight, so none of them ever waits for a connection (on SQLite use one:
+/// [`connect_writer`]).
+pub async fn connect_writers(
+    cfg: &DbConfig,
+    connections: u32,
+) -> Result<DatabaseConnection, DbError> {
+    connect_sized(cfg, Some(connections.max(1))).await
 }
 
 async fn connect_sized(cfg: &DbConfig, size: Option<u32>) -> Result<DatabaseConnection, DbError> {

@@ -3,7 +3,7 @@
 //! rejoin never misses an acknowledged line; under load, the lines that arrive while one batch
 //! is being written go out together in the next, one INSERT for many lines instead of one each.
 //!
-//! Each writer (a lane) has a connection of its own and one batch in flight at a time; a
+//! Each writer (a lane) has one batch in flight at a time, on connections kept for the writers; a
 //! meeting's lines always go to the same lane, so they are committed in the order they were
 //! handed over. On SQLite there is one lane (every write serialises on the database lock); on
 //! Postgres several (`CHAT_WRITERS`), so the wait for one commit does not hold up every line.
@@ -77,8 +77,9 @@ impl ChatWriter {
         ChatWriter { lanes }
     }
 
-    /// Connects `lanes` writers, each with a connection of its own
-    /// ([`mas_kit::db::connect_writer`]), and starts them on the current Tokio runtime.
+    /// Connects `lanes` writers to a pool of `lanes` connections of their own
+    /// ([`mas_kit::db::connect_writers`]: each writer has one statement in flight, so none
+    /// waits for a connection), and starts them on the current Tokio runtime.
     ///
     /// They stay on the service's runtime: on a thread of their own (tried, bench/RESULTS.md)
     /// the writer and the sockets took turns on the one core through the kernel's scheduler,
@@ -88,11 +89,8 @@ impl ChatWriter {
         lanes: usize,
         batch_sizes: Histogram,
     ) -> Result<Self, mas_kit::db::DbError> {
-        let mut dbs = Vec::with_capacity(lanes);
-        for _ in 0..lanes {
-            dbs.push(mas_kit::db::connect_writer(cfg).await?);
-        }
-        Ok(Self::start(dbs, batch_sizes))
+        let db = mas_kit::db::connect_writers(cfg, lanes as u32).await?;
+        Ok(Self::start(std::iter::repeat_n(db, lanes), batch_sizes))
     }
 
     /// Stores one line and runs `follow_up` with the outcome once its batch is written, in

@@ -765,24 +765,7 @@ fn dispatch<A: Adapter>(
             let data = (!data.is_null()).then_some(data);
             match chat_line(sig, conn, &data) {
                 Ok(row) => {
-                    let (io, sig) = (io.clone(), sig.clone());
-                    let room = meeting_room(&row.meeting_id);
-                    sig.clone().chat.then(
-                        row,
-                        Box::new(move |stored| {
-                            Box::pin(async move {
-                                let outcome = match stored {
-                                    Ok(row) => {
-                                        let body = chat_json(row);
-                                        let _ = io.to(room).emit("chat-message", &body).await;
-                                        Ok(body)
-                                    }
-                                    Err(e) => Err(Refusal::from(e)),
-                                };
-                                answer(&socket, &sig, label, "chat-message", outcome, ack);
-                            })
-                        }),
-                    );
+                    sig.chat.then(row, tell_room(socket, io, sig, ack));
                     return;
                 }
                 Err(r) => Err(r),
@@ -997,6 +980,31 @@ fn chat_line(
         user_id: conn.user.subject.clone(),
         body: text.to_owned(),
         sent_at: Utc::now(),
+    })
+}
+
+/// The chat writer's follow-up for a line ([`chat::ChatWriter::then`]): once it is stored, the
+/// room (the sender included) gets it, then the sender its ack; or the sender gets the error.
+fn tell_room<A: Adapter>(
+    socket: SocketRef<A>,
+    io: &SocketIo<A>,
+    sig: &Arc<Signal>,
+    ack: AckSender<A>,
+) -> chat::FollowUp {
+    let (io, sig) = (io.clone(), sig.clone());
+    Box::new(move |stored| {
+        Box::pin(async move {
+            let outcome = match stored {
+                Ok(row) => {
+                    let room = meeting_room(&row.meeting_id);
+                    let body = chat_json(row);
+                    let _ = io.to(room).emit("chat-message", &body).await;
+                    Ok(body)
+                }
+                Err(e) => Err(Refusal::from(e)),
+            };
+            answer(&socket, &sig, "chat-message", "chat-message", outcome, ack);
+        })
     })
 }
 

@@ -28,12 +28,8 @@ async fn lanes_commit_every_line_and_keep_each_meetings_order() {
     };
     let db = mas_kit::db::connect(&cfg).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
-    let mut lanes = Vec::new();
-    for _ in 0..3 {
-        lanes.push(mas_kit::db::connect_writer(&cfg).await.unwrap());
-    }
     let batches = batch_histogram();
-    let writer = ChatWriter::start(lanes, batches.clone());
+    let writer = ChatWriter::connect(&cfg, 3, batches.clone()).await.unwrap();
 
     // 8 meetings x 40 lines, handed over at once and in the order of n, the way the socket
     // handlers do it (`then`, no await between lines).
