@@ -726,6 +726,14 @@ async fn postgres_chat(
     );
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    // Both servers talk to Postgres in plain TCP, as Node's `pg` does unless told otherwise
+    // (sqlx would otherwise negotiate TLS with a server that offers it, and pay for it alone).
+    let url = if url.contains("sslmode=") {
+        url
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}sslmode=disable")
+    };
     let tag = std::process::id();
     let (rust_schema, node_schema) = (
         format!("bench_signalling_{tag}"),
@@ -777,7 +785,7 @@ async fn postgres_chat(
             ],
         )?;
         println!(
-            "Mix as in the chat table above; each server answers a chat line once it is committed (group commit: lines that arrive while one batch is written go in the next INSERT), meetings-signalling with its chat writer, the Node baseline with `pg` (bench/signalling/server.mjs, CHAT_DATABASE_URL). Postgres runs unpinned on this machine.\n"
+            "Mix as in the chat table above; each server answers a chat line once it is committed (group commit: lines that arrive while one batch is written go in the next INSERT), meetings-signalling with its chat writer, the Node baseline with `pg` (bench/signalling/server.mjs, CHAT_DATABASE_URL). Postgres runs unpinned on this machine; both servers connect to it without TLS.\n"
         );
         println!(
             "| server | messages/s | p50 ms | p99 ms | server CPU ms per 1k messages | server cores busy | load generator cores busy | chat lines stored | errors |\n|---|---|---|---|---|---|---|---|---|"

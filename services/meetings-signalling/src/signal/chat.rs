@@ -10,7 +10,10 @@
 
 use futures::future::BoxFuture;
 use prometheus::{Histogram, HistogramOpts};
-use sea_orm::{DatabaseConnection, EntityTrait};
+use std::time::{Duration, Instant};
+
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::{self, Postgres, Sqlite, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
@@ -172,47 +175,134 @@ pub fn batch_histogram() -> Histogram {
     .expect("literal metric")
 }
 
-/// One INSERT for the whole batch. On Postgres the lines go as five arrays to one statement
-/// that never changes (`unnest`), so it is prepared once per connection whatever the batch's
-/// size; a `VALUES` list has a shape per size, more than the statement cache holds.
-async fn insert_batch(
-    db: &DatabaseConnection,
-    batch: &[&chat_message::Model],
-) -> Result<(), sea_orm::DbErr> {
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        let rows = || batch.iter().copied();
-        sea_orm::sqlx::query(
-            "INSERT INTO chat_messages (id, meeting_id, user_id, body, sent_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])",
-        )
-        .bind(rows().map(|r| r.id.as_str()).collect::<Vec<_>>())
-        .bind(rows().map(|r| r.meeting_id.as_str()).collect::<Vec<_>>())
-        .bind(rows().map(|r| r.user_id.as_str()).collect::<Vec<_>>())
-        .bind(rows().map(|r| r.body.as_str()).collect::<Vec<_>>())
-        .bind(rows().map(|r| r.sent_at).collect::<Vec<_>>())
-        .execute(db.get_postgres_connection_pool())
-        .await
-        .map_err(|e| sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into())))?;
-        return Ok(());
+/// A lane's database: the service's connection, and the connection the lane holds while lines
+/// keep coming. sqlx's pool pings a connection whenever it is given back (one more round trip
+/// to Postgres or to SQLite's worker thread, in a task of its own) and the next batch would
+/// wait for it; while the next batch is already waiting, the lane keeps its connection and a
+/// batch is one round trip. It gives the connection back as soon as it has nothing left to
+/// write (so the pool checks it before the next use, and a pool being closed is not held up by
+/// an idle writer), after [`HOLD_FOR`] of continuous writing (so the pool's lifetime applies),
+/// and after any error (an error other than the database's answer closes it instead).
+struct Lane {
+    db: DatabaseConnection,
+    held: Option<(HeldConn, Instant)>,
+}
+
+enum HeldConn {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl HeldConn {
+    /// Closes the connection instead of giving it back to the pool.
+    fn discard(self) {
+        match self {
+            HeldConn::Postgres(mut c) => c.close_on_drop(),
+            HeldConn::Sqlite(mut c) => c.close_on_drop(),
+        }
     }
-    // Without RETURNING: the ids are ours, and the rows would only come back to be dropped.
-    chat_message::Entity::insert_many(
-        batch
-            .iter()
-            .map(|row| chat_message::ActiveModel::from((*row).clone())),
-    )
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
+}
+
+/// How long a lane keeps a connection, at most, before it gives it back to the pool.
+const HOLD_FOR: Duration = Duration::from_secs(60);
+
+/// Postgres: one statement for every batch size (five arrays).
+const PG_INSERT: &str = "INSERT INTO chat_messages (id, meeting_id, user_id, body, sent_at) \
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])";
+
+fn sqlx_err(e: sqlx::Error) -> sea_orm::DbErr {
+    sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e.into()))
+}
+
+impl Lane {
+    /// The held connection, or one from the pool.
+    async fn conn(&mut self) -> Result<&mut HeldConn, sqlx::Error> {
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|(_, since)| since.elapsed() >= HOLD_FOR)
+        {
+            self.release();
+        }
+        if self.held.is_none() {
+            let conn = match self.db.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    HeldConn::Postgres(self.db.get_postgres_connection_pool().acquire().await?)
+                }
+                _ => HeldConn::Sqlite(self.db.get_sqlite_connection_pool().acquire().await?),
+            };
+            self.held = Some((conn, Instant::now()));
+        }
+        match &mut self.held {
+            Some((conn, _)) => Ok(conn),
+            None => Err(sqlx::Error::PoolClosed),
+        }
+    }
+
+    /// Gives the held connection back to the pool.
+    fn release(&mut self) {
+        self.held = None;
+    }
+
+    /// One INSERT for the whole batch, without RETURNING (the ids are ours). On Postgres the
+    /// lines go as five arrays to one statement that never changes (`unnest`), so it is
+    /// prepared once per connection whatever the batch's size; a `VALUES` list has a shape per
+    /// size, more than the statement cache holds. SQLite has no arrays: a `VALUES` list.
+    async fn insert(&mut self, batch: &[&chat_message::Model]) -> Result<(), sea_orm::DbErr> {
+        let rows = || batch.iter().copied();
+        let outcome = match self.conn().await.map_err(sqlx_err)? {
+            HeldConn::Postgres(conn) => sqlx::query(PG_INSERT)
+                .bind(rows().map(|r| r.id.as_str()).collect::<Vec<_>>())
+                .bind(rows().map(|r| r.meeting_id.as_str()).collect::<Vec<_>>())
+                .bind(rows().map(|r| r.user_id.as_str()).collect::<Vec<_>>())
+                .bind(rows().map(|r| r.body.as_str()).collect::<Vec<_>>())
+                .bind(rows().map(|r| r.sent_at).collect::<Vec<_>>())
+                .execute(&mut **conn)
+                .await
+                .map(|_| ()),
+            HeldConn::Sqlite(conn) => {
+                let values = vec!["(?, ?, ?, ?, ?)"; batch.len()].join(", ");
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO chat_messages (id, meeting_id, user_id, body, sent_at) VALUES {values}"
+                )));
+                for r in rows() {
+                    q = q
+                        .bind(r.id.as_str())
+                        .bind(r.meeting_id.as_str())
+                        .bind(r.user_id.as_str())
+                        .bind(r.body.as_str())
+                        .bind(r.sent_at);
+                }
+                q.execute(&mut **conn).await.map(|_| ())
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            // The database's answer (a refused statement, or the server ending the session):
+            // back to the pool, which checks it before anyone uses it again.
+            Err(e @ sqlx::Error::Database(_)) => {
+                self.release();
+                Err(sqlx_err(e))
+            }
+            // Anything else may have left the connection in doubt: closed, not given back.
+            Err(e) => {
+                if let Some((conn, _)) = self.held.take() {
+                    conn.discard();
+                }
+                Err(sqlx_err(e))
+            }
+        }
+    }
 }
 
 async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_sizes: Histogram) {
+    let mut lane = Lane { db, held: None };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut follow_ups = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         batch_sizes.observe(batch.len() as f64);
         let rows: Vec<&chat_message::Model> = batch.iter().map(|p| &p.row).collect();
-        let inserted = insert_batch(&db, &rows).await;
+        let inserted = lane.insert(&rows).await;
         drop(rows);
         match inserted {
             Ok(()) => {
@@ -223,13 +313,7 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_size
                 // one, so each sender gets its own outcome.
                 tracing::warn!(error = %e, lines = batch.len(), "chat batch refused; storing its lines one by one");
                 for p in batch.drain(..) {
-                    let r = chat_message::Entity::insert(chat_message::ActiveModel::from(
-                        p.row.clone(),
-                    ))
-                    .exec(&db)
-                    .await
-                    .map(|_| ())
-                    .map_err(AppError::from);
+                    let r = lane.insert(&[&p.row]).await.map_err(AppError::from);
                     follow_ups.extend(p.finish(r));
                 }
             }
@@ -251,6 +335,9 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_size
                 tokio::spawn(all);
             }
         }
+        if rx.is_empty() {
+            lane.release();
+        }
     }
     tracing::debug!("chat writer stopped");
 }
@@ -258,7 +345,7 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_size
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sea_orm::{ActiveModelTrait, PaginatorTrait};
+    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait};
     use sea_orm_migration::MigratorTrait;
 
     async fn sqlite() -> (DatabaseConnection, std::path::PathBuf) {

@@ -567,12 +567,32 @@ async fn room_state(sig: &Signal, meeting_id: &str) -> Result<Value, Refusal> {
         "meetingId": meeting_id,
         "participants": participants,
         "recording": recording,
-        "messages": messages.into_iter().map(chat_json).collect::<Vec<_>>(),
+        "messages": messages.iter().map(ChatOut::from).collect::<Vec<_>>(),
     }))
 }
 
-fn chat_json(m: chat_message::Model) -> Value {
-    json!({"id": m.id, "meetingId": m.meeting_id, "userId": m.user_id, "text": m.body, "sentAt": m.sent_at.to_rfc3339()})
+/// A chat line as clients get it: emitted to the room, in its sender's ack and in a join's
+/// replay (docs/signalling.md). The keys in the order a `Value` map writes them.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatOut<'a> {
+    id: &'a str,
+    meeting_id: &'a str,
+    sent_at: String,
+    text: &'a str,
+    user_id: &'a str,
+}
+
+impl<'a> From<&'a chat_message::Model> for ChatOut<'a> {
+    fn from(m: &'a chat_message::Model) -> Self {
+        ChatOut {
+            id: &m.id,
+            meeting_id: &m.meeting_id,
+            sent_at: m.sent_at.to_rfc3339(),
+            text: &m.body,
+            user_id: &m.user_id,
+        }
+    }
 }
 
 /// Every client event comes through here (socketioxide's fallback handler): rate limit, known
@@ -600,6 +620,11 @@ impl<A: Adapter> MessageHandler<A, DispatchArgs> for Dispatch<A> {
         // The common case, a relay, in one pass over the text with its payload borrowed.
         if let Some((event, body)) = read_relay(&v) {
             self.dispatch(socket, event.into(), Ok(Payload::Relay(body)), ack);
+            return;
+        }
+        // A chat line likewise: its text borrowed, without a `Value` in between.
+        if let Some(text) = read_chat(&v) {
+            self.dispatch(socket, "chat-message".into(), Ok(Payload::Chat(text)), ack);
             return;
         }
         let event = match Event::from_message_parts(&s, &mut v, &ack_id) {
@@ -661,6 +686,27 @@ fn read_relay(v: &WireValue) -> Option<(&'static str, RelayBody<'_>)> {
     })?;
     let (name, Members(body)) = serde_json::from_str::<(&str, Members)>(text).ok()?;
     (name == *event).then_some((*event, body))
+}
+
+/// One pass over the text of a well-formed chat line, `["chat-message",{"text":"..."}]`: its
+/// text, borrowed unless it has escapes. `None` for anything else, which the general path reads
+/// and refuses with its errors.
+fn read_chat(v: &WireValue) -> Option<Cow<'_, str>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    }
+    let WireValue::Str(text, None) = v else {
+        return None;
+    };
+    let text = text.as_str();
+    if !text.starts_with(r#"["chat-message","#) {
+        return None;
+    }
+    let (name, line) = serde_json::from_str::<(&str, Line)>(text).ok()?;
+    (name == "chat-message").then_some(line.text)
 }
 
 /// A JSON object's members as raw JSON borrowed from the text they were read from (member
@@ -761,9 +807,16 @@ fn dispatch<A: Adapter>(
                 return;
             }
         },
+        (Ok(()), Ok(Payload::Chat(text))) => match chat_line(sig, conn, &text) {
+            Ok(row) => {
+                sig.chat.then(row, tell_room(socket, io, sig, ack));
+                return;
+            }
+            Err(r) => Err(r),
+        },
         (Ok(()), Ok(Payload::Other(data))) if label == "chat-message" => {
             let data = (!data.is_null()).then_some(data);
-            match chat_line(sig, conn, &data) {
+            match parse::<Chat>(&event, &data).and_then(|c| chat_line(sig, conn, &c.text)) {
                 Ok(row) => {
                     sig.chat.then(row, tell_room(socket, io, sig, ack));
                     return;
@@ -957,14 +1010,9 @@ fn no_payload(event: &str, data: &Option<Value>) -> Result<(), Refusal> {
 
 /// A chat line checked and made into its row: stored by the chat writer, which then tells the
 /// room (the sender included) and answers with the stored message (`dispatch`).
-fn chat_line(
-    sig: &Signal,
-    conn: &Conn,
-    data: &Option<Value>,
-) -> Result<chat_message::Model, Refusal> {
-    let c: Chat = parse("chat-message", data)?;
+fn chat_line(sig: &Signal, conn: &Conn, text: &str) -> Result<chat_message::Model, Refusal> {
     let meeting = in_room(conn)?;
-    let text = c.text.trim();
+    let text = text.trim();
     if text.is_empty() || text.chars().count() > sig.app.cfg.chat_max_chars {
         return Err(Refusal::new(
             "invalid_payload",
@@ -995,12 +1043,17 @@ fn tell_room<A: Adapter>(
     Box::new(move |stored| {
         Box::pin(async move {
             let outcome = match stored {
-                Ok(row) => {
-                    let room = meeting_room(&row.meeting_id);
-                    let body = chat_json(row);
-                    let _ = io.to(room).emit("chat-message", &body).await;
-                    Ok(body)
-                }
+                // Serialised once, for the room and for the ack.
+                Ok(row) => match serde_json::value::to_raw_value(&ChatOut::from(&row)) {
+                    Ok(body) => {
+                        let room = meeting_room(&row.meeting_id);
+                        let _ = io.to(room).emit("chat-message", &body).await;
+                        Ok(body)
+                    }
+                    Err(e) => Err(Refusal::from(AppError::Internal(format!(
+                        "chat line not serialised: {e}"
+                    )))),
+                },
                 Err(e) => Err(Refusal::from(e)),
             };
             answer(&socket, &sig, "chat-message", "chat-message", outcome, ack);
@@ -1135,6 +1188,8 @@ type RelayBody<'a> = BTreeMap<Cow<'a, str>, Cow<'a, RawValue>>;
 /// An event's payload as [`Dispatch`] decoded it.
 enum Payload<'a> {
     Relay(RelayBody<'a>),
+    /// A chat line's text ([`read_chat`]).
+    Chat(Cow<'a, str>),
     Other(Value),
 }
 
@@ -1419,5 +1474,29 @@ mod tests {
             ])),
         );
         assert!(read_relay(&with_binary).is_none());
+    }
+
+    #[test]
+    fn a_well_formed_chat_line_is_read_in_one_pass_and_anything_else_left_to_the_general_path() {
+        let plain = text(r#"["chat-message",{"text":"t=7 how does this look?"}]"#);
+        let line = read_chat(&plain).expect("a chat line");
+        assert_eq!(line, "t=7 how does this look?");
+        assert!(matches!(line, Cow::Borrowed(_)), "the text is not copied");
+        let escaped = text(r#"["chat-message",{"text":"say \"hi\"\n"}]"#);
+        assert_eq!(read_chat(&escaped).expect("escaped"), "say \"hi\"\n");
+        for other in [
+            r#"["chat-message",{"text":"hi","extra":1}]"#,
+            r#"["chat-message",{"text":42}]"#,
+            r#"["chat-message",{}]"#,
+            r#"["chat-message"]"#,
+            r#"["chat-message","hi"]"#,
+            r#"["chat-message",{"text":"hi"},"a second argument"]"#,
+            r#"["chat-message",{"text":"hi"}"#,
+            r#"["chat-messages",{"text":"hi"}]"#,
+            r#"["offer",{"target":"abc"}]"#,
+            "",
+        ] {
+            assert!(read_chat(&text(other)).is_none(), "{other}");
+        }
     }
 }

@@ -120,3 +120,70 @@ async fn lanes_commit_every_line_and_keep_each_meetings_order() {
         .unwrap();
     db.close().await.ok();
 }
+
+/// A chat writer keeps its connection only while lines keep coming: one the server dropped
+/// while the writer was idle is not used again, and the next line is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_dropped_while_the_writer_was_idle_is_not_used_again() {
+    let Some(admin) = admin().await else {
+        return;
+    };
+    let schema = format!(
+        "chat_drop_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let cfg = DbConfig::Postgres {
+        url: postgres_url(),
+        schema: schema.clone(),
+        max_connections: 2,
+    };
+    let db = mas_kit::db::connect(&cfg).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    db.close().await.ok();
+    let writer = ChatWriter::connect(&cfg, 1, batch_histogram())
+        .await
+        .unwrap();
+    let line = |id: &str| chat_message::Model {
+        id: id.into(),
+        meeting_id: "m0".into(),
+        user_id: "u0".into(),
+        body: format!("line {id}"),
+        sent_at: chrono::Utc::now(),
+    };
+
+    writer.store(line("before")).await.expect("stored");
+    // Ends the writer's sessions (named after the schema), waiting until they are gone.
+    let ended = admin
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "SELECT pg_terminate_backend(pid, 5000) AS gone FROM pg_stat_activity \
+                 WHERE application_name = 'mas-{schema}' AND pid <> pg_backend_pid()"
+            ),
+        ))
+        .await
+        .unwrap();
+    assert!(!ended.is_empty(), "the writer's connection was found");
+    writer
+        .store(line("after"))
+        .await
+        .expect("the next line goes on a connection that works");
+
+    let stored = admin
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT id FROM \"{schema}\".chat_messages ORDER BY id"),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "id").unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(stored, ["after", "before"]);
+    drop(writer);
+    admin
+        .execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    admin.close().await.ok();
+}
