@@ -102,11 +102,8 @@ impl ChatWriter {
     /// delivered without two more turns of a busy runtime's queue (waking a waiting task,
     /// then the emit).
     pub fn then(&self, row: chat_message::Model, follow_up: FollowUp) {
-        let stopped = || AppError::Internal("the chat writer has stopped".into());
-        let Some(lane) = self.lanes.get(lane_of(&row.meeting_id, self.lanes.len())) else {
-            tokio::spawn(follow_up(Err(AppError::Internal(
-                "the chat writer has no connection".into(),
-            ))));
+        let Some(lane) = self.lane(&row) else {
+            tokio::spawn(follow_up(Err(no_lane())));
             return;
         };
         let pending = Pending {
@@ -138,21 +135,29 @@ impl ChatWriter {
 
     /// Stores one line; returns once it is committed.
     pub async fn store(&self, row: chat_message::Model) -> AppResult<()> {
-        let lane = self
-            .lanes
-            .get(lane_of(&row.meeting_id, self.lanes.len()))
-            .ok_or_else(|| AppError::Internal("the chat writer has no connection".into()))?;
+        let lane = self.lane(&row).ok_or_else(no_lane)?;
         let (done, committed) = oneshot::channel();
         lane.send(Pending {
             row,
             done: Done::Answer(done),
         })
         .await
-        .map_err(|_| AppError::Internal("the chat writer has stopped".into()))?;
-        committed
-            .await
-            .map_err(|_| AppError::Internal("the chat writer has stopped".into()))?
+        .map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
+
+    /// The lane of the line's meeting ([`lane_of`]); `None` with no lanes.
+    fn lane(&self, row: &chat_message::Model) -> Option<&mpsc::Sender<Pending>> {
+        self.lanes.get(lane_of(&row.meeting_id, self.lanes.len()))
+    }
+}
+
+fn stopped() -> AppError {
+    AppError::Internal("the chat writer has stopped".into())
+}
+
+fn no_lane() -> AppError {
+    AppError::Internal("the chat writer has no connection".into())
 }
 
 /// The lane a meeting's lines go to: the same one for as long as the process runs.
@@ -215,28 +220,22 @@ fn sqlx_err(e: sqlx::Error) -> sea_orm::DbErr {
 }
 
 impl Lane {
-    /// The held connection, or one from the pool.
+    /// The held connection, or one from the pool (also when it has been held for
+    /// [`HOLD_FOR`]).
     async fn conn(&mut self) -> Result<&mut HeldConn, sqlx::Error> {
-        if self
-            .held
-            .as_ref()
-            .is_some_and(|(_, since)| since.elapsed() >= HOLD_FOR)
-        {
-            self.release();
-        }
-        if self.held.is_none() {
-            let conn = match self.db.get_database_backend() {
-                sea_orm::DbBackend::Postgres => {
-                    HeldConn::Postgres(self.db.get_postgres_connection_pool().acquire().await?)
-                }
-                _ => HeldConn::Sqlite(self.db.get_sqlite_connection_pool().acquire().await?),
-            };
-            self.held = Some((conn, Instant::now()));
-        }
-        match &mut self.held {
-            Some((conn, _)) => Ok(conn),
-            None => Err(sqlx::Error::PoolClosed),
-        }
+        let held = match self.held.take() {
+            Some(held) if held.1.elapsed() < HOLD_FOR => held,
+            _ => {
+                let conn = match self.db.get_database_backend() {
+                    sea_orm::DbBackend::Postgres => {
+                        HeldConn::Postgres(self.db.get_postgres_connection_pool().acquire().await?)
+                    }
+                    _ => HeldConn::Sqlite(self.db.get_sqlite_connection_pool().acquire().await?),
+                };
+                (conn, Instant::now())
+            }
+        };
+        Ok(&mut self.held.insert(held).0)
     }
 
     /// Gives the held connection back to the pool.

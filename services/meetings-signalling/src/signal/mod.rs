@@ -807,22 +807,13 @@ fn dispatch<A: Adapter>(
                 return;
             }
         },
-        (Ok(()), Ok(Payload::Chat(text))) => match chat_line(sig, conn, &text) {
-            Ok(row) => {
-                sig.chat.then(row, tell_room(socket, io, sig, ack));
-                return;
-            }
-            Err(r) => Err(r),
-        },
+        (Ok(()), Ok(Payload::Chat(text))) => {
+            return store_chat(chat_line(sig, conn, &text), socket, io, sig, ack);
+        }
         (Ok(()), Ok(Payload::Other(data))) if label == "chat-message" => {
             let data = (!data.is_null()).then_some(data);
-            match parse::<Chat>(&event, &data).and_then(|c| chat_line(sig, conn, &c.text)) {
-                Ok(row) => {
-                    sig.chat.then(row, tell_room(socket, io, sig, ack));
-                    return;
-                }
-                Err(r) => Err(r),
-            }
+            let line = parse::<Chat>(&event, &data).and_then(|c| chat_line(sig, conn, &c.text));
+            return store_chat(line, socket, io, sig, ack);
         }
         (Ok(()), Ok(Payload::Other(data))) => {
             let data = (!data.is_null()).then_some(data);
@@ -1029,6 +1020,21 @@ fn chat_line(sig: &Signal, conn: &Conn, text: &str) -> Result<chat_message::Mode
         body: text.to_owned(),
         sent_at: Utc::now(),
     })
+}
+
+/// Hands a checked line to the chat writer, which tells the room and answers; or answers with
+/// the refusal.
+fn store_chat<A: Adapter>(
+    line: Result<chat_message::Model, Refusal>,
+    socket: SocketRef<A>,
+    io: &SocketIo<A>,
+    sig: &Arc<Signal>,
+    ack: AckSender<A>,
+) {
+    match line {
+        Ok(row) => sig.chat.then(row, tell_room(socket, io, sig, ack)),
+        Err(r) => answer::<_, Value>(&socket, sig, "chat-message", "chat-message", Err(r), ack),
+    }
 }
 
 /// The chat writer's follow-up for a line ([`chat::ChatWriter::then`]): once it is stored, the

@@ -11,14 +11,10 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::migrations::{admin, postgres_url};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lanes_commit_every_line_and_keep_each_meetings_order() {
-    let Some(admin) = admin().await else {
-        return;
-    };
-    admin.close().await.ok();
+/// A schema of its own for the test, named `<prefix>_<random>`, with the service's tables.
+async fn migrated_schema(prefix: &str) -> (String, DbConfig, sea_orm::DatabaseConnection) {
     let schema = format!(
-        "chat_lanes_{}",
+        "{prefix}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let cfg = DbConfig::Postgres {
@@ -28,6 +24,16 @@ async fn lanes_commit_every_line_and_keep_each_meetings_order() {
     };
     let db = mas_kit::db::connect(&cfg).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
+    (schema, cfg, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_commit_every_line_and_keep_each_meetings_order() {
+    let Some(admin) = admin().await else {
+        return;
+    };
+    admin.close().await.ok();
+    let (schema, cfg, db) = migrated_schema("chat_lanes").await;
     let batches = batch_histogram();
     let writer = ChatWriter::connect(&cfg, 3, batches.clone()).await.unwrap();
 
@@ -128,17 +134,7 @@ async fn a_connection_the_server_dropped_while_the_writer_was_idle_is_not_used_a
     let Some(admin) = admin().await else {
         return;
     };
-    let schema = format!(
-        "chat_drop_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let cfg = DbConfig::Postgres {
-        url: postgres_url(),
-        schema: schema.clone(),
-        max_connections: 2,
-    };
-    let db = mas_kit::db::connect(&cfg).await.unwrap();
-    Migrator::up(&db, None).await.unwrap();
+    let (schema, cfg, db) = migrated_schema("chat_drop").await;
     db.close().await.ok();
     let writer = ChatWriter::connect(&cfg, 1, batch_histogram())
         .await
