@@ -7,6 +7,10 @@
 //! meeting's lines always go to the same lane, so they are committed in the order they were
 //! handed over. On SQLite there is one lane (every write serialises on the database lock); on
 //! Postgres several (`CHAT_WRITERS`), so the wait for one commit does not hold up every line.
+//!
+//! On SQLite the lane's commits do not copy the write-ahead log into the database file
+//! (checkpoints) themselves: a checkpointer beside the lane does it on a connection of its own,
+//! at most every [`CHECKPOINT_EVERY`] while lines are written ([`checkpointer`]).
 
 use futures::future::BoxFuture;
 use prometheus::{Histogram, HistogramOpts};
@@ -73,7 +77,12 @@ impl ChatWriter {
             .into_iter()
             .map(|db| {
                 let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
-                tokio::spawn(run(db, rx, batch_sizes.clone()));
+                let wrote = (db.get_database_backend() == sea_orm::DbBackend::Sqlite).then(|| {
+                    let (wrote, nudged) = mpsc::channel(1);
+                    tokio::spawn(checkpointer(db.clone(), nudged));
+                    wrote
+                });
+                tokio::spawn(run(db, rx, batch_sizes.clone(), wrote));
                 tx
             })
             .collect();
@@ -82,7 +91,8 @@ impl ChatWriter {
 
     /// Connects `lanes` writers to a pool of `lanes` connections of their own
     /// ([`mas_kit::db::connect_writers`]: each writer has one statement in flight, so none
-    /// waits for a connection), and starts them on the current Tokio runtime.
+    /// waits for a connection), one more on SQLite for the [`checkpointer`], and starts them on
+    /// the current Tokio runtime.
     ///
     /// They stay on the service's runtime: on a thread of their own (tried, bench/RESULTS.md)
     /// the writer and the sockets took turns on the one core through the kernel's scheduler,
@@ -92,7 +102,8 @@ impl ChatWriter {
         lanes: usize,
         batch_sizes: Histogram,
     ) -> Result<Self, mas_kit::db::DbError> {
-        let db = mas_kit::db::connect_writers(cfg, lanes as u32).await?;
+        let checkpointer = matches!(cfg, mas_kit::db::DbConfig::Sqlite { .. });
+        let db = mas_kit::db::connect_writers(cfg, lanes as u32 + u32::from(checkpointer)).await?;
         Ok(Self::start(std::iter::repeat_n(db, lanes), batch_sizes))
     }
 
@@ -294,7 +305,54 @@ impl Lane {
     }
 }
 
-async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_sizes: Histogram) {
+/// How often, at most, the [`checkpointer`] runs while lines are written.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// SQLite's checkpoints, off the chat writer's path. Left to SQLite, the commit that takes the
+/// write-ahead log past its limit (`wal_autocheckpoint`, 10000 pages, [`mas_kit::db`]) copies
+/// every page in it into the database file before it returns: under the benchmark's chat load,
+/// about once a second a batch took 45-55 ms instead of 5-12, with every sender in it waiting
+/// (bench/RESULTS.md). Nudged by the lane after each commit, this runs a passive checkpoint
+/// (which never waits for, nor blocks, the writer) on a connection of its own, so the copying
+/// and the fsync happen on another SQLite thread while the lane goes on committing; then it
+/// waits [`CHECKPOINT_EVERY`] before it takes the next nudge. The limit stays as the backstop:
+/// the log only starts again from its beginning after a checkpoint that finds no frame left to
+/// copy, which the lane's own commits still do when one falls due, with little left to copy.
+/// It stops with the lane.
+async fn checkpointer(db: DatabaseConnection, mut nudged: mpsc::Receiver<()>) {
+    while nudged.recv().await.is_some() {
+        let started = Instant::now();
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(db.get_sqlite_connection_pool())
+            .await
+        {
+            Ok((busy, log, copied)) => tracing::trace!(
+                busy,
+                log,
+                copied,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "chat writer checkpoint"
+            ),
+            // With no connection free (a pool of one, which the lane holds while it writes),
+            // the next nudge tries again.
+            Err(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
+                tracing::debug!("chat writer checkpoint: no connection free")
+            }
+            Err(e) => tracing::warn!(error = %e, "chat writer checkpoint failed"),
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+}
+
+/// A lane: takes the lines waiting, up to [`MAX_BATCH`], writes them in one INSERT, starts
+/// their follow-ups, and so on until every handle is dropped. `wrote` nudges the
+/// [`checkpointer`] after each commit (SQLite).
+async fn run(
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<Pending>,
+    batch_sizes: Histogram,
+    wrote: Option<mpsc::Sender<()>>,
+) {
     let mut lane = Lane { db, held: None };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut follow_ups = Vec::with_capacity(MAX_BATCH);
@@ -305,6 +363,10 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>, batch_size
         drop(rows);
         match inserted {
             Ok(()) => {
+                if let Some(wrote) = &wrote {
+                    // Full: a nudge is already waiting.
+                    let _ = wrote.try_send(());
+                }
                 follow_ups.extend(batch.drain(..).filter_map(|p| p.finish(Ok(()))));
             }
             Err(e) if batch.len() > 1 => {
@@ -405,6 +467,37 @@ mod tests {
         cleanup(&path);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_lines_reach_the_database_file_before_the_log_is_full() {
+        let (db, path) = sqlite().await;
+        let cfg = mas_kit::db::DbConfig::Sqlite { path: path.clone() };
+        let writer = ChatWriter::connect(&cfg, 1, batch_histogram())
+            .await
+            .unwrap();
+        let file_len = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let before = file_len();
+        // A few hundred lines: a few dozen pages, far under the 10000 at which SQLite's own
+        // commits would copy the log into the file.
+        let lines = (0..400).map(|i| writer.store(line(&format!("k{i}"))));
+        for outcome in futures::future::join_all(lines).await {
+            outcome.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while file_len() <= before && Instant::now() < deadline {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+        }
+        assert!(
+            file_len() > before,
+            "the checkpointer copied the committed pages into the database file ({} bytes, {before} before)",
+            file_len()
+        );
+        assert_eq!(chat_message::Entity::find().count(&db).await.unwrap(), 400);
+        // The checkpointer stops with its lane: nothing holds the pool open.
+        drop(writer);
+        db.close().await.ok();
+        cleanup(&path);
+    }
+
     #[tokio::test]
     async fn connected_writers_store_lines_and_report_a_database_they_cannot_open() {
         let (db, path) = sqlite().await;
@@ -491,7 +584,7 @@ mod tests {
         }
         drop(tx);
         let batches = batch_histogram();
-        run(db.clone(), rx, batches.clone()).await;
+        run(db.clone(), rx, batches.clone(), None).await;
         assert_eq!(batches.get_sample_count(), 1, "one batch");
         assert_eq!(batches.get_sample_sum(), 20.0);
         for (id, answer) in answers {
