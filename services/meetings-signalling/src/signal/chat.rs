@@ -102,8 +102,8 @@ impl ChatWriter {
         lanes: usize,
         batch_sizes: Histogram,
     ) -> Result<Self, mas_kit::db::DbError> {
-        let checkpointer = matches!(cfg, mas_kit::db::DbConfig::Sqlite { .. });
-        let db = mas_kit::db::connect_writers(cfg, lanes as u32 + u32::from(checkpointer)).await?;
+        let sqlite = matches!(cfg, mas_kit::db::DbConfig::Sqlite { .. });
+        let db = mas_kit::db::connect_writers(cfg, lanes as u32 + u32::from(sqlite)).await?;
         Ok(Self::start(std::iter::repeat_n(db, lanes), batch_sizes))
     }
 
@@ -333,10 +333,10 @@ async fn checkpointer(db: DatabaseConnection, mut nudged: mpsc::Receiver<()>) {
                 ms = started.elapsed().as_secs_f64() * 1e3,
                 "chat writer checkpoint"
             ),
-            // With no connection free (a pool of one, which the lane holds while it writes),
-            // the next nudge tries again.
-            Err(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
-                tracing::debug!("chat writer checkpoint: no connection free")
+            // No connection free (a pool of one, which the lane holds while it writes: the
+            // next nudge tries again), or the pool closing with the service.
+            Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)) => {
+                tracing::debug!(error = %e, "chat writer checkpoint skipped")
             }
             Err(e) => tracing::warn!(error = %e, "chat writer checkpoint failed"),
         }
