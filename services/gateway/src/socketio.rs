@@ -13,8 +13,9 @@ use http_body_util::Full;
 use tokio_tungstenite::tungstenite::Message as Up;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::Gateway;
+use crate::edge::{RequestId, RouteLabel};
 use crate::problem::Problem;
-use crate::{Gateway, RequestId, RouteLabel};
 
 /// Request headers that reach meetings-signalling.
 const FORWARDED: [&str; 5] = [

@@ -1,0 +1,223 @@
+//! Every transcoded route: find the route, check tenancy and credentials, build the request
+//! message from the path, query and body, call the service, and turn its reply (or status) into
+//! the HTTP answer.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use futures::StreamExt;
+use mas_kit::context::keys;
+use prost_reflect::DynamicMessage;
+
+use crate::authn::{self, Caller};
+use crate::edge::{RequestId, RouteLabel};
+use crate::problem::Problem;
+use crate::routes::{Lookup, Route};
+use crate::{Gateway, client_ip, header, tenancy, transcode, upstream};
+
+/// The default service: every path the route table knows.
+pub(crate) async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    gw: web::Data<Gateway>,
+) -> HttpResponse {
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let path = req.path().to_owned();
+    match transcoded(&req, payload, &gw, &rid).await {
+        Ok(res) => res,
+        Err(p) => p.with(&path, &rid).response(),
+    }
+}
+
+async fn transcoded(
+    req: &HttpRequest,
+    payload: web::Payload,
+    gw: &Gateway,
+    rid: &str,
+) -> Result<HttpResponse, Problem> {
+    let (route, params) = find_route(gw, req)?;
+    req.extensions_mut()
+        .insert(RouteLabel(route.template.clone()));
+    let declared = tenancy::declared(gw, req, &route).await?;
+    let caller = authn::authenticate(gw, req, &route, declared).await?;
+    let message = request_message(gw, req, payload, &route, &params).await?;
+    let grpc_req = grpc_request(gw, req, message, &caller, rid);
+    let reply = upstream::call(gw, &route, grpc_req).await.map_err(|s| {
+        if s.code() == tonic::Code::Internal || s.code() == tonic::Code::Unknown {
+            tracing::error!(code = ?s.code(), "upstream failed");
+        }
+        Problem::from_status(&s)
+    })?;
+    apply_revocations(gw, &reply, &caller);
+    let json = transcode::to_json(reply.get_ref()).map_err(|e| {
+        tracing::error!(error = %e, "serialising a reply failed");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json))
+}
+
+/// The route and its path parameters; 404 or 405 otherwise.
+// A Problem is built at most once per request, on the way out; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+fn find_route(gw: &Gateway, req: &HttpRequest) -> Result<(Route, Vec<(String, String)>), Problem> {
+    // actix speaks http 0.2; the route table uses http 1.
+    let verb = http::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|_| {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "unsupported method",
+        )
+    })?;
+    match gw.routes.lookup(&verb, req.path()) {
+        Lookup::Found(r, p) => Ok((r.clone(), p)),
+        Lookup::MethodNotAllowed => Err(Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} is not allowed on this path", req.method()),
+        )),
+        Lookup::NotFound => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        )),
+    }
+}
+
+/// The request message from the body (up to the limit), the path and the query.
+async fn request_message(
+    gw: &Gateway,
+    req: &HttpRequest,
+    payload: web::Payload,
+    route: &Route,
+    params: &[(String, String)],
+) -> Result<DynamicMessage, Problem> {
+    let declared_len = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = read_body(payload, gw.cfg.body_limit, declared_len).await?;
+    let json_body = if route.body == "*" && !body.is_empty() {
+        Some(
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .map_err(|e| Problem::bad_request(format!("malformed JSON body: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let query: Vec<(String, String)> =
+        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))?
+            .into_inner();
+    transcode::build_request(&route.method.input(), json_body, params, &query)
+        .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))
+}
+
+/// Reads the body up to the limit; past it, 413.
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<web::Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body exceeds {} bytes", limit),
+        )
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Problem::bad_request(format!("reading the body failed: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The gRPC request: the message with the deadline and the context metadata the services read.
+fn grpc_request(
+    gw: &Gateway,
+    req: &HttpRequest,
+    message: DynamicMessage,
+    caller: &Caller,
+    rid: &str,
+) -> tonic::Request<DynamicMessage> {
+    let mut grpc_req = tonic::Request::new(message);
+    grpc_req.set_timeout(gw.cfg.request_timeout);
+    let md = grpc_req.metadata_mut();
+    let mut put = |k: &'static str, v: &str| {
+        if let Ok(v) = v.parse() {
+            md.insert(k, v);
+        }
+    };
+    put(keys::REQUEST_ID, rid);
+    if let Some(p) = &caller.platform {
+        put(keys::PLATFORM, p);
+    }
+    if let Some(t) = &caller.token {
+        put(keys::AUTHORIZATION, &format!("Bearer {t}"));
+    }
+    if let Some(p) = &caller.principal {
+        put(keys::USER_ID, &p.subject);
+        put(keys::USER_ROLE, p.role.as_str_name());
+    }
+    if let Some(k) = header(req, keys::API_KEY).filter(|_| caller.vendor.is_some()) {
+        put(keys::API_KEY, k);
+    }
+    let peer = req.peer_addr().map(|a| a.ip());
+    let ip = client_ip::resolve(
+        peer,
+        header(req, "x-forwarded-for"),
+        &gw.cfg.trusted_proxies,
+    );
+    put(keys::CLIENT_IP, &ip);
+    if let Some(ua) = header(req, "user-agent") {
+        put(keys::USER_AGENT, &ua.chars().take(512).collect::<String>());
+    }
+    for (k, v) in mas_kit::telemetry::current_trace_headers() {
+        if k == keys::TRACEPARENT {
+            put(keys::TRACEPARENT, &v);
+        }
+    }
+    grpc_req
+}
+
+/// A reply that revoked a token or an API key says so in its metadata: the gateway forgets it
+/// at once rather than at the next revocation poll.
+fn apply_revocations(gw: &Gateway, reply: &tonic::Response<DynamicMessage>, caller: &Caller) {
+    if let Some(jti) = reply
+        .metadata()
+        .get(keys::REVOKED_JTI)
+        .and_then(|v| v.to_str().ok())
+    {
+        let exp = caller
+            .principal
+            .as_ref()
+            .map(|p| p.expires_at)
+            .unwrap_or(i64::MAX);
+        gw.auth.revocations.revoke(jti, exp);
+    }
+    if let Some(key_id) = reply
+        .metadata()
+        .get(keys::REVOKED_API_KEY)
+        .and_then(|v| v.to_str().ok())
+    {
+        gw.forget_api_key(key_id);
+    }
+}
