@@ -106,9 +106,36 @@ async fn bad_input_gets_400_problem_json(s: TestStack) {
     s.get("/api/admin/users?nope=1", &root).await.problem(400);
     // Unknown endpoint and wrong method.
     s.get("/api/nothing-here", &root).await.problem(404);
-    s.call(Method::PUT, "/api/auth/login", Some(PLATFORM), None, None)
-        .await
-        .problem(405);
+    let wrong = s
+        .call(Method::PUT, "/api/auth/login", Some(PLATFORM), None, None)
+        .await;
+    wrong.problem(405);
+    assert_eq!(
+        wrong.headers["allow"], "POST",
+        "RFC 9110: a 405 lists the methods"
+    );
+    // A body the request needs must be sent.
+    let r = mas_testkit::reply(
+        s.http
+            .post(s.url("/api/auth/login"))
+            .header("X-Platform", PLATFORM)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(r.problem(400).contains("body is required"), "{}", r.body);
+    // Listed values and formats are checked at the gateway, naming the field.
+    let r = s
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            Some(PLATFORM),
+            None,
+            Some(json!({"email": "not-an-email", "password": "x"})),
+        )
+        .await;
+    assert!(r.problem(400).starts_with("email: "), "{}", r.body);
     s.stop().await;
 }
 

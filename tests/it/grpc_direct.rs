@@ -9,6 +9,7 @@ on_both!(
     direct_calls_without_a_token_or_with_forged_context_are_refused,
     ops_actions_are_internal_even_for_a_superadmin,
     get_contacts_is_for_service_accounts_and_checks_its_input,
+    field_constraints_are_enforced_by_the_service_with_the_gateways_words,
 );
 use tonic::Code;
 
@@ -217,5 +218,52 @@ async fn get_contacts_is_for_service_accounts_and_checks_its_input(s: TestStack)
             .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{why}: {e:?}");
     }
+    s.stop().await;
+}
+
+/// The `buf.validate` constraints hold on the service's own port, not only at the gateway, and
+/// both word a violation the same way (the field's JSON name, then the rule).
+async fn field_constraints_are_enforced_by_the_service_with_the_gateways_words(s: TestStack) {
+    let root = s.admin_token(PLATFORM).await;
+    let mut client = IdentityClient::connect(format!("http://{}", s.stack.identity_grpc_addr))
+        .await
+        .unwrap();
+    let platform = [("x-platform", PLATFORM)];
+    let direct = client
+        .list_users(request(
+            pb::ListUsersRequest {
+                page_size: 201,
+                ..Default::default()
+            },
+            Some(&root),
+            &platform,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(direct.code(), Code::InvalidArgument, "{direct:?}");
+    assert!(direct.message().starts_with("pageSize: "), "{direct:?}");
+    let via_gateway = s.get("/api/admin/users?pageSize=201", &root).await;
+    assert_eq!(via_gateway.problem(400), direct.message());
+    // An absent page size takes the default.
+    let fine = client
+        .list_users(request(
+            pb::ListUsersRequest::default(),
+            Some(&root),
+            &platform,
+        ))
+        .await
+        .unwrap();
+    assert!(!fine.into_inner().users.is_empty());
+    // An id that is not a UUID is refused before the service looks it up.
+    let bad_id = client
+        .get_user(request(
+            pb::GetUserRequest { id: "42".into() },
+            Some(&root),
+            &platform,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_id.code(), Code::InvalidArgument, "{bad_id:?}");
+    assert!(bad_id.message().starts_with("id: "), "{bad_id:?}");
     s.stop().await;
 }

@@ -1,6 +1,7 @@
 //! gRPC for every service: the server layer that authenticates each call against the RPC's
-//! `mas.access` policy and builds its [`RequestContext`], records RED metrics and a request span,
-//! and honours maintenance mode; and client channels that balance across replicas.
+//! `mas.access` policy and builds its [`RequestContext`], checks the request's `buf.validate`
+//! constraints, records RED metrics and a request span, and honours maintenance mode; and client
+//! channels that balance across replicas.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -250,6 +251,48 @@ pub fn policies() -> HashMap<String, AccessPolicy> {
         .collect()
 }
 
+/// The request type of every unary RPC whose request declares `buf.validate` constraints.
+fn constrained() -> HashMap<String, prost_reflect::MessageDescriptor> {
+    let pool = crate::proto::descriptor_pool();
+    pool.services()
+        .flat_map(|s| {
+            s.methods()
+                .filter(|m| !m.is_client_streaming())
+                .filter(|m| crate::validate::has_constraints(&m.input()))
+                .map(|m| (format!("/{}/{}", s.full_name(), m.name()), m.input()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Reads a unary call's body, checks its message against the declared constraints and gives the
+/// body back unchanged. A message that does not decode is left for tonic to refuse.
+async fn check_constraints(
+    req: http::Request<Body>,
+    input: &prost_reflect::MessageDescriptor,
+) -> Result<http::Request<Body>, Status> {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = req.into_parts();
+    let bytes = http_body_util::Limited::new(body, MAX_MESSAGE_BYTES + 5)
+        .collect()
+        .await
+        .map_err(|e| Status::invalid_argument(format!("reading the request failed: {e}")))?
+        .to_bytes();
+    // One length-prefixed, uncompressed gRPC frame: flag, 4-byte length, the message.
+    if bytes.len() >= 5 && bytes[0] == 0 {
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        if let Some(payload) = bytes.get(5..5 + len)
+            && let Ok(msg) = prost_reflect::DynamicMessage::decode(input.clone(), payload)
+        {
+            crate::validate::check(&msg)?;
+        }
+    }
+    Ok(http::Request::from_parts(
+        parts,
+        Body::new(http_body_util::Full::new(bytes)),
+    ))
+}
+
 /// Shared state of the server layer.
 struct LayerState {
     service: &'static str,
@@ -257,6 +300,8 @@ struct LayerState {
     metrics: Arc<Metrics>,
     maintenance: Arc<AtomicBool>,
     policies: HashMap<String, AccessPolicy>,
+    /// The request type of every unary RPC whose request declares constraints, by gRPC path.
+    constrained: HashMap<String, prost_reflect::MessageDescriptor>,
 }
 
 /// Tower layer in front of a service's tonic routes.
@@ -279,6 +324,7 @@ impl ContextLayer {
                 metrics,
                 maintenance,
                 policies: policies(),
+                constrained: constrained(),
             }),
         }
     }
@@ -379,8 +425,13 @@ where
             .instrument(span.clone())
             .await;
 
+            let admitted = match (admitted, state.constrained.get(&path)) {
+                (Ok(()), Some(input)) => check_constraints(req, input).await,
+                (Ok(()), None) => Ok(req),
+                (Err(status), _) => Err(status),
+            };
             let response = match admitted {
-                Ok(()) => match inner.call(req).instrument(span.clone()).await {
+                Ok(req) => match inner.call(req).instrument(span.clone()).await {
                     Ok(r) => r,
                     Err(never) => match never {},
                 },

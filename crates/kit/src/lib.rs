@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod validate;
 
 pub use mas_auth as auth;
 pub use mas_bus as bus;

@@ -1,6 +1,12 @@
 //! The MAS contract: Rust types and tonic stubs generated from `proto/`, and the encoded
-//! descriptor set (with the `mas.http` and `mas.access` options) that the gateway transcodes from
+//! descriptor set (with the `google.api.http`, `buf.validate` and `mas.access` options) that the gateway transcodes from
 //! and the kit enforces access policies from.
+
+pub mod google {
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+}
 
 pub mod mas {
     tonic::include_proto!("mas");
@@ -30,13 +36,14 @@ pub mod mas {
     }
 }
 
-pub use mas::{AccessPolicy, Capability, HttpRule, Role};
+pub use google::api::HttpRule;
+pub use mas::{AccessPolicy, Capability, Role};
 
 /// The encoded `FileDescriptorSet` of every proto file, imports included, custom options intact.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
 /// Fully qualified names of our method options, for `prost_reflect` extension look-ups.
-pub const HTTP_OPTION: &str = "mas.http";
+pub const HTTP_OPTION: &str = "google.api.http";
 pub const ACCESS_OPTION: &str = "mas.access";
 
 /// The decoded descriptor pool, built once.
@@ -95,7 +102,9 @@ mod tests {
         let rule = http_rule(&login).expect("Login has a REST mapping");
         assert_eq!(
             rule.pattern,
-            Some(mas::http_rule::Pattern::Post("/api/auth/login".into()))
+            Some(google::api::http_rule::Pattern::Post(
+                "/api/auth/login".into()
+            ))
         );
         assert_eq!(rule.body, "*");
         assert!(access_policy(&login).public);

@@ -79,11 +79,23 @@ fn find_route(gw: &Gateway, req: &HttpRequest) -> Result<(Route, Vec<(String, St
     })?;
     match gw.routes.lookup(&verb, req.path()) {
         Lookup::Found(r, p) => Ok((r.clone(), p)),
-        Lookup::MethodNotAllowed => Err(Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{} is not allowed on this path", req.method()),
-        )),
+        Lookup::MethodNotAllowed(allowed) => {
+            let allow = allowed
+                .iter()
+                .map(http::Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut p = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!(
+                    "{} is not allowed on this path (allowed: {allow})",
+                    req.method()
+                ),
+            );
+            p.allow = Some(allow);
+            Err(p)
+        }
         Lookup::NotFound => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -106,6 +118,11 @@ async fn request_message(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let body = read_body(payload, gw.cfg.body_limit, declared_len).await?;
+    if route.body_required && body.is_empty() {
+        return Err(Problem::bad_request(
+            "a JSON body is required (Content-Type: application/json)",
+        ));
+    }
     let json_body = if route.body == "*" && !body.is_empty() {
         Some(
             serde_json::from_slice::<serde_json::Value>(&body)
@@ -118,8 +135,13 @@ async fn request_message(
         web::Query::<Vec<(String, String)>>::from_query(req.query_string())
             .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))?
             .into_inner();
-    transcode::build_request(&route.method.input(), json_body, params, &query)
-        .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))
+    let message = transcode::build_request(&route.method.input(), json_body, params, &query)
+        .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))?;
+    // The same check the service makes, early: a refused request never crosses the network.
+    if route.constrained {
+        mas_kit::validate::check(&message).map_err(|v| Problem::from_status(&v.into()))?;
+    }
+    Ok(message)
 }
 
 /// Reads the body up to the limit; past it, 413.

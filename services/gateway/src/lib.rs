@@ -6,6 +6,7 @@
 mod authn;
 pub mod client_ip;
 pub mod config;
+mod constraints;
 mod dashboard;
 mod dispatch;
 mod docs;

@@ -1,19 +1,21 @@
 //! The OpenAPI 3.1 document served at `/api/docs`, generated from the same protobuf descriptors the
 //! gateway transcodes from (DESIGN.md §3), so the documentation cannot drift from the routes.
 //!
-//! Every RPC with a `mas.http` rule becomes an operation; its `mas.access` policy becomes the
+//! Every RPC with a `google.api.http` rule becomes an operation; its `mas.access` policy becomes the
 //! operation's security requirement and an `x-mas-access` extension. Schemas follow the proto3
 //! JSON mapping (lowerCamelCase names, enums as strings, 64-bit integers as strings, well-known
 //! types in their JSON forms). [`html`] renders a small self-contained browser for the document.
 
 use std::collections::BTreeMap;
 
-use mas_proto::mas::http_rule::Pattern;
+use mas_proto::google::api::http_rule::Pattern;
 use prost_reflect::{
     DescriptorPool, EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor,
     MethodDescriptor, ServiceDescriptor,
 };
 use serde_json::{Map, Value, json};
+
+use crate::constraints;
 
 /// Schemas by name; a `Null` entry marks a message whose schema is being built (recursion guard).
 type Schemas = BTreeMap<String, Value>;
@@ -65,7 +67,8 @@ pub fn document(pool: &DescriptorPool) -> Value {
                 Some(Pattern::Post(p)) => ("post", p),
                 Some(Pattern::Delete(p)) => ("delete", p),
                 Some(Pattern::Patch(p)) => ("patch", p),
-                None => continue,
+                // The route table refuses custom methods at start.
+                Some(Pattern::Custom(_)) | None => continue,
             };
             let (path, bound) = parse_template(template);
             let op = operation(&service, &method, &path, &bound, &rule.body, &mut schemas);
@@ -115,7 +118,11 @@ fn operation(
         let field = input.get_field_by_name(name);
         let schema = field.map_or_else(
             || json!({ "type": "string" }),
-            |f| field_schema(&f, schemas),
+            |f| {
+                let mut schema = field_schema(&f, schemas);
+                constraints::apply(&f, &mut schema);
+                schema
+            },
         );
         params.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));
     }
@@ -124,9 +131,14 @@ fn operation(
             .fields()
             .filter(|f| !bound.iter().any(|b| b == f.name()))
         {
-            if let Some(schema) = query_schema(&field, schemas) {
-                let mut param =
-                    json!({ "name": field.json_name(), "in": "query", "schema": schema });
+            if let Some(mut schema) = query_schema(&field, schemas) {
+                let required = constraints::apply(&field, &mut schema);
+                let mut param = json!({
+                    "name": field.json_name(),
+                    "in": "query",
+                    "required": required,
+                    "schema": schema,
+                });
                 if let Some(text) = comment(&field.parent_file(), field.path()) {
                     param["description"] = text.into();
                 }
@@ -134,8 +146,7 @@ fn operation(
             }
         }
     }
-    let platform_exempt =
-        !path.starts_with("/api/") || path == "/api/health" || path.starts_with("/api/docs");
+    let platform_exempt = !path.starts_with("/api/") || crate::tenancy::exempt(path);
     if !platform_exempt {
         params.push(json!({
             "name": "X-Platform",
@@ -193,8 +204,11 @@ fn operation(
     // Our rules use `body: "*"` only: the whole request message is the JSON body.
     if !body.is_empty() {
         let schema = message_ref(&input, schemas);
-        op["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        let required = constraints::any_required(&input);
+        op["requestBody"] = json!({
+            "required": required,
+            "content": { "application/json": { "schema": schema } },
+        });
     }
     op
 }
@@ -291,8 +305,12 @@ fn message_ref(message: &MessageDescriptor, schemas: &mut Schemas) -> Value {
 
 fn message_schema(message: &MessageDescriptor, schemas: &mut Schemas) -> Value {
     let mut properties = Map::new();
+    let mut required = Vec::new();
     for field in message.fields() {
         let mut schema = field_schema(&field, schemas);
+        if constraints::apply(&field, &mut schema) {
+            required.push(Value::from(field.json_name()));
+        }
         let mut notes = comment(&field.parent_file(), field.path()).unwrap_or_default();
         if let Some(oneof) = field.containing_oneof().filter(|o| !o.is_synthetic()) {
             notes = format!("{notes} (oneof `{}`: set at most one)", oneof.name());
@@ -302,7 +320,15 @@ fn message_schema(message: &MessageDescriptor, schemas: &mut Schemas) -> Value {
         }
         properties.insert(field.json_name().to_owned(), schema);
     }
-    let mut schema = json!({ "type": "object", "properties": properties });
+    // The gateway refuses unknown fields, so the document does too.
+    let mut schema = json!({
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+    });
+    if !required.is_empty() {
+        schema["required"] = Value::Array(required);
+    }
     if let Some(text) = comment(&message.parent_file(), message.path()) {
         schema["description"] = text.into();
     }
@@ -441,6 +467,42 @@ mod tests {
         params
             .iter()
             .find(|p| p["name"] == name && p["in"] == location)
+    }
+
+    #[test]
+    fn the_document_carries_every_field_constraint() {
+        let doc = document(mas_proto::descriptor_pool());
+        let schemas = &doc["components"]["schemas"];
+        let login = &schemas["mas.identity.v1.LoginRequest"];
+        assert_eq!(login["required"], json!(["email", "password"]));
+        assert_eq!(login["additionalProperties"], false);
+        assert_eq!(login["properties"]["email"]["format"], "email");
+        assert_eq!(login["properties"]["email"]["maxLength"], 254);
+        let op = &doc["paths"]["/api/auth/login"]["post"];
+        assert_eq!(op["requestBody"]["required"], true);
+
+        let list = &doc["paths"]["/api/admin/users"]["get"];
+        let size = param(list, "pageSize", "query").expect("pageSize");
+        // 0 (or absent) takes the default of 50.
+        assert_eq!(
+            (&size["schema"]["minimum"], &size["schema"]["maximum"]),
+            (&json!(0), &json!(200))
+        );
+        assert_eq!(size["required"], false);
+
+        let channel = &schemas["mas.notifier.v1.PutTemplateRequest"]["properties"]["channel"];
+        assert_eq!(
+            channel["enum"],
+            json!(["email", "whatsapp", "sms", "in_app"])
+        );
+        let get = &doc["paths"]["/api/admin/users/{id}"]["get"];
+        assert_eq!(
+            param(get, "id", "path").unwrap()["schema"]["format"],
+            "uuid"
+        );
+        // The tenancy rule of the gateway: /api/platforms needs no X-Platform.
+        let platforms = &doc["paths"]["/api/platforms"]["get"];
+        assert!(param(platforms, "X-Platform", "header").is_none());
     }
 
     #[test]

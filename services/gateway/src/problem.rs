@@ -20,6 +20,9 @@ pub struct Problem {
     pub request_id: String,
     #[serde(skip)]
     pub retry_after: Option<String>,
+    /// The methods a 405 answer's `Allow` header lists (RFC 9110 §15.5.6).
+    #[serde(skip)]
+    pub allow: Option<String>,
 }
 
 impl Problem {
@@ -33,6 +36,7 @@ impl Problem {
             code: code.to_owned(),
             request_id: String::new(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -111,6 +115,9 @@ impl Problem {
         res.content_type("application/problem+json");
         if let Some(r) = &self.retry_after {
             res.insert_header(("Retry-After", r.as_str()));
+        }
+        if let Some(a) = &self.allow {
+            res.insert_header(("Allow", a.as_str()));
         }
         res.json(self)
     }

@@ -1,9 +1,9 @@
-//! The route table, built from the descriptors: every RPC with a `mas.http` rule becomes a REST
+//! The route table, built from the descriptors: every RPC with a `google.api.http` rule becomes a REST
 //! route. Adding an endpoint means adding an RPC; nothing here changes.
 
 use std::collections::HashMap;
 
-use mas_kit::proto::mas::http_rule::Pattern;
+use mas_kit::proto::google::api::http_rule::Pattern;
 use mas_kit::proto::{AccessPolicy, access_policy, http_rule};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
@@ -19,6 +19,10 @@ pub struct Route {
     pub grpc_path: String,
     /// The service's full name, `mas.identity.v1.Identity`.
     pub service: String,
+    /// Whether the request message declares `buf.validate` constraints.
+    pub constrained: bool,
+    /// Whether the JSON body must be sent (the request has required fields).
+    pub body_required: bool,
 }
 
 /// Routes by HTTP method, matched on path templates.
@@ -29,7 +33,8 @@ pub struct RouteTable {
 
 pub enum Lookup<'a> {
     Found(&'a Route, Vec<(String, String)>),
-    MethodNotAllowed,
+    /// The path exists for these methods only.
+    MethodNotAllowed(Vec<http::Method>),
     NotFound,
 }
 
@@ -51,6 +56,13 @@ impl RouteTable {
                     Pattern::Post(t) => (http::Method::POST, t),
                     Pattern::Delete(t) => (http::Method::DELETE, t),
                     Pattern::Patch(t) => (http::Method::PATCH, t),
+                    Pattern::Custom(c) => {
+                        return Err(format!(
+                            "{}: the custom HTTP method {:?} is not supported",
+                            method.full_name(),
+                            c.kind
+                        ));
+                    }
                 };
                 if !services.contains(&service.full_name().to_owned()) {
                     services.push(service.full_name().to_owned());
@@ -59,6 +71,9 @@ impl RouteTable {
                     grpc_path: format!("/{}/{}", service.full_name(), method.name()),
                     service: service.full_name().to_owned(),
                     policy: access_policy(&method),
+                    constrained: mas_kit::validate::has_constraints(&method.input()),
+                    body_required: rule.body == "*"
+                        && crate::constraints::any_required(&method.input()),
                     body: rule.body,
                     template: template.clone(),
                     method,
@@ -86,11 +101,17 @@ impl RouteTable {
                 .collect();
             return Lookup::Found(m.value, params);
         }
-        if self.by_method.values().any(|r| r.at(path).is_ok()) {
-            Lookup::MethodNotAllowed
-        } else {
-            Lookup::NotFound
+        let mut allowed: Vec<http::Method> = self
+            .by_method
+            .iter()
+            .filter(|(_, r)| r.at(path).is_ok())
+            .map(|(m, _)| m.clone())
+            .collect();
+        if allowed.is_empty() {
+            return Lookup::NotFound;
         }
+        allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        Lookup::MethodNotAllowed(allowed)
     }
 
     /// The services the table routes to.
@@ -113,10 +134,10 @@ mod tests {
             }
             _ => panic!("GetUser not routed"),
         }
-        assert!(matches!(
-            t.lookup(&http::Method::PUT, "/api/auth/login"),
-            Lookup::MethodNotAllowed
-        ));
+        match t.lookup(&http::Method::PUT, "/api/auth/login") {
+            Lookup::MethodNotAllowed(allowed) => assert_eq!(allowed, [http::Method::POST]),
+            _ => panic!("PUT on a POST route must be 405"),
+        }
         assert!(matches!(
             t.lookup(&http::Method::GET, "/api/nope"),
             Lookup::NotFound
