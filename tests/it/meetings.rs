@@ -17,6 +17,7 @@ on_both!(
     recordings_upload_then_play_for_participants_only;
     with: joining_opens_at_the_buffer_before_the_start,
     signalling_through_the_gateway_with_socket_io_client,
+    events_without_a_payload_are_accepted_as_the_docs_show_them,
     booking_and_cancelling_email_the_mentor_and_the_student,
 );
 
@@ -1263,6 +1264,22 @@ async fn signalling_through_the_gateway_with_socket_io_client(b: Backend) {
         metrics.contains("signalling_events_total{event=\"offer\",outcome=\"ok\"}"),
         "{metrics}"
     );
+    s.stop().await;
+}
+
+/// start-recording, stop-recording, get-online-users, timer-sync and ping-room sent by
+/// socket.io-client with no argument and with `{}`, each with and without an ack
+/// (tests/browser/signal-no-payload.mjs), are all accepted.
+async fn events_without_a_payload_are_accepted_as_the_docs_show_them(b: Backend) {
+    let Some(s) = mas_testkit::spawn_with(b, early_join).await else {
+        return;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    let (meeting, (_, mt), _) = live_meeting(&s, &admin).await;
+    let cfg = json!({"url": s.base, "tokenMentor": mt, "meetingId": meeting});
+    let (passed, stdout) = node_checks("signal-no-payload.mjs", &cfg, 60).await;
+    // The join, four sends of each of the five events, and the refused payload.
+    assert_eq!(passed, 1 + 5 * 4 + 1, "{stdout}");
     s.stop().await;
 }
 

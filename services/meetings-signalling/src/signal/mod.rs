@@ -648,7 +648,16 @@ impl<A: Adapter> MessageHandler<A, DispatchArgs> for Dispatch<A> {
             })
         } else {
             let Ok(TryData(data)) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id);
-            data.map(Payload::Other)
+            // Any JSON reads as a `Value`: the one error is an event sent without an argument
+            // (`socket.emit("ping-room")`), which is no payload, not a malformed one.
+            data.or_else(|e| {
+                if no_argument(&v) {
+                    Ok(Value::Null)
+                } else {
+                    Err(e)
+                }
+            })
+            .map(Payload::Other)
         };
         self.dispatch(socket, event.into(), data, ack);
     }
@@ -664,6 +673,12 @@ impl<A: Adapter> Dispatch<A> {
     ) {
         dispatch(socket, &self.io, &self.conn, event, data, ack, &self.sig);
     }
+}
+
+/// Whether the message is an event name alone, `["ping-room"]`: no argument, no attachment.
+fn no_argument(v: &WireValue) -> bool {
+    matches!(v, WireValue::Str(text, None)
+        if serde_json::from_str::<(serde::de::IgnoredAny,)>(text.as_str()).is_ok())
 }
 
 /// One pass over the text of a relayed event, `["offer",{...}]`: its name, and its payload's
