@@ -39,8 +39,6 @@ pub(crate) async fn run_scenario(
     assert!(passed >= 43, "{stdout}");
 }
 
-
-
 async fn signalling_through_the_gateway_with_socket_io_client(b: Backend) {
     let Some(s) = mas_testkit::spawn_with(b, early_join).await else {
         return;
@@ -194,4 +192,3 @@ async fn two_replicas() {
     drop((a, b));
     s.stop().await;
 }
-

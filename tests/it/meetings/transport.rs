@@ -211,3 +211,166 @@ async fn the_heartbeat_survives_the_upgrade_from_polling() {
     assert_eq!(passed, 5, "{stdout}");
     s.stop().await;
 }
+
+/// A Socket.IO client on a raw WebSocket (Engine.IO v4, no socket.io-client), so a test decides
+/// when it reads. Connected and authenticated; the server's first ping answered.
+struct RawClient {
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+}
+
+impl RawClient {
+    /// `recv_buffer`: the TCP receive buffer, small for a peer meant to fill it.
+    async fn connect(addr: std::net::SocketAddr, token: &str, recv_buffer: Option<u32>) -> Self {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+
+        let tcp = tokio::net::TcpSocket::new_v4().expect("a socket");
+        if let Some(size) = recv_buffer {
+            tcp.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        let tcp = tcp.connect(addr).await.expect("connect");
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+            .await
+            .expect("websocket handshake");
+        let mut c = RawClient { ws };
+        let open = c.next_text().await;
+        assert!(open.starts_with("0{"), "the open packet: {open}");
+        let connect = format!("40{}", json!({"token": token}));
+        c.ws.send(Message::Text(connect.into()))
+            .await
+            .expect("sent");
+        let connected = c.next_text().await;
+        assert!(connected.starts_with("40{"), "connected: {connected}");
+        c
+    }
+
+    /// The next text frame that is not a ping (pings are answered).
+    async fn next_text(&mut self) -> String {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                    self.ws.send(Message::Text("3".into())).await.expect("pong");
+                }
+                Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
+                Ok(Some(Ok(_))) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Sends `event` with `payload` and ack id `id`.
+    async fn emit(&mut self, id: u32, event: &str, payload: &Value) {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let text = format!("42{id}{}", json!([event, payload]));
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("sent");
+    }
+
+    /// The ack `id`'s body, skipping whatever comes before it.
+    async fn ack(&mut self, id: u32) -> Value {
+        let prefix = format!("43{id}[");
+        loop {
+            let t = self.next_text().await;
+            if let Some(rest) = t.strip_prefix(&prefix) {
+                let body: Value = serde_json::from_str(&format!("[{rest}")).expect("JSON");
+                return body[0].clone();
+            }
+        }
+    }
+
+    /// The first `event` whose body satisfies `pred`.
+    async fn event(&mut self, event: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let t = self.next_text().await;
+            let Some(rest) = t.strip_prefix("42") else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(rest).expect("JSON");
+            if v[0] == event && pred(&v[1]) {
+                return v[1].clone();
+            }
+        }
+    }
+
+    /// Joins the meeting's room; the socket id.
+    async fn join(&mut self, meeting: &str) -> String {
+        self.emit(1, "join-room", &json!({"meetingId": meeting}))
+            .await;
+        let ack = self.ack(1).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        ack["data"]["socketId"]
+            .as_str()
+            .expect("socketId")
+            .to_owned()
+    }
+}
+
+/// A WebSocket peer that stops reading while relays keep coming for it: once its receive window
+/// is full, the server's write to it cannot finish, and the connection (one task that reads,
+/// writes and runs the heartbeat, vendor/engineioxide) is dropped within the ping timeout by
+/// the write deadline (vendored patch 0006), long before the next ping is due. The replica's
+/// other sockets go on getting messages, and the server shuts down promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_dropped_within_the_ping_timeout() {
+    const PING_TIMEOUT: Duration = Duration::from_secs(2);
+    let Some(s) = mas_testkit::spawn_with(Backend::Sqlite, |o| {
+        super::early_join(o);
+        // A ping only every minute: the heartbeat cannot be what drops the peer here.
+        o.set("meetings-signalling", "SIGNAL_PING_INTERVAL_MS", "60000");
+        o.set("meetings-signalling", "SIGNAL_PING_TIMEOUT_MS", "2000");
+        o.set("meetings-signalling", "SIGNAL_EVENTS_PER_SEC", "100000");
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    let (meeting, (_, mentor_token), (_, student_token)) = super::live_meeting(&s, &admin).await;
+    let addr = s.stack.signal_addr;
+    let mut mentor = RawClient::connect(addr, &mentor_token, None).await;
+    let mut observer = RawClient::connect(addr, &admin, None).await;
+    let mut stuck = RawClient::connect(addr, &student_token, Some(4096)).await;
+    mentor.join(&meeting).await;
+    let observer_sid = observer.join(&meeting).await;
+    let stuck_sid = stuck.join(&meeting).await;
+    // From here on `stuck` never reads again (it is kept open to the end).
+
+    // 300 offers of 60 KB for it: 18 MB, far more than its window and the server's socket
+    // buffer hold, and than its outgoing queue takes (the rest are refused: relay_failed).
+    let sdp = "v".repeat(60_000);
+    let flood_started = std::time::Instant::now();
+    for id in 100..400 {
+        let offer = json!({"target": stuck_sid, "sdp": sdp});
+        mentor.emit(id, "offer", &offer).await;
+    }
+    let sent = flood_started.elapsed();
+    let dropped = observer
+        .event("peer-disconnected", |b| b["socketId"] == stuck_sid.as_str())
+        .await;
+    let at = flood_started.elapsed();
+    eprintln!("flood sent in {sent:?}; the silent peer dropped {at:?} after it began");
+    assert!(
+        at < sent + PING_TIMEOUT + Duration::from_secs(3),
+        "dropped {at:?} after the flood began (sent in {sent:?}): {dropped}"
+    );
+
+    // The replica's other sockets are unaffected: a relay to the observer arrives, acked.
+    let offer = json!({"target": observer_sid, "sdp": "v=0 after"});
+    mentor.emit(9999, "offer", &offer).await;
+    let got = observer.event("offer", |b| b["sdp"] == "v=0 after").await;
+    assert_eq!(got["meetingId"], meeting.as_str(), "{got}");
+    let ack = mentor.ack(9999).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+
+    // And shutdown completes with the silent peer still open.
+    tokio::time::timeout(Duration::from_secs(15), s.stop())
+        .await
+        .expect("the server shuts down with a peer that does not read");
+    drop(stuck);
+}
