@@ -2,6 +2,7 @@
 //! events call these.
 
 pub mod bookings;
+pub mod chat;
 pub mod cleanup;
 pub mod meetings;
 pub mod mentors;

@@ -254,15 +254,22 @@ where
 
     // Frames read since the queue was last written.
     let mut unwritten = 0_usize;
+    // A peer that stops reading must not hold this loop (its reads and the heartbeat) in a
+    // write forever: a write not done within the ping timeout ends the connection as a failed
+    // one (vendored change 5, see PATCHES.md).
+    let deadline = engine.config.ping_timeout;
 
     loop {
         tokio::select! {
             biased;
             _ = token.cancelled() => {
-                // Whatever is queued already (a close packet) still goes out.
-                while let Ok(packets) = buffered_rx.try_recv() {
-                    Box::pin(write_packets(socket, ws, packets)).await;
-                }
+                // Whatever is queued already (a close packet) still goes out, if the peer takes it.
+                let drain = async {
+                    while let Ok(packets) = buffered_rx.try_recv() {
+                        Box::pin(write_packets(socket, ws, packets)).await;
+                    }
+                };
+                bounded(deadline, drain).await.ok();
                 return None;
             }
             // Reads come before writes: a frame already received is handled first, so the
@@ -282,7 +289,10 @@ where
                         unwritten += 1;
                         if unwritten >= READS_BEFORE_WRITE {
                             unwritten = 0;
-                            Box::pin(write_queued(socket, ws, buffered_rx, None)).await;
+                            let write = Box::pin(write_queued(socket, ws, buffered_rx, None));
+                            if let Err(e) = bounded(deadline, write).await {
+                                return Some(Err(e));
+                            }
                         }
                     }
                     Ok(Received::Pong) => {
@@ -303,11 +313,19 @@ where
                     return Some(Ok(()));
                 };
                 unwritten = 0;
-                Box::pin(write_queued(socket, ws, buffered_rx, Some(packets))).await;
+                let write = Box::pin(write_queued(socket, ws, buffered_rx, Some(packets)));
+                if let Err(e) = bounded(deadline, write).await {
+                    return Some(Err(e));
+                }
             }
             Some(packets) = volatile_rx.take() => {
-                Box::pin(write_packets(socket, ws, packets)).await;
-                ws.flush().await.ok();
+                let write = Box::pin(async {
+                    write_packets(socket, ws, packets).await;
+                    ws.flush().await.ok();
+                });
+                if let Err(e) = bounded(deadline, write).await {
+                    return Some(Err(e));
+                }
             }
             () = &mut sleep, if beat.is_some() => {
                 if let Some(b) = beat.as_mut() {
@@ -325,6 +343,18 @@ where
             }
         }
     }
+}
+
+/// Runs one write of the connection's loop for at most `deadline` (vendored change 5, see
+/// PATCHES.md): an error when the peer has not taken it by then (it stopped reading and its
+/// receive window is full), which closes the session with `DisconnectReason::TransportError`.
+async fn bounded(deadline: Duration, write: impl Future<Output = ()>) -> Result<(), Error> {
+    tokio::time::timeout(deadline, write).await.map_err(|_| {
+        #[cfg(feature = "tracing")]
+        tracing::debug!("ws write deadline passed: the peer is not reading");
+        let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "ws write deadline passed");
+        Error::WsTransport(Box::new(tungstenite::Error::Io(e)))
+    })
 }
 
 /// Frames a socket reads in a row, while frames keep arriving, before it writes what they queued.
