@@ -73,9 +73,20 @@ pub fn decode<E: Event>(msg: &Incoming) -> Result<E, HandlerError> {
         None => legacy(&desc, msg.payload.clone()),
     };
     let options = DeserializeOptions::new().deny_unknown_fields(false);
-    let dynamic = DynamicMessage::deserialize_with_options(desc, body, &options)
-        .map_err(|e| fail(e.to_string()))?;
+    let dynamic = DynamicMessage::deserialize_with_options(desc.clone(), body.clone(), &options)
+        .map_err(|e| fail(blame(&desc, &body, &options).unwrap_or_else(|| e.to_string())))?;
     dynamic.transcode_to::<E>().map_err(|e| fail(e.to_string()))
+}
+
+/// serde's type errors do not say where they are: on the error path only, the first top-level
+/// field that fails on its own, with its error.
+fn blame(desc: &MessageDescriptor, body: &Value, options: &DeserializeOptions) -> Option<String> {
+    body.as_object()?.iter().find_map(|(k, v)| {
+        let single = Value::Object(serde_json::Map::from_iter([(k.clone(), v.clone())]));
+        DynamicMessage::deserialize_with_options(desc.clone(), single, options)
+            .err()
+            .map(|e| format!("{k}: {e}"))
+    })
 }
 
 /// A legacy body made proto3 JSON: enum values written as lower-case words become the value
@@ -165,7 +176,11 @@ mod tests {
         );
         let e = decode::<BookingBooked>(&wrong).unwrap_err();
         assert!(e.permanent);
-        assert!(e.message.contains("mas.meetings.v1.BookingBooked"), "{e}");
+        assert!(
+            e.message
+                .contains("mas.meetings.v1.BookingBooked: bookingId:"),
+            "{e}"
+        );
 
         let mislabelled = incoming(
             BookingBooked::ROUTING_KEY,
