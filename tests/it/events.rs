@@ -178,6 +178,19 @@ fn meeting_events(s: &TestStack) -> (Rabbit, QueueSpec) {
     (rabbit, spec)
 }
 
+/// Waits until notifier has declared its queue, and a little more for it to consume.
+async fn consuming(rabbit: &Rabbit, spec: &QueueSpec) {
+    let declared = async {
+        while rabbit.depth(&spec.name).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), declared)
+        .await
+        .expect("notifier declares its queue");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
 /// Stops the stack and removes the meeting-events queues it left on the broker.
 async fn stop(s: TestStack) {
     let (rabbit, spec) = meeting_events(&s);
@@ -257,15 +270,7 @@ async fn an_event_that_does_not_decode_is_dead_lettered_at_once_with_the_reason(
     let Some(s) = on_rabbitmq().await else { return };
     let (rabbit, spec) = meeting_events(&s);
     // The consumer is bound before anything is published to it.
-    let declared = async {
-        while rabbit.depth(&spec.name).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), declared)
-        .await
-        .expect("notifier declares its queue");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    consuming(&rabbit, &spec).await;
 
     let id = publish_raw(
         &rabbit,
@@ -326,15 +331,7 @@ async fn a_legacy_json_event_is_still_handled_by_the_new_consumer() {
     let (mentor, _) = crate::meetings::mentor(&s, &admin).await;
     let (student, _) = crate::meetings::user(&s, &admin, "USER").await;
     let (rabbit, spec) = meeting_events(&s);
-    let declared = async {
-        while rabbit.depth(&spec.name).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), declared)
-        .await
-        .expect("notifier declares its queue");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    consuming(&rabbit, &spec).await;
 
     // Exactly the json! bodies meetings-signalling published before events were proto
     // messages, with no type header: a cancellation, and a meeting marked as a no-show.
