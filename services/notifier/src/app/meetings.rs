@@ -42,6 +42,15 @@ struct MeetingEvent {
 }
 
 impl MeetingEvent {
+    fn parties(meeting_id: String, mentor_id: String, student_id: String) -> Self {
+        MeetingEvent {
+            meeting_id,
+            mentor_id,
+            student_id,
+            ..Default::default()
+        }
+    }
+
     /// The typed event in `msg`, by its routing key (one of [`EVENTS`]).
     fn decode(msg: &Incoming) -> Result<Self, HandlerError> {
         let time = |t: Option<prost_types::Timestamp>| {
@@ -51,56 +60,43 @@ impl MeetingEvent {
             ev::BookingBooked::ROUTING_KEY => {
                 let e: ev::BookingBooked = events::decode(msg)?;
                 MeetingEvent {
-                    meeting_id: e.meeting_id,
-                    mentor_id: e.mentor_id,
-                    student_id: e.student_id,
                     starts_at: time(e.starts_at),
                     ends_at: time(e.ends_at),
-                    ..Default::default()
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
                 }
             }
             ev::BookingCancelled::ROUTING_KEY => {
                 let e: ev::BookingCancelled = events::decode(msg)?;
                 MeetingEvent {
-                    meeting_id: e.meeting_id,
-                    mentor_id: e.mentor_id,
-                    student_id: e.student_id,
                     starts_at: time(e.starts_at),
                     ends_at: time(e.ends_at),
                     reason: Some(e.reason),
-                    ..Default::default()
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
                 }
             }
             ev::BookingRescheduled::ROUTING_KEY => {
                 let e: ev::BookingRescheduled = events::decode(msg)?;
                 MeetingEvent {
-                    meeting_id: e.meeting_id,
-                    mentor_id: e.mentor_id,
-                    student_id: e.student_id,
                     starts_at: time(e.starts_at),
                     ends_at: time(e.ends_at),
                     previous_starts_at: time(e.previous_starts_at),
-                    ..Default::default()
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
                 }
             }
             ev::MeetingStarted::ROUTING_KEY => {
                 let e: ev::MeetingStarted = events::decode(msg)?;
+                let at = time(e.at);
                 MeetingEvent {
-                    meeting_id: e.meeting_id,
-                    mentor_id: e.mentor_id,
-                    student_id: e.student_id,
-                    at: time(e.at),
-                    ..Default::default()
+                    at,
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
                 }
             }
             ev::MeetingEnded::ROUTING_KEY => {
                 let e: ev::MeetingEnded = events::decode(msg)?;
+                let at = time(e.at);
                 MeetingEvent {
-                    meeting_id: e.meeting_id,
-                    mentor_id: e.mentor_id,
-                    student_id: e.student_id,
-                    at: time(e.at),
-                    ..Default::default()
+                    at,
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
                 }
             }
             other => {
