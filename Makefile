@@ -25,7 +25,7 @@ test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 serv
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	} || { echo "make: Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; exit 1; }
-	@cd tests/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/socket.io-client ] || npm ci --no-audit --no-fund --silent; }
+	@cd tests/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/socket.io-client ] && [ -d node_modules/@asyncapi/parser ] || npm ci --no-audit --no-fund --silent; }
 	@cd bench/signalling && { [ -d node_modules/socket.io ] && [ -d node_modules/pg ] || npm ci --no-audit --no-fund --silent; }
 	@command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
 	  || { echo "make: promtool is needed (Debian: apt-get install prometheus)"; exit 1; }

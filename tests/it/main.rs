@@ -41,6 +41,7 @@ mod cleanup;
 mod dashboard;
 mod drain;
 mod edge;
+mod events;
 mod grpc_direct;
 mod health;
 mod import;

@@ -21,6 +21,9 @@ pub mod headers {
     pub const ROUTING_KEY: &str = "x-mas-routing-key";
     /// Set once a failure of this message has a row in `mas_jobs`, so success updates it.
     pub const TRACKED: &str = "x-mas-tracked";
+    /// The full proto name of an event's body (`mas.meetings.v1.BookingBooked`); absent on
+    /// events published before events were proto messages.
+    pub const TYPE: &str = "x-mas-type";
 }
 
 /// One message as it travels.

@@ -29,16 +29,35 @@ pub struct Incoming {
     /// 1 on first delivery.
     pub attempt: u32,
     pub payload: serde_json::Value,
+    /// The payload's proto message, from the [`headers::TYPE`] header (`None` on legacy events
+    /// and on jobs).
+    pub message_type: Option<String>,
 }
 
-/// A handler's failure. The message is retried until its attempts run out.
+/// A handler's failure. A transient one is retried until its attempts run out; a permanent one
+/// (a payload that can never be handled) is dead-lettered at once.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{message}")]
+pub struct HandlerError {
+    pub message: String,
+    pub permanent: bool,
+}
 
 impl HandlerError {
+    /// A transient failure: retried with backoff.
     pub fn new(e: impl std::fmt::Display) -> Self {
-        HandlerError(e.to_string())
+        HandlerError {
+            message: e.to_string(),
+            permanent: false,
+        }
+    }
+
+    /// A failure no retry can mend (an undecodable payload): dead-lettered with `e` at once.
+    pub fn permanent(e: impl std::fmt::Display) -> Self {
+        HandlerError {
+            message: e.to_string(),
+            permanent: true,
+        }
     }
 }
 
@@ -243,6 +262,7 @@ fn incoming(sub: &Subscription, wire: &Wire) -> Result<Incoming, String> {
             .unwrap_or(1)
             .max(1),
         payload,
+        message_type: wire.headers.get(headers::TYPE).cloned(),
     })
 }
 
@@ -292,8 +312,17 @@ async fn process(bus: &Bus, sub: &Subscription, delivery: Delivery) {
                 ack(&delivery).await;
             }
             Outcome::Failed(e) => {
-                let last = msg.attempt >= sub.retry.max_attempts();
-                settle_failure(bus, sub, &delivery, Some(&msg), msg.attempt, &e, last).await;
+                let last = e.permanent || msg.attempt >= sub.retry.max_attempts();
+                settle_failure(
+                    bus,
+                    sub,
+                    &delivery,
+                    Some(&msg),
+                    msg.attempt,
+                    &e.message,
+                    last,
+                )
+                .await;
             }
         }
     }
@@ -304,14 +333,14 @@ async fn process(bus: &Bus, sub: &Subscription, delivery: Delivery) {
 enum Outcome {
     Done,
     Duplicate,
-    Failed(String),
+    Failed(HandlerError),
 }
 
 async fn run_event(bus: &Bus, sub: &Subscription, h: &dyn EventHandler, msg: &Incoming) -> Outcome {
     let result = async {
         let txn = mas_db::begin_write(&bus.db)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(HandlerError::new)?;
         let inserted = inbox::Entity::insert(inbox::ActiveModel {
             consumer: Set(sub.queue.clone()),
             message_id: Set(msg.id.clone()),
@@ -324,13 +353,13 @@ async fn run_event(bus: &Bus, sub: &Subscription, h: &dyn EventHandler, msg: &In
         )
         .exec_without_returning(&txn)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(HandlerError::new)?;
         if inserted == 0 {
             return Ok(false);
         }
-        h.handle(msg, &txn).await.map_err(|e| e.0)?;
-        txn.commit().await.map_err(|e| e.to_string())?;
-        Ok::<bool, String>(true)
+        h.handle(msg, &txn).await?;
+        txn.commit().await.map_err(HandlerError::new)?;
+        Ok::<bool, HandlerError>(true)
     }
     .await;
     match result {
@@ -343,7 +372,7 @@ async fn run_event(bus: &Bus, sub: &Subscription, h: &dyn EventHandler, msg: &In
 async fn run_job(bus: &Bus, h: &dyn JobHandler, msg: &Incoming) -> Outcome {
     let row = match job::Entity::find_by_id(msg.id.clone()).one(&bus.db).await {
         Ok(r) => r,
-        Err(e) => return Outcome::Failed(format!("loading job: {e}")),
+        Err(e) => return Outcome::Failed(HandlerError::new(format!("loading job: {e}"))),
     };
     let Some(row) = row else {
         // Removed from the dashboard while queued: nothing to do.
@@ -377,7 +406,7 @@ async fn run_job(bus: &Bus, h: &dyn JobHandler, msg: &Incoming) -> Outcome {
             }
             Outcome::Done
         }
-        Err(e) => Outcome::Failed(e.0),
+        Err(e) => Outcome::Failed(e),
     }
 }
 
@@ -444,6 +473,7 @@ async fn settle_failure(
                 payload: serde_json::Value::String(
                     String::from_utf8_lossy(&d.wire.body).into_owned(),
                 ),
+                message_type: d.wire.headers.get(headers::TYPE).cloned(),
             };
             &fallback
         }

@@ -27,6 +27,8 @@ pub struct OutEvent {
     pub routing_key: String,
     pub platform: String,
     pub payload: serde_json::Value,
+    /// The full proto name of the payload's message, sent as the [`headers::TYPE`] header.
+    pub message_type: Option<String>,
 }
 
 impl OutEvent {
@@ -40,7 +42,14 @@ impl OutEvent {
             routing_key: routing_key.into(),
             platform: platform.into(),
             payload,
+            message_type: None,
         }
+    }
+
+    /// Names the payload's proto message (see [`headers::TYPE`]).
+    pub fn of_type(mut self, message: impl Into<String>) -> Self {
+        self.message_type = Some(message.into());
+        self
     }
 }
 
@@ -50,6 +59,9 @@ pub async fn publish<C: ConnectionTrait>(db: &C, event: &OutEvent) -> Result<(),
     h.insert(headers::PLATFORM.to_string(), event.platform.clone());
     h.insert(headers::KIND.to_string(), "event".to_string());
     h.insert(headers::ROUTING_KEY.to_string(), event.routing_key.clone());
+    if let Some(t) = &event.message_type {
+        h.insert(headers::TYPE.to_string(), t.clone());
+    }
     insert(
         db,
         &event.id,

@@ -39,6 +39,9 @@ pub mod mas {
 pub use google::api::HttpRule;
 pub use mas::{AccessPolicy, Capability, Role};
 
+mod events;
+pub use events::{EVENT_OPTION, Event, SERVICE_EVENTS_OPTION, event_rule, service_events};
+
 /// The encoded `FileDescriptorSet` of every proto file, imports included, custom options intact.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 

@@ -130,9 +130,7 @@ fn string(s: &StringRules, schema: &mut Value, zero_ok: bool) -> bool {
     let refuses_empty = s.min_len.is_some_and(|n| n > 0)
         || format.is_some()
         || (!s.r#in.is_empty() && !s.r#in.iter().any(String::is_empty))
-        || s.pattern
-            .as_deref()
-            .is_some_and(|p| pattern_refuses_empty(p));
+        || s.pattern.as_deref().is_some_and(pattern_refuses_empty);
     if zero_ok && refuses_empty {
         // Absent or empty means "none": the document admits "" beside the constrained form.
         let mut constrained = Value::Object(c);

@@ -3,6 +3,7 @@
 //! locally from the cached JWKS, vendor keys with per-key rate limits, CORS, a body limit, and
 //! RFC 7807 errors. It also serves `/api/health`, `/api/docs` and the JWKS.
 
+pub mod asyncapi;
 mod authn;
 pub mod client_ip;
 pub mod config;
@@ -159,6 +160,7 @@ fn http_server(
             .route("/admin/queues", web::get().to(dashboard::page))
             .route("/admin/queues/action", web::post().to(dashboard::action))
             .route("/api/docs/openapi.json", web::get().to(docs::openapi_json))
+            .route("/api/docs/asyncapi.json", web::get().to(asyncapi::serve))
             .route("/socket.io/", web::route().to(socketio::proxy))
             .route("/socket.io", web::route().to(socketio::proxy))
             .default_service(web::to(dispatch::dispatch))

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::constraints;
 
 /// Schemas by name; a `Null` entry marks a message whose schema is being built (recursion guard).
-type Schemas = BTreeMap<String, Value>;
+pub(crate) type Schemas = BTreeMap<String, Value>;
 
 const PROBLEM_REF: &str = "#/components/schemas/Problem";
 
@@ -290,7 +290,7 @@ fn enum_schema(e: &EnumDescriptor) -> Value {
 
 /// The schema of a message: inline for well-known types, otherwise a `$ref` to a component
 /// schema named by its full name, built once (a message referencing itself just gets the `$ref`).
-fn message_ref(message: &MessageDescriptor, schemas: &mut Schemas) -> Value {
+pub(crate) fn message_ref(message: &MessageDescriptor, schemas: &mut Schemas) -> Value {
     if let Some(schema) = well_known(message, schemas) {
         return schema;
     }
@@ -396,7 +396,7 @@ fn problem_schema() -> Value {
 }
 
 /// The leading comment of the element at `path` in `file`, without section separators (`---`).
-fn comment(file: &FileDescriptor, path: &[i32]) -> Option<String> {
+pub(crate) fn comment(file: &FileDescriptor, path: &[i32]) -> Option<String> {
     let info = file.file_descriptor_proto().source_code_info.as_ref()?;
     let location = info.location.iter().find(|l| l.path == path)?;
     let lines: Vec<&str> = (location.leading_comments.as_deref()?.lines())

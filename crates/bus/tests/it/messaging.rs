@@ -23,6 +23,7 @@ both!(
     history_retention_is_bounded_and_counted,
     trace_context_follows_an_event_through_the_broker,
     a_delivery_in_flight_finishes_before_the_consumer_stops,
+    permanent_failure_is_dead_lettered_at_once_with_its_reason,
 );
 
 fn fast_retry() -> RetryPolicy {
@@ -544,5 +545,70 @@ async fn a_delivery_in_flight_finishes_before_the_consumer_stops(b: B) {
     env.consume(Subscription::jobs(&q, next.clone())).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(next.started.load(SeqCst), 0, "nothing is redelivered");
+    env.finish().await;
+}
+
+/// Refuses every event as undecodable, and remembers the type header it was given.
+#[derive(Default)]
+struct Undecodable(std::sync::Mutex<Vec<(u32, Option<String>)>>);
+
+#[async_trait::async_trait]
+impl mas_bus::EventHandler for Undecodable {
+    async fn handle(
+        &self,
+        m: &mas_bus::Incoming,
+        _tx: &sea_orm::DatabaseTransaction,
+    ) -> Result<(), mas_bus::HandlerError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((m.attempt, m.message_type.clone()));
+        Err(mas_bus::HandlerError::permanent(
+            "mas.crm.v1.LeadCreated: invalid type: integer, expected a string",
+        ))
+    }
+}
+
+async fn permanent_failure_is_dead_lettered_at_once_with_its_reason(b: B) {
+    let Some(env) = env(b).await else { return };
+    let handler = Arc::new(Undecodable::default());
+    let q = env.queue("crm");
+    // Five attempts allowed: a permanent failure uses one.
+    let sub = Subscription::events(&q, &["crm.#"], handler.clone())
+        .with_retry(RetryPolicy::exponential(5, Duration::from_millis(50)));
+    let dead = sub.spec().dead_queue();
+    env.consume(sub).await;
+    env.relay();
+    let ev = OutEvent::new("crm.lead.created.v1", "mr-mentor", json!({"leadId": 7}))
+        .of_type("mas.crm.v1.LeadCreated");
+    outbox::publish(&env.db, &ev).await.unwrap();
+    env.bus.wake();
+
+    let mut depth = 0;
+    for _ in 0..200 {
+        depth = env.bus.broker.depth(&dead).await.unwrap();
+        if depth == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(depth, 1, "dead-lettered");
+    let failed = ops::list(&env.db, &q, "failed", 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].attempts, 1, "no retry");
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("expected a string")),
+        "{:?}",
+        failed[0].last_error
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        *handler.0.lock().unwrap(),
+        vec![(1, Some("mas.crm.v1.LeadCreated".to_owned()))],
+        "handled once, with its type header"
+    );
     env.finish().await;
 }

@@ -4,14 +4,13 @@
 //! also refuses two overlapping accepted bookings of one mentor, whatever writes them.
 
 use chrono::Utc;
-use mas_bus::OutEvent;
 use mas_kit::auth::Principal;
+use mas_kit::events;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use serde_json::json;
 
 use super::slots::{AVAILABLE, BOOKED};
 use super::{App, is_admin, new_id, next_token, page_offset, page_size, timestamp};
@@ -35,16 +34,15 @@ pub fn to_pb(b: booking::Model) -> pb::Booking {
     }
 }
 
-fn event_body(b: &booking::Model) -> serde_json::Value {
-    json!({
-        "platform": b.platform,
-        "bookingId": b.id,
-        "meetingId": b.id,
-        "mentorId": b.mentor_id,
-        "studentId": b.student_id,
-        "startsAt": b.starts_at.to_rfc3339(),
-        "endsAt": b.ends_at.to_rfc3339(),
-    })
+fn booked_event(b: &booking::Model) -> pb::BookingBooked {
+    pb::BookingBooked {
+        booking_id: b.id.clone(),
+        meeting_id: b.id.clone(),
+        mentor_id: b.mentor_id.clone(),
+        student_id: b.student_id.clone(),
+        starts_at: Some(timestamp(b.starts_at)),
+        ends_at: Some(timestamp(b.ends_at)),
+    }
 }
 
 /// Takes `slot_id` for the student only if it is still available: `true` if this call won.
@@ -138,11 +136,7 @@ pub async fn book(
     })
     .exec(&txn)
     .await?;
-    mas_bus::outbox::publish(
-        &txn,
-        &OutEvent::new("meetings.booking.booked.v1", platform, event_body(&b)),
-    )
-    .await?;
+    events::publish(&txn, platform, &booked_event(&b)).await?;
     txn.commit().await?;
     app.bus.wake();
     tracing::info!(booking = %b.id, slot = %b.slot_id, mentor = %b.mentor_id, "slot booked");
@@ -212,14 +206,18 @@ pub async fn cancel(
         .filter(meeting::Column::Id.eq(&b.id))
         .exec(&txn)
         .await?;
-    let mut body = event_body(&b);
-    body["cancelledBy"] = json!(caller.subject);
-    body["reason"] = json!(r.reason);
-    mas_bus::outbox::publish(
-        &txn,
-        &OutEvent::new("meetings.booking.cancelled.v1", &b.platform, body),
-    )
-    .await?;
+    let booked = booked_event(&b);
+    let cancelled = pb::BookingCancelled {
+        booking_id: booked.booking_id,
+        meeting_id: booked.meeting_id,
+        mentor_id: booked.mentor_id,
+        student_id: booked.student_id,
+        starts_at: booked.starts_at,
+        ends_at: booked.ends_at,
+        cancelled_by: caller.subject.clone(),
+        reason: r.reason.clone(),
+    };
+    events::publish(&txn, &b.platform, &cancelled).await?;
     txn.commit().await?;
     app.bus.wake();
     tracing::info!(booking = %b.id, by = %caller.subject, "booking cancelled");
@@ -270,13 +268,17 @@ pub async fn reschedule(
         .exec(&txn)
         .await?;
     let moved = find_in(&txn, &b.id).await?;
-    let mut body = event_body(&moved);
-    body["previousStartsAt"] = json!(b.starts_at.to_rfc3339());
-    mas_bus::outbox::publish(
-        &txn,
-        &OutEvent::new("meetings.booking.rescheduled.v1", &b.platform, body),
-    )
-    .await?;
+    let booked = booked_event(&moved);
+    let rescheduled = pb::BookingRescheduled {
+        booking_id: booked.booking_id,
+        meeting_id: booked.meeting_id,
+        mentor_id: booked.mentor_id,
+        student_id: booked.student_id,
+        starts_at: booked.starts_at,
+        ends_at: booked.ends_at,
+        previous_starts_at: Some(timestamp(b.starts_at)),
+    };
+    events::publish(&txn, &b.platform, &rescheduled).await?;
     txn.commit().await?;
     app.bus.wake();
     tracing::info!(booking = %b.id, slot = %s.id, "booking rescheduled");

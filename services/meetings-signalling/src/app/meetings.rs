@@ -2,12 +2,11 @@
 //! meeting_logs (join, leave, start, end per participant, with timestamps).
 
 use chrono::{DateTime, Utc};
-use mas_bus::OutEvent;
 use mas_kit::auth::Principal;
+use mas_kit::events::{self, Event};
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
-use serde_json::json;
 
 use super::{App, is_admin, new_id, timestamp};
 use crate::error::{AppError, AppResult};
@@ -137,17 +136,38 @@ pub async fn join(app: &App, caller: &Principal, id: &str) -> AppResult<pb::Join
     })
 }
 
+fn started(m: &meeting::Model, at: DateTime<Utc>) -> pb::MeetingStarted {
+    pb::MeetingStarted {
+        meeting_id: m.id.clone(),
+        mentor_id: m.mentor_id.clone(),
+        student_id: m.student_id.clone(),
+        at: Some(timestamp(at)),
+    }
+}
+
+fn ended(
+    outcome: pb::MeetingOutcome,
+) -> impl FnOnce(&meeting::Model, DateTime<Utc>) -> pb::MeetingEnded {
+    move |m, at| pb::MeetingEnded {
+        meeting_id: m.id.clone(),
+        mentor_id: m.mentor_id.clone(),
+        student_id: m.student_id.clone(),
+        at: Some(timestamp(at)),
+        outcome: outcome.into(),
+    }
+}
+
 /// Moves a meeting from one of `from` to `to` (a conditional update, so two replicas ending the
-/// same meeting record it once), logs `action` and publishes `routing_key`. `Ok(None)`: it was
-/// not in one of `from`.
-async fn transition(
+/// same meeting record it once), logs `action` and publishes the event `event` builds.
+/// `Ok(None)`: it was not in one of `from`.
+async fn transition<E: Event>(
     app: &App,
     m: &meeting::Model,
     by: &str,
     from: &[&str],
     to: &str,
     action: &str,
-    routing_key: &str,
+    event: impl FnOnce(&meeting::Model, DateTime<Utc>) -> E,
 ) -> AppResult<Option<meeting::Model>> {
     let now = Utc::now();
     let txn = mas_kit::db::begin_write(&app.db).await?;
@@ -172,15 +192,7 @@ async fn transition(
     })
     .exec(&txn)
     .await?;
-    let body = json!({
-        "platform": m.platform,
-        "meetingId": m.id,
-        "mentorId": m.mentor_id,
-        "studentId": m.student_id,
-        "at": now.to_rfc3339(),
-        "outcome": to,
-    });
-    mas_bus::outbox::publish(&txn, &OutEvent::new(routing_key, &m.platform, body)).await?;
+    events::publish(&txn, &m.platform, &event(m, now)).await?;
     txn.commit().await?;
     app.bus.wake();
     tracing::info!(meeting = %m.id, by, status = to, "meeting {action}");
@@ -206,7 +218,7 @@ pub async fn start(app: &App, caller: &Principal, id: &str) -> AppResult<meeting
         &[SCHEDULED],
         LIVE,
         "start",
-        "meetings.meeting.started.v1",
+        started,
     )
     .await?
     {
@@ -232,7 +244,7 @@ pub async fn end(app: &App, caller: &Principal, id: &str) -> AppResult<meeting::
         &[SCHEDULED, LIVE],
         ENDED,
         "end",
-        "meetings.meeting.ended.v1",
+        ended(pb::MeetingOutcome::Ended),
     )
     .await?
     {
@@ -263,7 +275,7 @@ pub async fn no_show(app: &App, caller: &Principal, id: &str) -> AppResult<meeti
         &[SCHEDULED],
         NO_SHOW,
         "end",
-        "meetings.meeting.ended.v1",
+        ended(pb::MeetingOutcome::NoShow),
     )
     .await?
     {

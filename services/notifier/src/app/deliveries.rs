@@ -140,7 +140,7 @@ impl<S: Sender> JobHandler for ChannelJob<S> {
                     Some(e.clone()),
                 )
                 .await;
-                Err(HandlerError(e))
+                Err(HandlerError::new(e))
             }
         }
     }

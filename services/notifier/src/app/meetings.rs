@@ -9,39 +9,110 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mas_bus::{EventHandler, HandlerError, Incoming};
+use mas_kit::events::{self, Event};
 use mas_kit::link::IdentityLink;
+use mas_kit::proto::mas::meetings::v1 as ev;
 use mas_kit::proto::mas::notifier::v1 as pb;
 use sea_orm::DatabaseTransaction;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{App, send};
 
-/// The events this consumer binds, and the template each one sends.
+/// The events this consumer binds (declared in proto/mas/notifier/v1/events.proto), and the
+/// template each one sends.
 pub const EVENTS: [(&str, &str); 5] = [
-    ("meetings.booking.booked.v1", "meeting-booked"),
-    ("meetings.booking.cancelled.v1", "meeting-cancelled"),
-    ("meetings.booking.rescheduled.v1", "meeting-rescheduled"),
-    ("meetings.meeting.started.v1", "meeting-started"),
-    ("meetings.meeting.ended.v1", "meeting-ended"),
+    (ev::BookingBooked::ROUTING_KEY, "meeting-booked"),
+    (ev::BookingCancelled::ROUTING_KEY, "meeting-cancelled"),
+    (ev::BookingRescheduled::ROUTING_KEY, "meeting-rescheduled"),
+    (ev::MeetingStarted::ROUTING_KEY, "meeting-started"),
+    (ev::MeetingEnded::ROUTING_KEY, "meeting-ended"),
 ];
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What an email needs of any of the meeting events.
+#[derive(Default)]
 struct MeetingEvent {
     meeting_id: String,
     mentor_id: String,
     student_id: String,
-    #[serde(default)]
     starts_at: Option<DateTime<Utc>>,
-    #[serde(default)]
     ends_at: Option<DateTime<Utc>>,
-    #[serde(default)]
     previous_starts_at: Option<DateTime<Utc>>,
-    #[serde(default)]
     at: Option<DateTime<Utc>>,
-    #[serde(default)]
     reason: Option<String>,
+}
+
+impl MeetingEvent {
+    fn parties(meeting_id: String, mentor_id: String, student_id: String) -> Self {
+        MeetingEvent {
+            meeting_id,
+            mentor_id,
+            student_id,
+            ..Default::default()
+        }
+    }
+
+    /// The typed event in `msg`, by its routing key (one of [`EVENTS`]).
+    fn decode(msg: &Incoming) -> Result<Self, HandlerError> {
+        let time = |t: Option<prost_types::Timestamp>| {
+            t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        };
+        let ev = match msg.routing_key.as_str() {
+            ev::BookingBooked::ROUTING_KEY => {
+                let e: ev::BookingBooked = events::decode(msg)?;
+                MeetingEvent {
+                    starts_at: time(e.starts_at),
+                    ends_at: time(e.ends_at),
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
+                }
+            }
+            ev::BookingCancelled::ROUTING_KEY => {
+                let e: ev::BookingCancelled = events::decode(msg)?;
+                MeetingEvent {
+                    starts_at: time(e.starts_at),
+                    ends_at: time(e.ends_at),
+                    reason: Some(e.reason),
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
+                }
+            }
+            ev::BookingRescheduled::ROUTING_KEY => {
+                let e: ev::BookingRescheduled = events::decode(msg)?;
+                MeetingEvent {
+                    starts_at: time(e.starts_at),
+                    ends_at: time(e.ends_at),
+                    previous_starts_at: time(e.previous_starts_at),
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
+                }
+            }
+            ev::MeetingStarted::ROUTING_KEY => {
+                let e: ev::MeetingStarted = events::decode(msg)?;
+                let at = time(e.at);
+                MeetingEvent {
+                    at,
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
+                }
+            }
+            ev::MeetingEnded::ROUTING_KEY => {
+                let e: ev::MeetingEnded = events::decode(msg)?;
+                let at = time(e.at);
+                MeetingEvent {
+                    at,
+                    ..Self::parties(e.meeting_id, e.mentor_id, e.student_id)
+                }
+            }
+            other => {
+                return Err(HandlerError::permanent(format!(
+                    "{other} is not a meeting event"
+                )));
+            }
+        };
+        if ev.meeting_id.is_empty() || ev.mentor_id.is_empty() || ev.student_id.is_empty() {
+            return Err(HandlerError::permanent(format!(
+                "{} on {} names no meeting, mentor or student",
+                msg.id, msg.routing_key
+            )));
+        }
+        Ok(ev)
+    }
 }
 
 fn when(t: Option<DateTime<Utc>>) -> String {
@@ -62,8 +133,7 @@ impl EventHandler for MeetingMail {
             tracing::warn!(routing_key = %msg.routing_key, "meeting event without a template ignored");
             return Ok(());
         };
-        let ev: MeetingEvent = serde_json::from_value(msg.payload.clone())
-            .map_err(|e| HandlerError::new(format!("bad meeting event: {e}")))?;
+        let ev = MeetingEvent::decode(msg)?;
         let contacts = self
             .identity
             .contacts(
