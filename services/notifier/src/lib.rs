@@ -141,10 +141,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             &app.queue("email"),
             Arc::new(app::deliveries::ChannelJob {
                 app: app.clone(),
-                sender: app::email::EmailJob {
-                    app: app.clone(),
-                    smtp,
-                },
+                sender: app::email::EmailJob::new(app.clone(), smtp),
             }),
         )
         .with_retry(RetryPolicy::exponential(
