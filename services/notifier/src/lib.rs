@@ -155,7 +155,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         cfg.exotel.clone().map(app::providers::Provider::Exotel),
     ];
     if providers.iter().any(Option::is_some) {
-        let http = app::providers::Http::new().map_err(anyhow::Error::msg)?;
+        let http = mas_kit::http::Client::new()?.with_metrics(metrics.clone());
         for provider in providers.into_iter().flatten() {
             let sub = Subscription::jobs(
                 &app.queue(provider.channel()),
