@@ -14,7 +14,8 @@ on_both!(
     a_disabled_email_channel_holds_its_jobs_and_reports_degraded,
     queue_and_schedule_metrics_are_on_each_services_admin_port,
     in_app_notifications_are_listed_counted_and_marked_read,
-    bad_sends_and_templates_get_clear_errors;
+    bad_sends_and_templates_get_clear_errors,
+    the_same_idempotency_key_sends_once_even_when_called_concurrently;
     with:
     email_goes_out_through_smtp_with_a_delivery_record,
     smtp_535_fails_the_job_and_a_dashboard_retry_after_rotation_delivers,
@@ -570,5 +571,85 @@ async fn queue_and_schedule_metrics_are_on_each_services_admin_port(s: TestStack
     let identity = scrape(s.stack.identity_admin_addr).await;
     assert!(identity.contains(r#"schedule_consecutive_failures{schedule="identity.token-cleanup",service="identity"} 0"#), "{identity}");
     assert!(identity.contains("schedule_runs_total{"), "{identity}");
+    s.stop().await;
+}
+
+async fn the_same_idempotency_key_sends_once_even_when_called_concurrently(s: TestStack) {
+    let root = s.admin_token(PLATFORM).await;
+    let to = mas_testkit::email("once");
+    let body = json!({"channel": "in_app", "recipient": "user-1", "template": "message",
+        "variablesJson": json!({"title": "Receipt", "body": "Paid", "link": ""}).to_string(),
+        "idempotencyKey": format!("receipt-{to}")});
+    // Two calls at once (a caller retrying while the first is in flight, on any replica).
+    let (a, b) = tokio::join!(send(&s, &root, body.clone()), send(&s, &root, body.clone()));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(
+        a.body["deliveryId"], b.body["deliveryId"],
+        "one delivery: {} {}",
+        a.body, b.body
+    );
+    let dups = [&a, &b]
+        .iter()
+        .filter(|r| r.body["duplicate"] == true)
+        .count();
+    assert_eq!(dups, 1, "exactly one is the repeat: {} {}", a.body, b.body);
+    // A later retry gets the same answer; the message exists once.
+    let c = send(&s, &root, body.clone()).await;
+    assert_eq!(c.body["deliveryId"], a.body["deliveryId"]);
+    assert_eq!(c.body["duplicate"], true);
+    assert_eq!(c.body["status"], "sent");
+    let list = s.get("/api/admin/deliveries?recipient=user-1", &root).await;
+    let same: Vec<&Value> = list.body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["id"] == a.body["deliveryId"])
+        .collect();
+    assert_eq!(same.len(), 1);
+
+    // Email, held (no SMTP here): the repeat says held too, and only one job waits.
+    let mail = json!({"channel": "email", "recipient": to, "template": "test", "idempotencyKey": "welcome-1"});
+    let (a, b) = tokio::join!(send(&s, &root, mail.clone()), send(&s, &root, mail.clone()));
+    assert_eq!(
+        a.body["deliveryId"], b.body["deliveryId"],
+        "{} {}",
+        a.body, b.body
+    );
+    assert_eq!(a.body["status"], "held");
+    assert_eq!(b.body["status"], "held");
+    let d = s
+        .get(&format!("/api/admin/deliveries?recipient={to}"), &root)
+        .await;
+    assert_eq!(
+        d.body["deliveries"].as_array().unwrap().len(),
+        1,
+        "{}",
+        d.body
+    );
+
+    // Keys are per platform: the other platform's same key is its own message.
+    let other = s.admin_token(mas_testkit::OTHER_PLATFORM).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/api/admin/notifications/send",
+            Some(mas_testkit::OTHER_PLATFORM),
+            Some(&other),
+            Some(mail.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_ne!(r.body["deliveryId"], a.body["deliveryId"]);
+    assert_ne!(r.body["duplicate"], true);
+
+    // A bad key is refused with the field's name.
+    let r = send(
+        &s,
+        &root,
+        json!({"channel": "email", "recipient": to, "template": "test", "idempotencyKey": "has spaces"}),
+    )
+    .await;
+    assert!(r.problem(400).contains("idempotencyKey"));
     s.stop().await;
 }

@@ -43,6 +43,8 @@ pub mod delivery {
         pub last_error: Option<String>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Send's idempotency key: unique per platform when set.
+        pub idempotency_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
