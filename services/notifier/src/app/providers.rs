@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use http::StatusCode;
 
 use super::deliveries::Sender;
 use super::send::JobPayload;
-use super::{App, templates};
+use super::{App, templates, whatsapp};
 use crate::config::{Exotel, WhatsApp};
 
 #[derive(Clone)]
@@ -68,12 +69,27 @@ impl Sender for ProviderJob {
         let name = self.provider.name();
         let reply = match &self.provider {
             Provider::WhatsApp(w) => {
-                let payload = serde_json::json!({
-                    "messaging_product": "whatsapp",
-                    "to": p.recipient.trim_start_matches('+'),
-                    "type": "text",
-                    "text": {"body": body},
-                });
+                let to = p.recipient.trim_start_matches('+');
+                let payload = match templates::render_whatsapp(&t, &p.variables)? {
+                    Some(approved) => serde_json::json!({
+                        "messaging_product": "whatsapp",
+                        "to": to,
+                        "type": "template",
+                        "template": approved.to_json(),
+                    }),
+                    None => {
+                        // The window may have closed while the message waited.
+                        whatsapp::check_window(&self.app.db, &p.platform, &p.recipient, Utc::now())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        serde_json::json!({
+                            "messaging_product": "whatsapp",
+                            "to": to,
+                            "type": "text",
+                            "text": {"body": body},
+                        })
+                    }
+                };
                 self.http
                     .post(
                         name,

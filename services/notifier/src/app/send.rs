@@ -135,6 +135,13 @@ pub async fn record<C: ConnectionTrait>(
     let t = templates::find(app, &r.platform, &r.channel, &r.template).await?;
     let (subject, body) =
         templates::render(&t, &variables).map_err(|e| AppError::invalid("variablesJson", e))?;
+    if r.channel == "whatsapp" {
+        let approved = templates::render_whatsapp(&t, &variables)
+            .map_err(|e| AppError::invalid("variablesJson", e))?;
+        if approved.is_none() {
+            super::whatsapp::check_window(txn, &r.platform, r.recipient.trim(), Utc::now()).await?;
+        }
+    }
 
     let id = new_id();
     let now = Utc::now();

@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Init),
             Box::new(mas_bus::BusTables),
             Box::new(M0002Idempotency),
+            Box::new(M0003WhatsApp),
         ]
     }
 }
@@ -48,6 +49,25 @@ impl MigrationTrait for M0002Idempotency {
         mas_kit::db::run_script(
             manager.get_connection(),
             include_str!("../../migrations/0002_idempotency.sql"),
+        )
+        .await
+    }
+}
+
+struct M0003WhatsApp;
+
+impl MigrationName for M0003WhatsApp {
+    fn name(&self) -> &str {
+        "m0003_notifier_whatsapp"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003WhatsApp {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0003_whatsapp.sql"),
         )
         .await
     }
