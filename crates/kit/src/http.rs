@@ -240,28 +240,25 @@ impl Request<'_> {
     }
 
     pub fn bearer_auth(self, token: &str) -> Self {
-        self.sensitive(AUTHORIZATION.as_str(), format!("Bearer {token}"))
+        self.authorization(format!("Bearer {token}"))
     }
 
     pub fn basic_auth(self, user: &str, password: &str) -> Self {
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        self.sensitive(AUTHORIZATION.as_str(), format!("Basic {basic}"))
+        self.authorization(format!("Basic {basic}"))
     }
 
-    /// A header whose value is a secret (kept out of reqwest's debug output).
-    fn sensitive(mut self, name: &str, value: String) -> Self {
+    /// The `Authorization` header, marked sensitive (kept out of debug output).
+    fn authorization(mut self, value: String) -> Self {
         match HeaderValue::from_str(&value) {
             Ok(mut v) => {
                 v.set_sensitive(true);
-                self.headers.insert(
-                    HeaderName::from_bytes(name.as_bytes()).unwrap_or(AUTHORIZATION),
-                    v,
-                );
+                self.headers.insert(AUTHORIZATION, v);
             }
             Err(_) => {
                 self.error
-                    .get_or_insert_with(|| format!("{name}: bad value"));
+                    .get_or_insert_with(|| "authorization: not a header value".into());
             }
         }
         self
