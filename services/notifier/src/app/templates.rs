@@ -405,3 +405,58 @@ impl WhatsAppTemplate {
         t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(template: &str, language: &str, parameters: &[&str]) -> pb::PutTemplateRequest {
+        pb::PutTemplateRequest {
+            channel: "whatsapp".into(),
+            name: "t".into(),
+            body: "b".into(),
+            whatsapp_template: template.into(),
+            whatsapp_language: language.into(),
+            whatsapp_parameters: parameters.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn whatsapp_fields_are_checked() {
+        assert!(check_whatsapp(&put("", "", &[])).is_ok(), "free text");
+        for lang in ["en", "hi", "fil", "en_US", "pt_BR"] {
+            assert!(
+                check_whatsapp(&put("otp", lang, &["{{ code }}"])).is_ok(),
+                "{lang}"
+            );
+        }
+        for lang in ["", "EN", "en-US", "en_us", "english"] {
+            assert!(check_whatsapp(&put("otp", lang, &[])).is_err(), "{lang}");
+        }
+        assert!(check_whatsapp(&put("Session Reminder", "en", &[])).is_err());
+        assert!(
+            check_whatsapp(&put("", "en", &[])).is_err(),
+            "a language alone"
+        );
+        assert!(check_whatsapp(&put("otp", "en", &["{{ x "])).is_err());
+        let email = pb::PutTemplateRequest {
+            channel: "email".into(),
+            ..put("otp", "en", &[])
+        };
+        assert!(check_whatsapp(&email).is_err());
+    }
+
+    #[test]
+    fn an_approved_template_without_parameters_has_no_components() {
+        let t = WhatsAppTemplate {
+            name: "hello_world".into(),
+            language: "en_US".into(),
+            parameters: vec![],
+        };
+        assert_eq!(
+            t.to_json(),
+            serde_json::json!({"name": "hello_world", "language": {"code": "en_US"}})
+        );
+    }
+}
