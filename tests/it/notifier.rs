@@ -14,10 +14,13 @@ on_both!(
     a_disabled_email_channel_holds_its_jobs_and_reports_degraded,
     queue_and_schedule_metrics_are_on_each_services_admin_port,
     in_app_notifications_are_listed_counted_and_marked_read,
-    bad_sends_and_templates_get_clear_errors;
+    bad_sends_and_templates_get_clear_errors,
+    the_same_idempotency_key_sends_once_even_when_called_concurrently;
     with:
     email_goes_out_through_smtp_with_a_delivery_record,
     smtp_535_fails_the_job_and_a_dashboard_retry_after_rotation_delivers,
+    many_emails_share_one_pooled_smtp_connection,
+    a_rotated_password_file_applies_at_the_next_send,
     a_retry_clicked_in_chromium_runs_the_failed_email_again,
 );
 
@@ -84,14 +87,24 @@ pub(crate) async fn stack_with_smtp(
     smtp: &Smtp,
     password: &str,
 ) -> Option<TestStack> {
+    stack_with_smtp_login(backend, smtp, ("SMTP_PASSWORD", password)).await
+}
+
+/// A stack whose notifier logs in to `smtp` with `login`: `SMTP_PASSWORD` and the password, or
+/// `SMTP_PASSWORD_FILE` and a path.
+async fn stack_with_smtp_login(
+    backend: Backend,
+    smtp: &Smtp,
+    login: (&str, &str),
+) -> Option<TestStack> {
     let port = smtp.port.to_string();
-    let password = password.to_owned();
+    let (var, value) = (login.0.to_owned(), login.1.to_owned());
     mas_testkit::spawn_with(backend, |o| {
         o.set("notifier", "SMTP_HOST", "127.0.0.1");
         o.set("notifier", "SMTP_PORT", &port);
         o.set("notifier", "SMTP_TLS", "none");
         o.set("notifier", "SMTP_USER", "mas");
-        o.set("notifier", "SMTP_PASSWORD", &password);
+        o.set("notifier", &var, &value);
         o.set("notifier", "SMTP_FROM", "MAS <no-reply@mas.test>");
         o.set("notifier", "NOTIFY_RETRY_ATTEMPTS", "2");
         o.set("notifier", "NOTIFY_RETRY_FIRST_MS", "100");
@@ -206,6 +219,92 @@ async fn smtp_535_fails_the_job_and_a_dashboard_retry_after_rotation_delivers(ba
     let d = delivery(&s, &root, &to, "sent").await;
     assert_eq!(d["lastError"], "");
     assert_eq!(smtp.mail().len(), 1, "delivered once");
+    s.stop().await;
+}
+
+async fn many_emails_share_one_pooled_smtp_connection(backend: Backend) {
+    let smtp = Smtp::start("right-password");
+    let Some(s) = stack_with_smtp(backend, &smtp, "right-password").await else {
+        return;
+    };
+    let root = s.admin_token(PLATFORM).await;
+    for i in 0..8 {
+        let to = mas_testkit::email(&format!("pooled{i}"));
+        let r = send(
+            &s,
+            &root,
+            json!({"channel": "email", "recipient": to, "template": "test"}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        delivery(&s, &root, &to, "sent").await;
+    }
+    let mail = smtp.mail();
+    assert_eq!(mail.len(), 8);
+    let peers: std::collections::HashSet<String> =
+        mail.iter().map(|m| m["peer"].to_string()).collect();
+    assert_eq!(
+        peers.len(),
+        1,
+        "one after the other, the mails share one pooled connection: {peers:?}"
+    );
+    s.stop().await;
+}
+
+async fn a_rotated_password_file_applies_at_the_next_send(backend: Backend) {
+    // The server's password was rotated; the mounted secret notifier reads still holds the old.
+    let smtp = Smtp::start("rotated");
+    let secret = tempfile::tempdir().unwrap();
+    let file = secret.path().join("smtp-password");
+    std::fs::write(&file, "old\n").unwrap();
+    let Some(s) = stack_with_smtp_login(
+        backend,
+        &smtp,
+        ("SMTP_PASSWORD_FILE", file.to_str().unwrap()),
+    )
+    .await
+    else {
+        return;
+    };
+    let root = s.admin_token(PLATFORM).await;
+    let to = mas_testkit::email("mounted");
+    let r = send(
+        &s,
+        &root,
+        json!({"channel": "email", "recipient": to, "template": "test"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = delivery(&s, &root, &to, "failed").await;
+    assert!(d["lastError"].as_str().unwrap().contains("535"), "{d}");
+
+    // The secret is updated (a new file swapped in, as Kubernetes does); the retry uses it.
+    let next = secret.path().join("next");
+    std::fs::write(&next, "rotated\n").unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    let html = s.dashboard("").await;
+    let r = s
+        .dashboard_action(&[
+            ("csrf", &mas_testkit::csrf_in(&html)),
+            ("service", "notifier"),
+            ("action", "retry"),
+            ("target", &mas_testkit::failed_job_in(&html)),
+        ])
+        .await;
+    assert_eq!(r.status(), 303);
+    delivery(&s, &root, &to, "sent").await;
+    // And the rebuilt transport is pooled again: the next mail takes the same connection.
+    let to2 = mas_testkit::email("mounted2");
+    send(
+        &s,
+        &root,
+        json!({"channel": "email", "recipient": to2, "template": "test"}),
+    )
+    .await;
+    delivery(&s, &root, &to2, "sent").await;
+    let mail = smtp.mail();
+    assert_eq!(mail.len(), 2);
+    assert_eq!(mail[0]["peer"], mail[1]["peer"], "{mail:?}");
     s.stop().await;
 }
 
@@ -472,5 +571,85 @@ async fn queue_and_schedule_metrics_are_on_each_services_admin_port(s: TestStack
     let identity = scrape(s.stack.identity_admin_addr).await;
     assert!(identity.contains(r#"schedule_consecutive_failures{schedule="identity.token-cleanup",service="identity"} 0"#), "{identity}");
     assert!(identity.contains("schedule_runs_total{"), "{identity}");
+    s.stop().await;
+}
+
+async fn the_same_idempotency_key_sends_once_even_when_called_concurrently(s: TestStack) {
+    let root = s.admin_token(PLATFORM).await;
+    let to = mas_testkit::email("once");
+    let body = json!({"channel": "in_app", "recipient": "user-1", "template": "message",
+        "variablesJson": json!({"title": "Receipt", "body": "Paid", "link": ""}).to_string(),
+        "idempotencyKey": format!("receipt-{to}")});
+    // Two calls at once (a caller retrying while the first is in flight, on any replica).
+    let (a, b) = tokio::join!(send(&s, &root, body.clone()), send(&s, &root, body.clone()));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(
+        a.body["deliveryId"], b.body["deliveryId"],
+        "one delivery: {} {}",
+        a.body, b.body
+    );
+    let dups = [&a, &b]
+        .iter()
+        .filter(|r| r.body["duplicate"] == true)
+        .count();
+    assert_eq!(dups, 1, "exactly one is the repeat: {} {}", a.body, b.body);
+    // A later retry gets the same answer; the message exists once.
+    let c = send(&s, &root, body.clone()).await;
+    assert_eq!(c.body["deliveryId"], a.body["deliveryId"]);
+    assert_eq!(c.body["duplicate"], true);
+    assert_eq!(c.body["status"], "sent");
+    let list = s.get("/api/admin/deliveries?recipient=user-1", &root).await;
+    let same: Vec<&Value> = list.body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["id"] == a.body["deliveryId"])
+        .collect();
+    assert_eq!(same.len(), 1);
+
+    // Email, held (no SMTP here): the repeat says held too, and only one job waits.
+    let mail = json!({"channel": "email", "recipient": to, "template": "test", "idempotencyKey": "welcome-1"});
+    let (a, b) = tokio::join!(send(&s, &root, mail.clone()), send(&s, &root, mail.clone()));
+    assert_eq!(
+        a.body["deliveryId"], b.body["deliveryId"],
+        "{} {}",
+        a.body, b.body
+    );
+    assert_eq!(a.body["status"], "held");
+    assert_eq!(b.body["status"], "held");
+    let d = s
+        .get(&format!("/api/admin/deliveries?recipient={to}"), &root)
+        .await;
+    assert_eq!(
+        d.body["deliveries"].as_array().unwrap().len(),
+        1,
+        "{}",
+        d.body
+    );
+
+    // Keys are per platform: the other platform's same key is its own message.
+    let other = s.admin_token(mas_testkit::OTHER_PLATFORM).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/api/admin/notifications/send",
+            Some(mas_testkit::OTHER_PLATFORM),
+            Some(&other),
+            Some(mail.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_ne!(r.body["deliveryId"], a.body["deliveryId"]);
+    assert_ne!(r.body["duplicate"], true);
+
+    // A bad key is refused with the field's name.
+    let r = send(
+        &s,
+        &root,
+        json!({"channel": "email", "recipient": to, "template": "test", "idempotencyKey": "has spaces"}),
+    )
+    .await;
+    assert!(r.problem(400).contains("idempotencyKey"));
     s.stop().await;
 }

@@ -40,6 +40,9 @@ pub struct Metrics {
     /// Calls to third parties (email, SMS, WhatsApp, object storage), by provider and outcome.
     pub external_calls: IntCounterVec,
     pub external_duration: HistogramVec,
+    /// Each HTTP attempt the kit's client makes (retries included), by provider and outcome
+    /// (ok, http_4xx, http_5xx, timeout, error).
+    pub external_http_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -162,8 +165,15 @@ impl Metrics {
             &["service", "provider"],
         )
         .expect("valid metric");
+        let external_http_requests = counter(
+            "external_http_requests_total",
+            "HTTP attempts to third parties, retries included, by provider and outcome \
+             (ok, http_4xx, http_5xx, timeout, error)",
+            &["service", "provider", "outcome"],
+        );
         for c in [
-            Box::new(queue_jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(external_http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(queue_jobs.clone()),
             Box::new(db_longest_query.clone()),
             Box::new(redis_memory_used.clone()),
             Box::new(redis_memory_max.clone()),
@@ -207,6 +217,7 @@ impl Metrics {
             redis_memory_max,
             external_calls,
             external_duration,
+            external_http_requests,
         }
     }
 

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use http_body_util::Full;
 use tokio_tungstenite::tungstenite::Message as Up;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -100,22 +98,23 @@ async fn polling(
             format!("request body: {e}"),
         )
     })?;
-    let mut up = http::Request::builder()
-        .method(req.method().as_str())
-        .uri(target);
+    let method = http::Method::from_bytes(req.method().as_str().as_bytes()).map_err(bad_gateway)?;
+    // Long-polling GETs are held open up to the ping interval (25 s) by the server. Sent once:
+    // the Socket.IO client retries on its own.
+    let mut up = gw
+        .http
+        .request("meetings-signalling", method, target)
+        .idempotent(false)
+        .timeout(Duration::from_secs(60));
     for name in FORWARDED {
         if let Some(v) = req.headers().get(name) {
             up = up.header(name, v.as_bytes());
         }
     }
-    up = up.header("x-forwarded-for", gw.client_ip(req).to_string());
-    let up = up
-        .body(Full::new(Bytes::from(body.to_vec())))
-        .map_err(bad_gateway)?;
-    // Long-polling GETs are held open up to the ping interval (25 s) by the server.
-    let reply = gw
-        .http
-        .send(up, Duration::from_secs(60))
+    let reply = up
+        .header("x-forwarded-for", gw.client_ip(req))
+        .body(body)
+        .send()
         .await
         .map_err(bad_gateway)?;
     let mut res = HttpResponse::build(

@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http_body_util::Full;
 use mas_kit::Secret;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use sha2::Sha256;
@@ -92,7 +90,7 @@ impl Storage {
                         access_key_id.clone(),
                         secret_access_key.expose().to_owned(),
                     ),
-                    http: mas_kit::http::Client::new()?,
+                    http: mas_kit::http::Client::new().map_err(|e| e.to_string())?,
                 }))
             }
         })
@@ -148,10 +146,14 @@ impl Storage {
                     .bucket
                     .head_object(Some(&s3.credentials), key)
                     .sign(Duration::from_secs(60));
-                let req = http::Request::head(url.as_str())
-                    .body(Full::new(Bytes::new()))
+                // A HEAD is idempotent: the kit's client retries it on 503 (S3's SlowDown).
+                let reply = s3
+                    .http
+                    .head("s3", url.as_str())
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
                     .map_err(|e| e.to_string())?;
-                let reply = s3.http.send(req, Duration::from_secs(10)).await?;
                 match reply.status.as_u16() {
                     200 => Ok(Some(
                         reply

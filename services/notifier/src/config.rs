@@ -22,7 +22,8 @@ pub struct Smtp {
     pub tls: SmtpTls,
     pub user: Option<String>,
     pub password: Option<Secret>,
-    /// Read at each send, so a rotated password (a mounted secret) applies without a restart.
+    /// Checked at each send (its metadata; read again when that changes), so a rotated
+    /// password (a mounted secret) applies without a restart.
     pub password_file: Option<PathBuf>,
     pub from: String,
 }

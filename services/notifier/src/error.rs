@@ -11,6 +11,9 @@ pub enum AppError {
     },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request is valid but the state refuses it (free WhatsApp text outside the window).
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
     #[error("internal: {0}")]
@@ -31,6 +34,7 @@ impl From<AppError> for Status {
         let code = match &e {
             AppError::Invalid { .. } => Code::InvalidArgument,
             AppError::NotFound(_) => Code::NotFound,
+            AppError::FailedPrecondition(_) => Code::FailedPrecondition,
             AppError::Db(_) | AppError::Internal(_) => Code::Internal,
         };
         match e {

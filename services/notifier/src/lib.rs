@@ -141,10 +141,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             &app.queue("email"),
             Arc::new(app::deliveries::ChannelJob {
                 app: app.clone(),
-                sender: app::email::EmailJob {
-                    app: app.clone(),
-                    smtp,
-                },
+                sender: app::email::EmailJob::new(app.clone(), smtp),
             }),
         )
         .with_retry(RetryPolicy::exponential(
@@ -158,7 +155,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         cfg.exotel.clone().map(app::providers::Provider::Exotel),
     ];
     if providers.iter().any(Option::is_some) {
-        let http = app::providers::Http::new().map_err(anyhow::Error::msg)?;
+        let http = mas_kit::http::Client::new()?.with_metrics(metrics.clone());
         for provider in providers.into_iter().flatten() {
             let sub = Subscription::jobs(
                 &app.queue(provider.channel()),

@@ -44,7 +44,7 @@ async fn deliver(
         template: template.into(),
         variables_json: vars.to_string(),
         user_id: u.id.clone(),
-        business_keys: vec![],
+        ..Default::default()
     });
     req.set_timeout(std::time::Duration::from_secs(5));
     let value = format!("Bearer {token}")

@@ -172,6 +172,7 @@ impl EventHandler for MeetingMail {
                 variables_json: variables.to_string(),
                 user_id: c.id.clone(),
                 business_keys: vec![ev.meeting_id.clone()],
+                ..Default::default()
             };
             send::record(&self.app, tx, &req)
                 .await

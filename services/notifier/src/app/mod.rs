@@ -7,6 +7,7 @@ pub mod meetings;
 pub mod providers;
 pub mod send;
 pub mod templates;
+pub mod whatsapp;
 
 use mas_bus::Bus;
 use sea_orm::DatabaseConnection;

@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
-use bytes::Bytes;
+use chrono::Utc;
 use http::StatusCode;
-use http_body_util::Full;
 
 use super::deliveries::Sender;
 use super::send::JobPayload;
-use super::{App, templates};
+use super::{App, templates, whatsapp};
 use crate::config::{Exotel, WhatsApp};
 
 #[derive(Clone)]
@@ -38,44 +36,12 @@ impl Provider {
     }
 }
 
-/// The HTTPS client every provider call goes through (the kit's: rustls on ring, webpki roots).
-#[derive(Clone)]
-pub struct Http {
-    client: mas_kit::http::Client,
-}
-
-impl Http {
-    pub fn new() -> Result<Self, String> {
-        Ok(Http {
-            client: mas_kit::http::Client::new()?,
-        })
-    }
-
-    /// POSTs `body` and returns the status and the JSON answer (`Null` when it is not JSON).
-    async fn post(
-        &self,
-        url: &str,
-        authorization: String,
-        content_type: &str,
-        body: String,
-    ) -> Result<(StatusCode, serde_json::Value), String> {
-        let req = http::Request::post(url)
-            .header(http::header::AUTHORIZATION, authorization)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("request to {url}: {e}"))?;
-        let reply = self.client.send(req, Duration::from_secs(20)).await?;
-        Ok((
-            reply.status,
-            serde_json::from_slice(&reply.body).unwrap_or_default(),
-        ))
-    }
-}
-
 pub struct ProviderJob {
     pub app: Arc<App>,
-    pub http: Http,
+    /// The kit's client (pooled; counts each attempt per provider and outcome). Message sends
+    /// are POSTs the providers do not deduplicate, so they are sent once per job attempt; the
+    /// job's own retries with backoff take it from there.
+    pub http: mas_kit::http::Client,
     pub provider: Provider,
 }
 
@@ -100,46 +66,62 @@ impl Sender for ProviderJob {
             .await
             .map_err(|e| e.to_string())?;
         let (_, body) = templates::render(&t, &p.variables)?;
-        let (status, json) = match &self.provider {
+        let name = self.provider.name();
+        let reply = match &self.provider {
             Provider::WhatsApp(w) => {
-                let payload = serde_json::json!({
-                    "messaging_product": "whatsapp",
-                    "to": p.recipient.trim_start_matches('+'),
-                    "type": "text",
-                    "text": {"body": body},
-                });
+                let to = p.recipient.trim_start_matches('+');
+                let payload = match templates::render_whatsapp(&t, &p.variables)? {
+                    Some(approved) => serde_json::json!({
+                        "messaging_product": "whatsapp",
+                        "to": to,
+                        "type": "template",
+                        "template": approved.to_json(),
+                    }),
+                    None => {
+                        // The window may have closed while the message waited.
+                        whatsapp::check_window(&self.app.db, &p.platform, &p.recipient, Utc::now())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        serde_json::json!({
+                            "messaging_product": "whatsapp",
+                            "to": to,
+                            "type": "text",
+                            "text": {"body": body},
+                        })
+                    }
+                };
                 self.http
                     .post(
+                        name,
                         &format!("{}/{}/messages", w.api_base, w.phone_number_id),
-                        format!("Bearer {}", w.token.expose()),
-                        "application/json",
-                        payload.to_string(),
                     )
+                    .bearer_auth(w.token.expose())
+                    .header("accept", "application/json")
+                    .json(&payload)
+                    .timeout(Duration::from_secs(20))
+                    .send()
                     .await
             }
             Provider::Exotel(x) => {
-                let form = serde_urlencoded::to_string([
-                    ("From", x.from.as_str()),
-                    ("To", p.recipient.as_str()),
-                    ("Body", body.as_str()),
-                ])
-                .map_err(|e| format!("encoding the SMS: {e}"))?;
-                let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    x.api_key,
-                    x.api_token.expose()
-                ));
                 self.http
                     .post(
+                        name,
                         &format!("{}/v1/Accounts/{}/Sms/send.json", x.api_base, x.sid),
-                        format!("Basic {basic}"),
-                        "application/x-www-form-urlencoded",
-                        form,
                     )
+                    .basic_auth(&x.api_key, x.api_token.expose())
+                    .header("accept", "application/json")
+                    .form(&[
+                        ("From", x.from.as_str()),
+                        ("To", p.recipient.as_str()),
+                        ("Body", body.as_str()),
+                    ])
+                    .timeout(Duration::from_secs(20))
+                    .send()
                     .await
             }
         }
-        .map_err(|e| format!("{}: {e}", self.provider.name()))?;
+        .map_err(|e| e.to_string())?;
+        let (status, json) = (reply.status, reply.json());
         if !status.is_success() {
             return Err(format!(
                 "{}: {}",

@@ -5,7 +5,8 @@
 use chrono::Utc;
 use mas_bus::NewJob;
 use mas_kit::proto::mas::notifier::v1 as pb;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::{App, new_id, templates};
 use crate::error::{AppError, AppResult};
@@ -50,11 +51,59 @@ fn check_recipient(channel: &str, recipient: &str) -> AppResult<()> {
     }
 }
 
+/// The caller's idempotency key, checked: 1-200 visible ASCII characters.
+fn idempotency_key(r: &pb::SendRequest) -> AppResult<Option<&str>> {
+    match r.idempotency_key.as_deref() {
+        None => Ok(None),
+        Some(k) if !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k))
+        }
+        Some(_) => Err(AppError::invalid(
+            "idempotencyKey",
+            "1-200 visible ASCII characters (no spaces)",
+        )),
+    }
+}
+
+/// The delivery an earlier call with this key made, if any.
+async fn by_key<C: ConnectionTrait>(
+    db: &C,
+    platform: &str,
+    key: &str,
+) -> AppResult<Option<delivery::Model>> {
+    Ok(delivery::Entity::find()
+        .filter(delivery::Column::Platform.eq(platform))
+        .filter(delivery::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?)
+}
+
+/// The answer to a repeated call: the first call's delivery, as it stands.
+fn duplicate(app: &App, first: delivery::Model) -> pb::SendResponse {
+    let status = if first.status == "queued" && app.disabled_reason(&first.channel).is_some() {
+        "held".to_owned()
+    } else {
+        first.status
+    };
+    tracing::info!(delivery_id = %first.id, platform = %first.platform, "repeated Send: the first delivery stands");
+    pb::SendResponse {
+        delivery_id: first.id,
+        status,
+        duplicate: true,
+    }
+}
+
 pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> {
+    // A repeat whose first call is long committed is answered without a write transaction.
+    if let Some(key) = idempotency_key(&r)?
+        && let Some(first) = by_key(&app.db, &r.platform, key).await?
+    {
+        return Ok(duplicate(app, first));
+    }
     let txn = mas_kit::db::begin_write(&app.db).await?;
     let res = record(app, &txn, &r).await?;
     txn.commit().await?;
-    if res.status != "sent" {
+    if !res.duplicate && res.status != "sent" {
         app.bus.wake();
     }
     Ok(res)
@@ -71,6 +120,7 @@ pub async fn record<C: ConnectionTrait>(
     if r.platform.trim().is_empty() {
         return Err(AppError::invalid("platform", "is required"));
     }
+    let key = idempotency_key(r)?;
     templates::check_channel(&r.channel)?;
     check_recipient(&r.channel, &r.recipient)?;
     let variables: serde_json::Value = if r.variables_json.trim().is_empty() {
@@ -85,11 +135,18 @@ pub async fn record<C: ConnectionTrait>(
     let t = templates::find(app, &r.platform, &r.channel, &r.template).await?;
     let (subject, body) =
         templates::render(&t, &variables).map_err(|e| AppError::invalid("variablesJson", e))?;
+    if r.channel == "whatsapp" {
+        let approved = templates::render_whatsapp(&t, &variables)
+            .map_err(|e| AppError::invalid("variablesJson", e))?;
+        if approved.is_none() {
+            super::whatsapp::check_window(txn, &r.platform, r.recipient.trim(), Utc::now()).await?;
+        }
+    }
 
     let id = new_id();
     let now = Utc::now();
     let in_app = r.channel == "in_app";
-    delivery::ActiveModel {
+    let row = delivery::ActiveModel {
         id: Set(id.clone()),
         platform: Set(r.platform.clone()),
         channel: Set(r.channel.clone()),
@@ -102,9 +159,28 @@ pub async fn record<C: ConnectionTrait>(
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        idempotency_key: Set(key.map(str::to_owned)),
+    };
+    if let Some(key) = key {
+        // The unique index decides between concurrent calls on any replica: the loser's insert
+        // waits for the winner's commit (Postgres) or its write lock (SQLite), then does nothing.
+        let inserted = delivery::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([delivery::Column::Platform, delivery::Column::IdempotencyKey])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        if inserted == 0 {
+            let first = by_key(txn, &r.platform, key).await?.ok_or_else(|| {
+                AppError::Internal("idempotency key conflict without a row".into())
+            })?;
+            return Ok(duplicate(app, first));
+        }
+    } else {
+        row.insert(txn).await?;
     }
-    .insert(txn)
-    .await?;
     if in_app {
         let nid = new_id();
         notification::ActiveModel {
@@ -126,6 +202,7 @@ pub async fn record<C: ConnectionTrait>(
         return Ok(pb::SendResponse {
             delivery_id: id,
             status: "sent".into(),
+            duplicate: false,
         });
     }
     let payload = JobPayload {
@@ -162,5 +239,6 @@ pub async fn record<C: ConnectionTrait>(
     Ok(pb::SendResponse {
         delivery_id: id,
         status: status.into(),
+        duplicate: false,
     })
 }

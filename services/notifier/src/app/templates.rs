@@ -77,6 +77,11 @@ const DEFAULTS: [(&str, &str, &str, &str); 11] = [
     ),
 ];
 
+/// WhatsApp templates seeded as approved message templates: (name, approved template name,
+/// language, body parameters). A platform creates these in WhatsApp Manager, or edits the
+/// template to name its own.
+const WHATSAPP_APPROVED: [(&str, &str, &str, &[&str]); 1] = [("otp", "otp", "en", &["{{ code }}"])];
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -116,6 +121,13 @@ pub async fn seed(app: &App, platforms: &[&str]) -> AppResult<()> {
     let now = Utc::now();
     for p in platforms {
         for (channel, name, subject, body) in DEFAULTS {
+            let approved = WHATSAPP_APPROVED
+                .iter()
+                .find(|(n, ..)| channel == "whatsapp" && *n == name);
+            let (wa_name, wa_language, wa_parameters) = match approved {
+                Some((_, t, l, params)) => (*t, *l, serde_json::json!(params).to_string()),
+                None => ("", "", "[]".to_owned()),
+            };
             template::Entity::insert(template::ActiveModel {
                 platform: Set((*p).to_owned()),
                 channel: Set(channel.into()),
@@ -123,6 +135,9 @@ pub async fn seed(app: &App, platforms: &[&str]) -> AppResult<()> {
                 subject: Set(subject.into()),
                 body: Set(body.into()),
                 updated_at: Set(now),
+                whatsapp_template: Set(wa_name.into()),
+                whatsapp_language: Set(wa_language.into()),
+                whatsapp_parameters: Set(wa_parameters),
             })
             .on_conflict(
                 OnConflict::columns([
@@ -142,13 +157,78 @@ pub async fn seed(app: &App, platforms: &[&str]) -> AppResult<()> {
 
 fn to_pb(m: template::Model) -> pb::Template {
     pb::Template {
+        whatsapp_parameters: parameters(&m),
         platform: m.platform,
         channel: m.channel,
         name: m.name,
         subject: m.subject,
         body: m.body,
         updated_at: Some(timestamp(m.updated_at)),
+        whatsapp_template: m.whatsapp_template,
+        whatsapp_language: m.whatsapp_language,
     }
+}
+
+/// A template's WhatsApp body parameters (the sources, in order).
+fn parameters(m: &template::Model) -> Vec<String> {
+    serde_json::from_str(&m.whatsapp_parameters).unwrap_or_default()
+}
+
+/// Checks the WhatsApp fields of a template being saved.
+fn check_whatsapp(r: &pb::PutTemplateRequest) -> AppResult<()> {
+    let set = !r.whatsapp_template.is_empty()
+        || !r.whatsapp_language.is_empty()
+        || !r.whatsapp_parameters.is_empty();
+    if !set {
+        return Ok(());
+    }
+    if r.channel != "whatsapp" {
+        return Err(AppError::invalid(
+            "whatsappTemplate",
+            "only WhatsApp templates name an approved template",
+        ));
+    }
+    let name_ok = !r.whatsapp_template.is_empty()
+        && r.whatsapp_template.len() <= 512
+        && r.whatsapp_template
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !name_ok {
+        return Err(AppError::invalid(
+            "whatsappTemplate",
+            "the approved template's name: lowercase letters, digits and '_'",
+        ));
+    }
+    let lang = r.whatsapp_language.as_bytes();
+    let lang_ok = match lang.len() {
+        2 | 3 => lang.iter().all(u8::is_ascii_lowercase),
+        5 | 6 => {
+            let (l, rest) = lang.split_at(lang.len() - 3);
+            l.iter().all(u8::is_ascii_lowercase)
+                && rest[0] == b'_'
+                && rest[1..].iter().all(u8::is_ascii_uppercase)
+        }
+        _ => false,
+    };
+    if !lang_ok {
+        return Err(AppError::invalid(
+            "whatsappLanguage",
+            "a language code such as en, en_US or hi",
+        ));
+    }
+    if r.whatsapp_parameters.len() > 20 {
+        return Err(AppError::invalid("whatsappParameters", "at most 20"));
+    }
+    for p in &r.whatsapp_parameters {
+        if p.len() > 1024 {
+            return Err(AppError::invalid(
+                "whatsappParameters",
+                "at most 1024 characters each",
+            ));
+        }
+        compile("whatsappParameters", p)?;
+    }
+    Ok(())
 }
 
 pub async fn list(
@@ -193,6 +273,7 @@ pub async fn put(app: &App, platform: &str, r: pb::PutTemplateRequest) -> AppRes
     }
     compile("subject", &r.subject)?;
     compile("body", &r.body)?;
+    check_whatsapp(&r)?;
     let row = template::ActiveModel {
         platform: Set(platform.to_owned()),
         channel: Set(r.channel.clone()),
@@ -200,6 +281,9 @@ pub async fn put(app: &App, platform: &str, r: pb::PutTemplateRequest) -> AppRes
         subject: Set(r.subject.clone()),
         body: Set(r.body.clone()),
         updated_at: Set(Utc::now()),
+        whatsapp_template: Set(r.whatsapp_template.clone()),
+        whatsapp_language: Set(r.whatsapp_language.clone()),
+        whatsapp_parameters: Set(serde_json::json!(r.whatsapp_parameters).to_string()),
     };
     template::Entity::insert(row)
         .on_conflict(
@@ -212,6 +296,9 @@ pub async fn put(app: &App, platform: &str, r: pb::PutTemplateRequest) -> AppRes
                 template::Column::Subject,
                 template::Column::Body,
                 template::Column::UpdatedAt,
+                template::Column::WhatsappTemplate,
+                template::Column::WhatsappLanguage,
+                template::Column::WhatsappParameters,
             ])
             .to_owned(),
         )
@@ -264,4 +351,112 @@ pub fn render(t: &template::Model, vars: &serde_json::Value) -> Result<(String, 
         .render_str(&t.body, ctx)
         .map_err(|e| format!("template {}/{} body: {e}", t.channel, t.name))?;
     Ok((subject, body))
+}
+
+/// The approved WhatsApp template a template sends, its parameters rendered with `vars`;
+/// `None` when it sends free text.
+pub fn render_whatsapp(
+    t: &template::Model,
+    vars: &serde_json::Value,
+) -> Result<Option<WhatsAppTemplate>, String> {
+    if t.whatsapp_template.is_empty() {
+        return Ok(None);
+    }
+    let env = env();
+    let ctx = minijinja::Value::from_serialize(vars);
+    let parameters = parameters(t)
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            env.render_str(p, ctx.clone())
+                .map_err(|e| format!("template {}/{} parameter {}: {e}", t.channel, t.name, i + 1))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(WhatsAppTemplate {
+        name: t.whatsapp_template.clone(),
+        language: t.whatsapp_language.clone(),
+        parameters,
+    }))
+}
+
+/// An approved WhatsApp message template, ready for the Cloud API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsAppTemplate {
+    pub name: String,
+    pub language: String,
+    pub parameters: Vec<String>,
+}
+
+impl WhatsAppTemplate {
+    /// The Cloud API's `template` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut t = serde_json::json!({
+            "name": self.name,
+            "language": {"code": self.language},
+        });
+        if !self.parameters.is_empty() {
+            let params: Vec<_> = self
+                .parameters
+                .iter()
+                .map(|p| serde_json::json!({"type": "text", "text": p}))
+                .collect();
+            t["components"] = serde_json::json!([{"type": "body", "parameters": params}]);
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(template: &str, language: &str, parameters: &[&str]) -> pb::PutTemplateRequest {
+        pb::PutTemplateRequest {
+            channel: "whatsapp".into(),
+            name: "t".into(),
+            body: "b".into(),
+            whatsapp_template: template.into(),
+            whatsapp_language: language.into(),
+            whatsapp_parameters: parameters.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn whatsapp_fields_are_checked() {
+        assert!(check_whatsapp(&put("", "", &[])).is_ok(), "free text");
+        for lang in ["en", "hi", "fil", "en_US", "pt_BR"] {
+            assert!(
+                check_whatsapp(&put("otp", lang, &["{{ code }}"])).is_ok(),
+                "{lang}"
+            );
+        }
+        for lang in ["", "EN", "en-US", "en_us", "english"] {
+            assert!(check_whatsapp(&put("otp", lang, &[])).is_err(), "{lang}");
+        }
+        assert!(check_whatsapp(&put("Session Reminder", "en", &[])).is_err());
+        assert!(
+            check_whatsapp(&put("", "en", &[])).is_err(),
+            "a language alone"
+        );
+        assert!(check_whatsapp(&put("otp", "en", &["{{ x "])).is_err());
+        let email = pb::PutTemplateRequest {
+            channel: "email".into(),
+            ..put("otp", "en", &[])
+        };
+        assert!(check_whatsapp(&email).is_err());
+    }
+
+    #[test]
+    fn an_approved_template_without_parameters_has_no_components() {
+        let t = WhatsAppTemplate {
+            name: "hello_world".into(),
+            language: "en_US".into(),
+            parameters: vec![],
+        };
+        assert_eq!(
+            t.to_json(),
+            serde_json::json!({"name": "hello_world", "language": {"code": "en_US"}})
+        );
+    }
 }

@@ -15,6 +15,11 @@ pub mod template {
         pub subject: String,
         pub body: String,
         pub updated_at: DateTimeUtc,
+        /// WhatsApp: the approved template sent ('' for free text), its language, and its body
+        /// parameters (a JSON array of minijinja sources).
+        pub whatsapp_template: String,
+        pub whatsapp_language: String,
+        pub whatsapp_parameters: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -43,6 +48,8 @@ pub mod delivery {
         pub last_error: Option<String>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Send's idempotency key: unique per platform when set.
+        pub idempotency_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -66,6 +73,26 @@ pub mod notification {
         pub link: String,
         pub read_at: Option<DateTimeUtc>,
         pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod whatsapp_inbound {
+    use sea_orm::entity::prelude::*;
+
+    /// When each number last wrote to a platform's WhatsApp number.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "whatsapp_inbound")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub phone: String,
+        pub last_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
