@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod config;
 pub mod context;
+pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod http;

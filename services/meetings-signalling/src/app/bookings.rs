@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::slots::{AVAILABLE, BOOKED};
 use super::{App, is_admin, new_id, next_token, page_offset, page_size, timestamp};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, overlap};
 use crate::store::entities::{booking, meeting, slot};
 
 pub const ACCEPTED: &str = "accepted";
@@ -122,7 +122,8 @@ pub async fn book(
         updated_at: Set(now),
     })
     .exec_with_returning(&txn)
-    .await?;
+    .await
+    .map_err(overlap)?;
     meeting::Entity::insert(meeting::ActiveModel {
         id: Set(id),
         platform: Set(platform.to_owned()),
@@ -178,10 +179,13 @@ pub async fn cancel(
     }
     let now = Utc::now();
     if !is_admin(caller) && now > b.starts_at - app.cfg.cancel_cutoff {
-        return Err(AppError::Precondition(format!(
-            "bookings can be cancelled up to {} minutes before the start",
-            app.cfg.cancel_cutoff.num_minutes()
-        )));
+        return Err(AppError::Precondition(
+            format!(
+                "bookings can be cancelled up to {} minutes before the start",
+                app.cfg.cancel_cutoff.num_minutes()
+            )
+            .into(),
+        ));
     }
     let txn = mas_kit::db::begin_write(&app.db).await?;
     let n = booking::Entity::update_many()
@@ -240,10 +244,13 @@ pub async fn reschedule(
     }
     let now = Utc::now();
     if !is_admin(caller) && now > b.starts_at - app.cfg.reschedule_cutoff {
-        return Err(AppError::Precondition(format!(
-            "bookings can be rescheduled up to {} minutes before the start",
-            app.cfg.reschedule_cutoff.num_minutes()
-        )));
+        return Err(AppError::Precondition(
+            format!(
+                "bookings can be rescheduled up to {} minutes before the start",
+                app.cfg.reschedule_cutoff.num_minutes()
+            )
+            .into(),
+        ));
     }
     let s = bookable_slot(app, &caller.platform, &r.slot_id, &b.student_id).await?;
     if s.mentor_id != b.mentor_id {
@@ -261,7 +268,8 @@ pub async fn reschedule(
         .col_expr(booking::Column::UpdatedAt, Expr::value(now))
         .filter(booking::Column::Id.eq(&b.id))
         .exec(&txn)
-        .await?;
+        .await
+        .map_err(overlap)?;
     meeting::Entity::update_many()
         .col_expr(meeting::Column::StartsAt, Expr::value(s.starts_at))
         .col_expr(meeting::Column::EndsAt, Expr::value(s.ends_at))

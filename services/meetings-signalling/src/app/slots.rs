@@ -7,7 +7,7 @@ use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::{App, from_timestamp, new_id, next_token, page_offset, page_size, timestamp};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, overlap};
 use crate::store::entities::slot;
 
 pub const AVAILABLE: &str = "available";
@@ -98,14 +98,17 @@ pub async fn create(
             .one(&txn)
             .await?;
         if let Some(c) = clash {
-            return Err(AppError::Conflict(format!(
-                "{} to {} overlaps your slot {} ({} to {})",
-                start.to_rfc3339(),
-                end.to_rfc3339(),
-                c.id,
-                c.starts_at.to_rfc3339(),
-                c.ends_at.to_rfc3339()
-            )));
+            return Err(AppError::Conflict(
+                format!(
+                    "{} to {} overlaps your slot {} ({} to {})",
+                    start.to_rfc3339(),
+                    end.to_rfc3339(),
+                    c.id,
+                    c.starts_at.to_rfc3339(),
+                    c.ends_at.to_rfc3339()
+                )
+                .into(),
+            ));
         }
         let row = slot::ActiveModel {
             id: Set(new_id()),
@@ -116,7 +119,12 @@ pub async fn create(
             status: Set(AVAILABLE.to_owned()),
             created_at: Set(now),
         };
-        created.push(slot::Entity::insert(row).exec_with_returning(&txn).await?);
+        created.push(
+            slot::Entity::insert(row)
+                .exec_with_returning(&txn)
+                .await
+                .map_err(overlap)?,
+        );
     }
     txn.commit().await?;
     tracing::info!(mentor = mentor_id, count = created.len(), "slots published");
