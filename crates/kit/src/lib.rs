@@ -15,6 +15,7 @@ pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod ops;
+pub mod paging;
 pub mod runtime;
 pub mod service;
 pub mod shutdown;

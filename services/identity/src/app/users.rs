@@ -10,7 +10,9 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::{App, new_id, next_page_token, now, page, timestamp};
+use mas_kit::paging::Page;
+
+use super::{App, new_id, now, timestamp};
 use crate::domain::{self, Email, Password, caps_from_column, caps_to_column};
 use crate::error::{AppError, AppResult, DbFailure};
 use crate::store::{refresh_token, user};
@@ -164,7 +166,7 @@ pub async fn list(
     platform: &str,
     req: pb::ListUsersRequest,
 ) -> AppResult<pb::ListUsersResponse> {
-    let (size, offset) = page(req.page_size, &req.page_token)?;
+    let page = Page::parse(req.page_size, &req.page_token)?;
     let mut q = user::Entity::find().filter(user::Column::Platform.eq(platform));
     let query = req.query.trim().to_lowercase();
     if !query.is_empty() {
@@ -182,12 +184,13 @@ pub async fn list(
     let rows = q
         .order_by_asc(user::Column::CreatedAt)
         .order_by_asc(user::Column::Id)
-        .offset(offset)
-        .limit(size)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListUsersResponse {
-        next_page_token: next_page_token(size, offset, rows.len()),
+        next_page_token,
         users: rows.iter().map(to_pb).collect(),
     })
 }

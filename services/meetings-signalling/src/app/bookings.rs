@@ -6,6 +6,7 @@
 use chrono::Utc;
 use mas_bus::OutEvent;
 use mas_kit::auth::Principal;
+use mas_kit::paging::Page;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -14,7 +15,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::slots::{AVAILABLE, BOOKED};
-use super::{App, is_admin, new_id, next_token, page_offset, page_size, timestamp};
+use super::{App, is_admin, new_id, timestamp};
 use crate::error::{AppError, AppResult, overlap};
 use crate::store::entities::{booking, meeting, slot};
 
@@ -303,8 +304,7 @@ pub async fn list_mine(
     caller: &Principal,
     r: pb::ListMyBookingsRequest,
 ) -> AppResult<pb::ListMyBookingsResponse> {
-    let size = page_size(r.page_size)?;
-    let offset = page_offset(&r.page_token)?;
+    let page = Page::parse(r.page_size, &r.page_token)?;
     let column = match r.r#as.as_str() {
         "" | "student" => booking::Column::StudentId,
         "mentor" => booking::Column::MentorId,
@@ -314,13 +314,13 @@ pub async fn list_mine(
         .filter(booking::Column::Platform.eq(&caller.platform))
         .filter(column.eq(&caller.subject))
         .order_by_desc(booking::Column::StartsAt)
-        .offset(offset)
-        .limit(size + 1)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
-    let more = rows.len() as u64 > size;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListMyBookingsResponse {
-        bookings: rows.into_iter().take(size as usize).map(to_pb).collect(),
-        next_page_token: next_token(offset, size, more),
+        bookings: rows.into_iter().map(to_pb).collect(),
+        next_page_token,
     })
 }
