@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod ops;
 pub mod paging;
 pub mod runtime;
+pub mod secrets;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
