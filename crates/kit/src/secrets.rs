@@ -95,7 +95,8 @@ struct Key {
     key: LessSafeKey,
 }
 
-/// The envelope keys, newest first.
+/// The envelope keys, newest first. Never empty: [`SecretKeys::parse`] refuses a list without a
+/// key, so `keys[0]` (the current key) always exists.
 pub struct SecretKeys {
     keys: Vec<Key>,
     rng: SystemRandom,
