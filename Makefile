@@ -57,6 +57,7 @@ test: test-deps ## every test: unit, integration and end-to-end in parallel, the
 lint: ## formatting and clippy, warnings as errors
 	$(CARGO) fmt --all -- --check
 	scripts/check-vendor.sh
+	scripts/check-no-string-errors.sh
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt: ## format the code

@@ -236,12 +236,20 @@ impl Runner {
     }
 }
 
-fn incoming(sub: &Subscription, wire: &Wire) -> Result<Incoming, String> {
+/// Why a delivery cannot be handled at all (it is dead-lettered at once).
+#[derive(Debug, thiserror::Error)]
+enum Undecodable {
+    #[error("message has no id")]
+    NoId,
+    #[error("malformed JSON body: {0}")]
+    Body(#[from] serde_json::Error),
+}
+
+fn incoming(sub: &Subscription, wire: &Wire) -> Result<Incoming, Undecodable> {
     if wire.id.is_empty() {
-        return Err("message has no id".into());
+        return Err(Undecodable::NoId);
     }
-    let payload =
-        serde_json::from_slice(&wire.body).map_err(|e| format!("malformed JSON body: {e}"))?;
+    let payload = serde_json::from_slice(&wire.body)?;
     Ok(Incoming {
         id: wire.id.clone(),
         queue: sub.queue.clone(),
@@ -283,6 +291,7 @@ async fn process(bus: &Bus, sub: &Subscription, delivery: Delivery) {
                 // A poison message never succeeds: dead-letter it at once.
                 tracing::error!(error = %reason, "undecodable message dead-lettered");
                 let attempt = 1;
+                let reason = reason.to_string();
                 settle_failure(bus, sub, &delivery, None, attempt, &reason, true).await;
                 return;
             }

@@ -37,7 +37,7 @@ pub use broker::{Broker, BusError, Dest, QueueSpec, Wire};
 pub use consumer::{EventHandler, HandlerError, Incoming, JobHandler, RetryPolicy, Subscription};
 pub use jobs::NewJob;
 pub use outbox::OutEvent;
-pub use schedule::{Schedule, ScheduleSpec, Scheduler, Task};
+pub use schedule::{Schedule, ScheduleSpec, Scheduler, Task, TaskError};
 pub use store::BusTables;
 
 /// A service's handle on the backbone: its database (outbox, inbox, jobs) and the broker.

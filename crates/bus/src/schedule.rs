@@ -127,7 +127,41 @@ impl Schedule {
 /// What a schedule runs.
 #[async_trait]
 pub trait Task: Send + Sync + 'static {
-    async fn run(&self, schedule_id: &str, payload: &serde_json::Value) -> Result<(), String>;
+    async fn run(&self, schedule_id: &str, payload: &serde_json::Value) -> Result<(), TaskError>;
+}
+
+/// Why a scheduled run failed: logged, and kept as the schedule's last error (the ops view shows
+/// it). Any error converts with `?`; a message of the task's own with [`TaskError::msg`].
+///
+/// ```
+/// use mas_bus::schedule::TaskError;
+///
+/// fn parse(raw: &str) -> Result<i64, TaskError> {
+///     Ok(raw.parse::<i64>()?)
+/// }
+/// assert_eq!(parse("x").unwrap_err().to_string(), "invalid digit found in string");
+/// assert_eq!(TaskError::msg("nothing to do").to_string(), "nothing to do");
+/// ```
+#[derive(Debug)]
+pub struct TaskError(Box<dyn std::error::Error + Send + Sync>);
+
+impl TaskError {
+    pub fn msg(message: impl Into<String>) -> Self {
+        TaskError(message.into().into())
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+// Like anyhow::Error, TaskError is not itself an `Error`, so that every error converts into it.
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+    fn from(e: E) -> Self {
+        TaskError(Box::new(e))
+    }
 }
 
 /// A schedule's health by consecutive failures.
@@ -330,7 +364,10 @@ impl Scheduler {
         let started = Instant::now();
         let outcome = match self.tasks.get(&row.task) {
             Some(t) => t.run(&row.id, &payload).await,
-            None => Err(format!("no task named {:?} is registered", row.task)),
+            None => Err(TaskError::msg(format!(
+                "no task named {:?} is registered",
+                row.task
+            ))),
         };
         let ms = started.elapsed().as_millis() as i64;
         let now = Utc::now();
@@ -361,7 +398,7 @@ impl Scheduler {
                 }
                 upd = upd
                     .col_expr(schedule::Column::LastFailure, Some(now).into())
-                    .col_expr(schedule::Column::LastError, Some(e.clone()).into())
+                    .col_expr(schedule::Column::LastError, Some(e.to_string()).into())
                     .col_expr(
                         schedule::Column::ConsecutiveFailures,
                         Expr::col(schedule::Column::ConsecutiveFailures).add(1),

@@ -156,13 +156,18 @@ pub enum MasEnv {
     Development,
 }
 
+/// A `MAS_ENV` value that is neither production nor development.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected production or development, got {0:?}")]
+pub struct UnknownEnv(String);
+
 impl FromStr for MasEnv {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownEnv;
+    fn from_str(s: &str) -> Result<Self, UnknownEnv> {
         match s {
             "production" | "prod" => Ok(MasEnv::Production),
             "development" | "dev" => Ok(MasEnv::Development),
-            other => Err(format!("expected production or development, got {other:?}")),
+            other => Err(UnknownEnv(other.to_owned())),
         }
     }
 }

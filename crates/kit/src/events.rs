@@ -30,24 +30,37 @@ pub async fn publish<C: ConnectionTrait, E: Event>(
     platform: &str,
     event: &E,
 ) -> Result<String, DbErr> {
-    let out = out_event(platform, event).map_err(DbErr::Custom)?;
+    let out = out_event(platform, event).map_err(|e| DbErr::Custom(e.to_string()))?;
     mas_bus::outbox::publish(db, &out).await?;
     Ok(out.id)
 }
 
+/// An event that could not be put in its JSON form (a defect: the generated type and its
+/// descriptor disagree).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}: {reason}")]
+pub struct EncodeError {
+    pub message: &'static str,
+    pub reason: String,
+}
+
 /// The outbox form of `event`: its routing key, its type header and its JSON body.
-pub fn out_event<E: Event>(platform: &str, event: &E) -> Result<OutEvent, String> {
+pub fn out_event<E: Event>(platform: &str, event: &E) -> Result<OutEvent, EncodeError> {
     Ok(OutEvent::new(E::ROUTING_KEY, platform, to_json(event)?).of_type(E::MESSAGE))
 }
 
 /// The proto3 JSON form of `event`, default values included (so a reader sees `""` and zeros).
-pub fn to_json<E: Event>(event: &E) -> Result<Value, String> {
+pub fn to_json<E: Event>(event: &E) -> Result<Value, EncodeError> {
+    let fail = |reason: String| EncodeError {
+        message: E::MESSAGE,
+        reason,
+    };
     let dynamic = DynamicMessage::decode(E::descriptor(), event.encode_to_vec().as_slice())
-        .map_err(|e| format!("{}: {e}", E::MESSAGE))?;
+        .map_err(|e| fail(e.to_string()))?;
     let options = SerializeOptions::new().skip_default_fields(false);
     dynamic
         .serialize_with_options(serde_json::value::Serializer, &options)
-        .map_err(|e| format!("{}: {e}", E::MESSAGE))
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// The event in `msg` as `E`. A body that is not an `E` (wrong type header, wrong JSON) is a

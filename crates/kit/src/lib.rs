@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod config;
 pub mod context;
+pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod health;
@@ -15,7 +16,9 @@ pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod ops;
+pub mod paging;
 pub mod runtime;
+pub mod secrets;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -139,12 +139,12 @@ pub fn may_manage(actor: Role, target: Role, new_role: Option<Role>) -> AppResul
     }
     if privileged(target) || new_role.is_some_and(privileged) {
         return Err(AppError::Forbidden(
-            "only a SUPERADMIN grants, removes or manages ADMIN and SUPERADMIN",
+            "only a SUPERADMIN grants, removes or manages ADMIN and SUPERADMIN".into(),
         ));
     }
     if rank(actor) <= rank(target) {
         return Err(AppError::Forbidden(
-            "you may only manage users ranked below you",
+            "you may only manage users ranked below you".into(),
         ));
     }
     Ok(())
@@ -154,7 +154,7 @@ pub fn may_manage(actor: Role, target: Role, new_role: Option<Role>) -> AppResul
 pub fn may_impersonate(target: Role) -> AppResult<()> {
     if rank(target) >= rank(Role::Superadmin) {
         return Err(AppError::Forbidden(
-            "master login is only for users ranked below you",
+            "master login is only for users ranked below you".into(),
         ));
     }
     Ok(())

@@ -70,11 +70,9 @@ struct SlotCleanup {
 
 #[async_trait]
 impl mas_bus::Task for SlotCleanup {
-    async fn run(&self, _id: &str, _payload: &serde_json::Value) -> Result<(), String> {
-        app::cleanup::run(&self.app, None)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    async fn run(&self, _id: &str, _payload: &serde_json::Value) -> Result<(), mas_bus::TaskError> {
+        app::cleanup::run(&self.app, None).await?;
+        Ok(())
     }
 }
 

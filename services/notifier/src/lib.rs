@@ -64,7 +64,7 @@ struct Retention {
 
 #[async_trait]
 impl mas_bus::Task for Retention {
-    async fn run(&self, _id: &str, payload: &serde_json::Value) -> Result<(), String> {
+    async fn run(&self, _id: &str, payload: &serde_json::Value) -> Result<(), mas_bus::TaskError> {
         let hours = |k: &str, d: i64| payload.get(k).and_then(|v| v.as_i64()).unwrap_or(d);
         let now = chrono::Utc::now();
         mas_bus::ops::prune(
@@ -72,9 +72,8 @@ impl mas_bus::Task for Retention {
             now - chrono::Duration::hours(hours("completedHours", 24 * 7)),
             now - chrono::Duration::hours(hours("failedHours", 24 * 30)),
         )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .await?;
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use mas_bus::schedule::{ScheduleError, status};
 use mas_bus::store::schedule as row;
-use mas_bus::{Schedule, ScheduleSpec, Scheduler, Task};
+use mas_bus::{Schedule, ScheduleSpec, Scheduler, Task, TaskError};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::both;
@@ -32,11 +32,11 @@ struct Counting {
 
 #[async_trait]
 impl Task for Counting {
-    async fn run(&self, _id: &str, _payload: &serde_json::Value) -> Result<(), String> {
+    async fn run(&self, _id: &str, _payload: &serde_json::Value) -> Result<(), TaskError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
         if self.fail.load(Ordering::SeqCst) {
-            return Err("database unreachable".into());
+            return Err(TaskError::msg("database unreachable"));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use mas_kit::proto::mas::identity::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{App, new_id, next_page_token, now, page, timestamp, tokens};
+use super::{App, new_id, now, timestamp, tokens};
 use crate::domain;
 use crate::error::{AppError, AppResult};
 use crate::store::api_key;
@@ -81,17 +81,18 @@ pub async fn list(
     platform: &str,
     req: pb::ListApiKeysRequest,
 ) -> AppResult<pb::ListApiKeysResponse> {
-    let (size, offset) = page(req.page_size, &req.page_token)?;
+    let page = mas_kit::paging::Page::parse(req.page_size, &req.page_token)?;
     let rows = api_key::Entity::find()
         .filter(api_key::Column::Platform.eq(platform))
         .order_by_asc(api_key::Column::CreatedAt)
         .order_by_asc(api_key::Column::Id)
-        .offset(offset)
-        .limit(size)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListApiKeysResponse {
-        next_page_token: next_page_token(size, offset, rows.len()),
+        next_page_token,
         api_keys: rows.iter().map(to_pb).collect(),
     })
 }

@@ -118,7 +118,7 @@ pub async fn login(
             found.as_ref().map(|u| u.password_hash.as_str()),
         )
         .await?;
-    let denied = AppError::Unauthenticated("invalid email or password");
+    let denied = AppError::Unauthenticated("invalid email or password".into());
     let user = match (found, verdict) {
         (Some(u), Verified::Yes | Verified::YesRehash) if u.active => (u, verdict),
         (found, _) => {
@@ -236,7 +236,7 @@ pub async fn change_password(
         .await?
         == Verified::No
     {
-        return Err(AppError::Forbidden("the current password is wrong"));
+        return Err(AppError::Forbidden("the current password is wrong".into()));
     }
     let hash = app.hasher.hash(new.expose()).await?;
     let mut m = u.into_active_model();
@@ -260,7 +260,7 @@ pub async fn master_login(
     let target = users::find(app, &me.platform, user_id).await?;
     domain::may_impersonate(users::role_of(&target))?;
     if !target.active {
-        return Err(AppError::Forbidden("the user is inactive"));
+        return Err(AppError::Forbidden("the user is inactive".into()));
     }
     let (token, _) = tokens::access_token(app, &target, Some(&me.subject), app.cfg.master_ttl)?;
     logs::record(
@@ -297,14 +297,14 @@ pub fn issue_service_token(
         .service_accounts
         .get(service)
         .ok_or(AppError::Unauthenticated(
-            "unknown service account or wrong secret",
+            "unknown service account or wrong secret".into(),
         ))?;
     let a = tokens::sha256_hex(expected.expose());
     let b = tokens::sha256_hex(secret);
     if !bool::from(a.as_bytes().ct_eq(b.as_bytes())) {
         tracing::warn!(service_account = service, "service token refused");
         return Err(AppError::Unauthenticated(
-            "unknown service account or wrong secret",
+            "unknown service account or wrong secret".into(),
         ));
     }
     let (token, ttl) = tokens::service_token(app, service)?;

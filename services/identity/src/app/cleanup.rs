@@ -78,7 +78,7 @@ pub struct CleanupTask(pub Arc<App>);
 
 #[async_trait]
 impl mas_bus::Task for CleanupTask {
-    async fn run(&self, _id: &str, _payload: &serde_json::Value) -> Result<(), String> {
+    async fn run(&self, _id: &str, _payload: &serde_json::Value) -> Result<(), mas_bus::TaskError> {
         let db = &self.0.db;
         let started_at = now();
         let clock = Instant::now();
@@ -105,7 +105,7 @@ impl mas_bus::Task for CleanupTask {
         match error {
             Some(e) => {
                 tracing::error!(error = %e, duration_ms, "token cleanup failed");
-                Err(e)
+                Err(mas_bus::TaskError::msg(e))
             }
             None => {
                 tracing::info!(

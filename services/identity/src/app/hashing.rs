@@ -36,12 +36,15 @@ fn argon() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_now(password: &str) -> Result<String, String> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
+fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())?;
     argon()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+}
+
+fn hashing_failed(e: argon2::password_hash::Error) -> AppError {
+    AppError::Internal(format!("password hashing failed: {e}"))
 }
 
 fn verify_now(password: &str, stored: &str) -> Verified {
@@ -132,7 +135,7 @@ impl Hasher {
         let pw = password.to_owned();
         self.run(move || hash_now(&pw))
             .await?
-            .map_err(AppError::Internal)
+            .map_err(hashing_failed)
     }
 
     /// Hashes on a blocking thread at normal priority, outside the bounded pool: for startup
@@ -144,7 +147,7 @@ impl Hasher {
         tokio::task::spawn_blocking(move || hash_now(&pw))
             .await
             .map_err(|e| AppError::Internal(format!("hashing task failed: {e}")))?
-            .map_err(AppError::Internal)
+            .map_err(hashing_failed)
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no user.

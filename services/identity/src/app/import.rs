@@ -102,7 +102,7 @@ async fn import_one(app: &App, rec: Record) -> AppResult<bool> {
     .await
     {
         Ok(_) => Ok(true),
-        Err(AppError::Conflict(_)) => Ok(false),
+        Err(AppError::AlreadyExists(_)) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -8,7 +8,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::{App, from_timestamp, new_id, next_page_token, now, page, timestamp};
+use super::{App, from_timestamp, new_id, now, timestamp};
 use crate::error::AppResult;
 use crate::store::login_log;
 
@@ -76,7 +76,7 @@ pub async fn list(
     platform: &str,
     req: pb::ListLoginLogsRequest,
 ) -> AppResult<pb::ListLoginLogsResponse> {
-    let (size, offset) = page(req.page_size, &req.page_token)?;
+    let page = mas_kit::paging::Page::parse(req.page_size, &req.page_token)?;
     let mut q = login_log::Entity::find().filter(login_log::Column::Platform.eq(platform));
     if !req.user_id.is_empty() {
         q = q.filter(login_log::Column::UserId.eq(req.user_id.clone()));
@@ -92,11 +92,11 @@ pub async fn list(
     let rows = q
         .order_by_desc(login_log::Column::CreatedAt)
         .order_by_desc(login_log::Column::Id)
-        .offset(offset)
-        .limit(size)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
-    let next = next_page_token(size, offset, rows.len());
+    let (rows, next) = page.split(rows);
     Ok(pb::ListLoginLogsResponse {
         logs: rows
             .into_iter()

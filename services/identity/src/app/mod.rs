@@ -15,8 +15,6 @@ pub mod users;
 
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use mas_kit::auth::{Revocations, Verifier};
 use mas_kit::cache::Cache;
@@ -59,49 +57,4 @@ pub use mas_kit::timestamp;
 pub fn from_timestamp(field: &'static str, t: &prost_types::Timestamp) -> AppResult<DateTime<Utc>> {
     DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
         .ok_or_else(|| AppError::invalid(field, "is out of range"))
-}
-
-/// Page size and offset from a list request (default 50, at most 200).
-pub fn page(size: i32, token: &str) -> AppResult<(u64, u64)> {
-    let size = match size {
-        0 => 50,
-        1..=200 => size as u64,
-        _ => return Err(AppError::invalid("pageSize", "must be between 1 and 200")),
-    };
-    let offset = if token.is_empty() {
-        0
-    } else {
-        URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse().ok()))
-            .ok_or_else(|| AppError::invalid("pageToken", "is not a token this API issued"))?
-    };
-    Ok((size, offset))
-}
-
-/// The token for the page after one that returned `got` of `size` rows from `offset`.
-pub fn next_page_token(size: u64, offset: u64, got: usize) -> String {
-    if (got as u64) < size {
-        String::new()
-    } else {
-        URL_SAFE_NO_PAD.encode(format!("o:{}", offset + size))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_bad_ones_are_refused() {
-        assert_eq!(page(0, "").unwrap(), (50, 0));
-        let t = next_page_token(10, 20, 10);
-        assert_eq!(page(10, &t).unwrap(), (10, 30));
-        assert_eq!(next_page_token(10, 20, 3), "");
-        assert!(page(201, "").is_err());
-        assert!(page(-1, "").is_err());
-        assert!(page(10, "garbage!").is_err());
-    }
 }

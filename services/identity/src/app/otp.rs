@@ -33,7 +33,7 @@ async fn deliver(
 ) -> AppResult<()> {
     let Some(client) = app.notifier.clone() else {
         return Err(AppError::Unavailable(
-            "notifications are not configured; sign in with your password",
+            "notifications are not configured; sign in with your password".into(),
         ));
     };
     let (token, _) = tokens::service_token(app, "identity")?;
@@ -54,7 +54,7 @@ async fn deliver(
     let mut client = client;
     client.send(req).await.map_err(|s| {
         tracing::error!(code = ?s.code(), error = %s.message(), template, "notifier refused the message");
-        AppError::Unavailable("the message could not be sent; try again shortly")
+        AppError::Unavailable("the message could not be sent; try again shortly".into())
     })?;
     Ok(())
 }
@@ -142,7 +142,7 @@ pub async fn verify(
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(AppError::invalid("code", "expected the 6-digit code"));
     }
-    let refused = AppError::Unauthenticated("the code is wrong or has expired");
+    let refused = AppError::Unauthenticated("the code is wrong or has expired".into());
     let Some(u) = users::find_by_email(app, &platform, &email).await? else {
         return Err(refused);
     };
@@ -261,7 +261,7 @@ pub async fn reset(
     if req.token.is_empty() || req.token.len() > 200 {
         return Err(AppError::invalid("token", "is required"));
     }
-    let refused = AppError::Unauthenticated("the reset link is invalid, used or expired");
+    let refused = AppError::Unauthenticated("the reset link is invalid, used or expired".into());
     let hash = tokens::sha256_hex(&req.token);
     let Some(row) = password_reset::Entity::find()
         .filter(password_reset::Column::TokenHash.eq(hash))

@@ -29,7 +29,9 @@ pub async fn create(app: &App, req: pb::CreatePlatformRequest) -> AppResult<pb::
     let id = domain::parse_platform_id(&req.id)?;
     let name = domain::parse_name("name", &req.name, true)?;
     if exists(app, &id).await? {
-        return Err(AppError::Conflict("a platform with this id already exists"));
+        return Err(AppError::AlreadyExists(
+            "a platform with this id already exists".into(),
+        ));
     }
     let row = platform::Model {
         id,

@@ -56,7 +56,7 @@ pub async fn run(app: &App) -> AppResult<()> {
             )
             .await
             {
-                Ok(_) | Err(crate::error::AppError::Conflict(_)) => {}
+                Ok(_) | Err(crate::error::AppError::AlreadyExists(_)) => {}
                 Err(e) => return Err(e),
             }
             tracing::info!(seeded_platform = id, "SUPERADMIN seeded");

@@ -118,7 +118,7 @@ pub async fn refresh(app: &App, ip: &str, agent: &str, token: &str) -> AppResult
     if token.is_empty() {
         return Err(AppError::invalid("refreshToken", "is required"));
     }
-    let invalid = AppError::Unauthenticated("the refresh token is invalid or expired");
+    let invalid = AppError::Unauthenticated("the refresh token is invalid or expired".into());
     let row = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(sha256_hex(token)))
         .one(&app.db)
@@ -127,7 +127,7 @@ pub async fn refresh(app: &App, ip: &str, agent: &str, token: &str) -> AppResult
     let t = now();
     if row.revoked_at.is_some() || row.expires_at <= t {
         return Err(AppError::Unauthenticated(
-            "the refresh token is invalid or expired",
+            "the refresh token is invalid or expired".into(),
         ));
     }
     let u = user::Entity::find_by_id(row.user_id.clone())
@@ -135,7 +135,7 @@ pub async fn refresh(app: &App, ip: &str, agent: &str, token: &str) -> AppResult
         .await?
         .filter(|u| u.active)
         .ok_or(AppError::Unauthenticated(
-            "the refresh token is invalid or expired",
+            "the refresh token is invalid or expired".into(),
         ))?;
 
     let txn = mas_kit::db::begin_write(&app.db).await?;
@@ -173,7 +173,7 @@ pub async fn refresh(app: &App, ip: &str, agent: &str, token: &str) -> AppResult
             .await;
             tracing::warn!(user = %u.id, family = %row.family_id, "refresh token reuse: family revoked");
             return Err(AppError::Unauthenticated(
-                "the refresh token is invalid or expired",
+                "the refresh token is invalid or expired".into(),
             ));
         }
     }

@@ -10,9 +10,11 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::{App, new_id, next_page_token, now, page, timestamp};
+use mas_kit::paging::Page;
+
+use super::{App, new_id, now, timestamp};
 use crate::domain::{self, Email, Password, caps_from_column, caps_to_column};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, DbFailure};
 use crate::store::{refresh_token, user};
 
 pub fn to_pb(u: &user::Model) -> pb::User {
@@ -118,7 +120,9 @@ pub async fn insert(app: &App, new: NewUser<'_>) -> AppResult<user::Model> {
         caps,
     } = new;
     if find_by_email(app, platform, email).await?.is_some() {
-        return Err(AppError::Conflict("a user with this email already exists"));
+        return Err(AppError::AlreadyExists(
+            "a user with this email already exists".into(),
+        ));
     }
     let t = now();
     let model = user::ActiveModel {
@@ -137,9 +141,9 @@ pub async fn insert(app: &App, new: NewUser<'_>) -> AppResult<user::Model> {
     match model.insert(&app.db).await {
         Ok(m) => Ok(m),
         // Lost a race with another sign-up of the same email: the unique index decided.
-        Err(e) if e.to_string().to_lowercase().contains("unique") => {
-            Err(AppError::Conflict("a user with this email already exists"))
-        }
+        Err(e) if DbFailure::of(&e) == Some(DbFailure::Unique) => Err(AppError::AlreadyExists(
+            "a user with this email already exists".into(),
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -162,7 +166,7 @@ pub async fn list(
     platform: &str,
     req: pb::ListUsersRequest,
 ) -> AppResult<pb::ListUsersResponse> {
-    let (size, offset) = page(req.page_size, &req.page_token)?;
+    let page = Page::parse(req.page_size, &req.page_token)?;
     let mut q = user::Entity::find().filter(user::Column::Platform.eq(platform));
     let query = req.query.trim().to_lowercase();
     if !query.is_empty() {
@@ -180,12 +184,13 @@ pub async fn list(
     let rows = q
         .order_by_asc(user::Column::CreatedAt)
         .order_by_asc(user::Column::Id)
-        .offset(offset)
-        .limit(size)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListUsersResponse {
-        next_page_token: next_page_token(size, offset, rows.len()),
+        next_page_token,
         users: rows.iter().map(to_pb).collect(),
     })
 }
@@ -233,7 +238,7 @@ pub async fn update(
     let new_role = req.role.map(domain::parse_role).transpose()?;
     if u.id == actor.subject && (new_role.is_some() || req.active == Some(false)) {
         return Err(AppError::Forbidden(
-            "you cannot change your own role or deactivate yourself",
+            "you cannot change your own role or deactivate yourself".into(),
         ));
     }
     domain::may_manage(actor.role, role_of(&u), new_role)?;
@@ -262,7 +267,7 @@ pub async fn update(
 pub async fn delete(app: &App, actor: &Principal, id: &str) -> AppResult<()> {
     let u = find(app, &actor.platform, id).await?;
     if u.id == actor.subject {
-        return Err(AppError::Forbidden("you cannot delete yourself"));
+        return Err(AppError::Forbidden("you cannot delete yourself".into()));
     }
     domain::may_manage(actor.role, role_of(&u), None)?;
     refresh_token::Entity::delete_many()

@@ -6,6 +6,7 @@
 use chrono::Utc;
 use mas_kit::auth::Principal;
 use mas_kit::events;
+use mas_kit::paging::Page;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -13,8 +14,8 @@ use sea_orm::{
 };
 
 use super::slots::{AVAILABLE, BOOKED};
-use super::{App, is_admin, new_id, next_token, page_offset, page_size, timestamp};
-use crate::error::{AppError, AppResult};
+use super::{App, is_admin, new_id, timestamp};
+use crate::error::{AppError, AppResult, overlap};
 use crate::store::entities::{booking, meeting, slot};
 
 pub const ACCEPTED: &str = "accepted";
@@ -120,7 +121,8 @@ pub async fn book(
         updated_at: Set(now),
     })
     .exec_with_returning(&txn)
-    .await?;
+    .await
+    .map_err(overlap)?;
     meeting::Entity::insert(meeting::ActiveModel {
         id: Set(id),
         platform: Set(platform.to_owned()),
@@ -172,10 +174,13 @@ pub async fn cancel(
     }
     let now = Utc::now();
     if !is_admin(caller) && now > b.starts_at - app.cfg.cancel_cutoff {
-        return Err(AppError::Precondition(format!(
-            "bookings can be cancelled up to {} minutes before the start",
-            app.cfg.cancel_cutoff.num_minutes()
-        )));
+        return Err(AppError::Precondition(
+            format!(
+                "bookings can be cancelled up to {} minutes before the start",
+                app.cfg.cancel_cutoff.num_minutes()
+            )
+            .into(),
+        ));
     }
     let txn = mas_kit::db::begin_write(&app.db).await?;
     let n = booking::Entity::update_many()
@@ -238,10 +243,13 @@ pub async fn reschedule(
     }
     let now = Utc::now();
     if !is_admin(caller) && now > b.starts_at - app.cfg.reschedule_cutoff {
-        return Err(AppError::Precondition(format!(
-            "bookings can be rescheduled up to {} minutes before the start",
-            app.cfg.reschedule_cutoff.num_minutes()
-        )));
+        return Err(AppError::Precondition(
+            format!(
+                "bookings can be rescheduled up to {} minutes before the start",
+                app.cfg.reschedule_cutoff.num_minutes()
+            )
+            .into(),
+        ));
     }
     let s = bookable_slot(app, &caller.platform, &r.slot_id, &b.student_id).await?;
     if s.mentor_id != b.mentor_id {
@@ -259,7 +267,8 @@ pub async fn reschedule(
         .col_expr(booking::Column::UpdatedAt, Expr::value(now))
         .filter(booking::Column::Id.eq(&b.id))
         .exec(&txn)
-        .await?;
+        .await
+        .map_err(overlap)?;
     meeting::Entity::update_many()
         .col_expr(meeting::Column::StartsAt, Expr::value(s.starts_at))
         .col_expr(meeting::Column::EndsAt, Expr::value(s.ends_at))
@@ -297,8 +306,7 @@ pub async fn list_mine(
     caller: &Principal,
     r: pb::ListMyBookingsRequest,
 ) -> AppResult<pb::ListMyBookingsResponse> {
-    let size = page_size(r.page_size)?;
-    let offset = page_offset(&r.page_token)?;
+    let page = Page::parse(r.page_size, &r.page_token)?;
     let column = match r.r#as.as_str() {
         "" | "student" => booking::Column::StudentId,
         "mentor" => booking::Column::MentorId,
@@ -308,13 +316,13 @@ pub async fn list_mine(
         .filter(booking::Column::Platform.eq(&caller.platform))
         .filter(column.eq(&caller.subject))
         .order_by_desc(booking::Column::StartsAt)
-        .offset(offset)
-        .limit(size + 1)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
-    let more = rows.len() as u64 > size;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListMyBookingsResponse {
-        bookings: rows.into_iter().take(size as usize).map(to_pb).collect(),
-        next_page_token: next_token(offset, size, more),
+        bookings: rows.into_iter().map(to_pb).collect(),
+        next_page_token,
     })
 }

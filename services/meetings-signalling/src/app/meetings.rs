@@ -95,18 +95,16 @@ pub async fn check_join(
 ) -> AppResult<(meeting::Model, Part)> {
     let (m, part) = find_for(app, caller, id).await?;
     if !matches!(m.status.as_str(), SCHEDULED | LIVE) {
-        return Err(AppError::Precondition(format!(
-            "the meeting is {}",
-            m.status
-        )));
+        return Err(AppError::Precondition(
+            format!("the meeting is {}", m.status).into(),
+        ));
     }
     let now = Utc::now();
     let opens = join_opens_at(app, &m);
     if now < opens {
-        return Err(AppError::Precondition(format!(
-            "joining opens at {}",
-            opens.to_rfc3339()
-        )));
+        return Err(AppError::Precondition(
+            format!("joining opens at {}", opens.to_rfc3339()).into(),
+        ));
     }
     if now >= m.ends_at && m.status != LIVE {
         return Err(AppError::Precondition("the meeting's time is over".into()));
@@ -249,10 +247,9 @@ pub async fn end(app: &App, caller: &Principal, id: &str) -> AppResult<meeting::
     .await?
     {
         Some(m) => Ok(m),
-        None => Err(AppError::Precondition(format!(
-            "the meeting is {}",
-            m.status
-        ))),
+        None => Err(AppError::Precondition(
+            format!("the meeting is {}", m.status).into(),
+        )),
     }
 }
 
@@ -280,10 +277,9 @@ pub async fn no_show(app: &App, caller: &Principal, id: &str) -> AppResult<meeti
     .await?
     {
         Some(m) => Ok(m),
-        None => Err(AppError::Precondition(format!(
-            "the meeting is {}",
-            m.status
-        ))),
+        None => Err(AppError::Precondition(
+            format!("the meeting is {}", m.status).into(),
+        )),
     }
 }
 

@@ -3,11 +3,12 @@
 
 use chrono::Utc;
 use mas_kit::auth::Principal;
+use mas_kit::paging::Page;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{App, is_admin, next_token, page_offset, page_size, timestamp};
+use super::{App, is_admin, timestamp};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::mentor;
 
@@ -131,8 +132,7 @@ pub async fn list(
     platform: &str,
     r: pb::ListMentorsRequest,
 ) -> AppResult<pb::ListMentorsResponse> {
-    let size = page_size(r.page_size)?;
-    let offset = page_offset(&r.page_token)?;
+    let page = Page::parse(r.page_size, &r.page_token)?;
     let mut q = mentor::Entity::find()
         .filter(mentor::Column::Platform.eq(platform))
         .filter(mentor::Column::Visible.eq(true));
@@ -156,13 +156,13 @@ pub async fn list(
     let rows = q
         .order_by_asc(mentor::Column::Name)
         .order_by_asc(mentor::Column::UserId)
-        .offset(offset)
-        .limit(size + 1)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
-    let more = rows.len() as u64 > size;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListMentorsResponse {
-        mentors: rows.into_iter().take(size as usize).map(to_pb).collect(),
-        next_page_token: next_token(offset, size, more),
+        mentors: rows.into_iter().map(to_pb).collect(),
+        next_page_token,
     })
 }

@@ -38,33 +38,6 @@ pub fn is_admin(p: &Principal) -> bool {
     matches!(p.role, Role::Admin | Role::Superadmin)
 }
 
-/// A list request's page size: 50 by default, at most 200.
-pub fn page_size(size: i32) -> AppResult<u64> {
-    match size {
-        0 => Ok(50),
-        1..=200 => Ok(size as u64),
-        _ => Err(AppError::invalid("pageSize", "must be between 1 and 200")),
-    }
-}
-
-/// The offset a page token stands for (tokens are offsets this API issued).
-pub fn page_offset(token: &str) -> AppResult<u64> {
-    if token.is_empty() {
-        return Ok(0);
-    }
-    token
-        .parse()
-        .map_err(|_| AppError::invalid("pageToken", "is not a token this API issued"))
-}
-
-pub fn next_token(offset: u64, size: u64, more: bool) -> String {
-    if more {
-        (offset + size).to_string()
-    } else {
-        String::new()
-    }
-}
-
 /// A protobuf timestamp as UTC, refusing out-of-range values.
 pub fn from_timestamp(
     field: &'static str,

@@ -39,10 +39,13 @@ pub async fn create_upload(
         ));
     }
     if !matches!(m.status.as_str(), meetings::LIVE | meetings::ENDED) {
-        return Err(AppError::Precondition(format!(
-            "recordings are for live or ended meetings; this one is {}",
-            m.status
-        )));
+        return Err(AppError::Precondition(
+            format!(
+                "recordings are for live or ended meetings; this one is {}",
+                m.status
+            )
+            .into(),
+        ));
     }
     let (content_type, ext) = match r.content_type.as_str() {
         "" | "video/webm" => ("video/webm", "webm"),

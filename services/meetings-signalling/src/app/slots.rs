@@ -3,11 +3,12 @@
 //! overlap rule too).
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use mas_kit::paging::Page;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use super::{App, from_timestamp, new_id, next_token, page_offset, page_size, timestamp};
-use crate::error::{AppError, AppResult};
+use super::{App, from_timestamp, new_id, timestamp};
+use crate::error::{AppError, AppResult, overlap};
 use crate::store::entities::slot;
 
 pub const AVAILABLE: &str = "available";
@@ -98,14 +99,17 @@ pub async fn create(
             .one(&txn)
             .await?;
         if let Some(c) = clash {
-            return Err(AppError::Conflict(format!(
-                "{} to {} overlaps your slot {} ({} to {})",
-                start.to_rfc3339(),
-                end.to_rfc3339(),
-                c.id,
-                c.starts_at.to_rfc3339(),
-                c.ends_at.to_rfc3339()
-            )));
+            return Err(AppError::Conflict(
+                format!(
+                    "{} to {} overlaps your slot {} ({} to {})",
+                    start.to_rfc3339(),
+                    end.to_rfc3339(),
+                    c.id,
+                    c.starts_at.to_rfc3339(),
+                    c.ends_at.to_rfc3339()
+                )
+                .into(),
+            ));
         }
         let row = slot::ActiveModel {
             id: Set(new_id()),
@@ -116,7 +120,12 @@ pub async fn create(
             status: Set(AVAILABLE.to_owned()),
             created_at: Set(now),
         };
-        created.push(slot::Entity::insert(row).exec_with_returning(&txn).await?);
+        created.push(
+            slot::Entity::insert(row)
+                .exec_with_returning(&txn)
+                .await
+                .map_err(overlap)?,
+        );
     }
     txn.commit().await?;
     tracing::info!(mentor = mentor_id, count = created.len(), "slots published");
@@ -131,8 +140,7 @@ pub async fn list(
     r: pb::ListSlotsRequest,
 ) -> AppResult<pb::ListSlotsResponse> {
     super::require_id("mentorId", &r.mentor_id)?;
-    let size = page_size(r.page_size)?;
-    let offset = page_offset(&r.page_token)?;
+    let page = Page::parse(r.page_size, &r.page_token)?;
     let from = match &r.from {
         Some(t) => from_timestamp("from", t)?,
         None => Utc::now(),
@@ -149,14 +157,14 @@ pub async fn list(
     }
     let rows = q
         .order_by_asc(slot::Column::StartsAt)
-        .offset(offset)
-        .limit(size + 1)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
-    let more = rows.len() as u64 > size;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListSlotsResponse {
-        slots: rows.into_iter().take(size as usize).map(to_pb).collect(),
-        next_page_token: next_token(offset, size, more),
+        slots: rows.into_iter().map(to_pb).collect(),
+        next_page_token,
     })
 }
 

@@ -115,15 +115,7 @@ impl Refusal {
 
 impl From<AppError> for Refusal {
     fn from(e: AppError) -> Self {
-        let code = match &e {
-            AppError::Invalid { .. } => "invalid_argument",
-            AppError::NotFound(_) => "not_found",
-            AppError::Forbidden(_) => "forbidden",
-            AppError::Conflict(_) => "conflict",
-            AppError::Precondition(_) => "failed_precondition",
-            AppError::Db(_) | AppError::Internal(_) => "internal",
-        };
-        Refusal::new(code, e.public_message())
+        Refusal::new(e.kind().as_str(), e.public_message())
     }
 }
 

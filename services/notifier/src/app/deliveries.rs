@@ -20,7 +20,8 @@ pub async fn list(
     platform: &str,
     r: pb::ListDeliveriesRequest,
 ) -> AppResult<pb::ListDeliveriesResponse> {
-    let size = super::page_size(r.page_size)?;
+    // One page only: the request has a size but no token (the newest deliveries).
+    let size = mas_kit::paging::Page::parse(r.page_size, "")?.size;
     let mut q = delivery::Entity::find().filter(delivery::Column::Platform.eq(platform));
     if !r.recipient.is_empty() {
         q = q.filter(delivery::Column::Recipient.eq(r.recipient.trim()));

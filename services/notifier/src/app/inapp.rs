@@ -1,6 +1,7 @@
 //! In-app notifications of the caller: list, unread count, mark read.
 
 use chrono::Utc;
+use mas_kit::paging::Page;
 use mas_kit::proto::mas::notifier::v1 as pb;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -14,14 +15,7 @@ pub async fn list(
     user: &str,
     r: pb::ListNotificationsRequest,
 ) -> AppResult<pb::ListNotificationsResponse> {
-    let size = super::page_size(r.page_size)?;
-    let offset: u64 = if r.page_token.is_empty() {
-        0
-    } else {
-        r.page_token
-            .parse()
-            .map_err(|_| AppError::invalid("pageToken", "is not a token this API issued"))?
-    };
+    let page = Page::parse(r.page_size, &r.page_token)?;
     let mut q = notification::Entity::find()
         .filter(notification::Column::Platform.eq(platform))
         .filter(notification::Column::UserId.eq(user));
@@ -31,15 +25,14 @@ pub async fn list(
     let rows = q
         .order_by_desc(notification::Column::CreatedAt)
         .order_by_desc(notification::Column::Id)
-        .offset(offset)
-        .limit(size + 1)
+        .offset(page.offset)
+        .limit(page.limit())
         .all(&app.db)
         .await?;
-    let more = rows.len() as u64 > size;
+    let (rows, next_page_token) = page.split(rows);
     Ok(pb::ListNotificationsResponse {
         notifications: rows
             .into_iter()
-            .take(size as usize)
             .map(|n| pb::Notification {
                 id: n.id,
                 title: n.title,
@@ -49,11 +42,7 @@ pub async fn list(
                 created_at: Some(timestamp(n.created_at)),
             })
             .collect(),
-        next_page_token: if more {
-            (offset + size).to_string()
-        } else {
-            String::new()
-        },
+        next_page_token,
     })
 }
 

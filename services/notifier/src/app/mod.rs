@@ -49,15 +49,3 @@ pub fn new_id() -> String {
 }
 
 pub use mas_kit::timestamp;
-
-/// A list request's page size: 50 by default, at most 200.
-pub fn page_size(size: i32) -> crate::error::AppResult<u64> {
-    match size {
-        0 => Ok(50),
-        1..=200 => Ok(size as u64),
-        _ => Err(crate::error::AppError::invalid(
-            "pageSize",
-            "must be between 1 and 200",
-        )),
-    }
-}

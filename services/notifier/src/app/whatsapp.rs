@@ -89,7 +89,7 @@ pub async fn check_window<C: ConnectionTrait>(
 ) -> AppResult<()> {
     match last_inbound(db, platform, phone).await? {
         Some(at) if now - at < WINDOW => Ok(()),
-        last => Err(AppError::FailedPrecondition(format!(
+        last => Err(AppError::Precondition(format!(
             "WhatsApp free text is only allowed within 24 hours of the recipient's last message \
              ({}); a message the business starts must be an approved template: set the \
              template's whatsappTemplate and whatsappLanguage",
@@ -97,7 +97,7 @@ pub async fn check_window<C: ConnectionTrait>(
                 Some(at) => format!("last message {}", at.format("%Y-%m-%d %H:%M UTC")),
                 None => "none received".to_owned(),
             }
-        ))),
+        ).into())),
     }
 }
 
