@@ -239,6 +239,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one benchmark phase: start the servers, drive them, report, in one place"
+)]
 async fn gateway_suite(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let http = reqwest::Client::builder()
@@ -502,6 +506,10 @@ async fn room(
     ))
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one benchmark phase: start the servers, drive them, report, in one place"
+)]
 async fn signalling_suite(args: &Args, server_cores: Option<String>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // mas dev holds the users and bookings; the signalling measured is its own process below.
@@ -708,6 +716,10 @@ async fn start_signalling(
 /// like-for-like comparison: above, meetings-signalling stores lines in SQLite and the Node
 /// baseline keeps them in memory). Each server gets a schema of its own, dropped afterwards;
 /// meetings-signalling's gets a copy of the meetings mas dev holds, for its join-room checks.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one benchmark phase: start the servers, drive them, report, in one place"
+)]
 async fn postgres_chat(
     args: &Args,
     cores: Option<&str>,

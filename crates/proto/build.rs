@@ -32,6 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// `impl Event` for every message with a `mas.event` option, after checking the contract: keys
 /// follow `<service>.<aggregate>.<event>.v<N>` and are unique, and every consumed event exists.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the build script's steps in order; each is a few lines"
+)]
 fn event_impls(encoded: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
     use prost_reflect::{DescriptorPool, Value};
     let pool = DescriptorPool::decode(encoded)?;

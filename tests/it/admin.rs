@@ -21,6 +21,10 @@ async fn a_user_is_refused_admin_rpcs(s: TestStack) {
     s.stop().await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn admins_follow_the_ranking_and_crud_works(s: TestStack) {
     let root = s.admin_token(PLATFORM).await;
     let admin_email = mas_testkit::email("admin");

@@ -156,6 +156,10 @@ async fn scrape_all(s: &TestStack) -> BTreeSet<String> {
 /// (object-store calls) and a Socket.IO session with the real client: then every series an
 /// alert rule or a Grafana dashboard queries is in the services' `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn every_metric_a_rule_or_dashboard_names_is_exported_by_a_running_stack() {
     use crate::meetings as m;
     let Some((_moto, s, _, _)) = m::stack_with_s3(m::early_join).await else {

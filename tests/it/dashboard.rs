@@ -76,6 +76,10 @@ async fn dashboard_needs_the_ops_credentials_or_a_superadmin(s: TestStack) {
     s.stop().await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn dashboard_lists_every_service_and_runs_a_schedule_now(s: TestStack) {
     let auth = ("ops", s.admin_password.clone());
     let (status, html) = page(&s, auth.0, &auth.1).await;

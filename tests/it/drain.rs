@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn sigterm_drains_requests_in_flight_then_exits() {
     let dir = tempfile::tempdir().unwrap();
     // A fresh connection per request: nothing races a keep-alive connection's close.

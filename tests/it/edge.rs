@@ -49,6 +49,10 @@ async fn x_platform_is_required_and_must_be_known(s: TestStack) {
     s.stop().await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn bad_input_gets_400_problem_json(s: TestStack) {
     let raw = |body: &'static str| {
         s.http

@@ -395,6 +395,10 @@ async fn in_app_notifications_are_listed_counted_and_marked_read(s: TestStack) {
     s.stop().await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn bad_sends_and_templates_get_clear_errors(s: TestStack) {
     let root = s.admin_token(PLATFORM).await;
     let cases = [

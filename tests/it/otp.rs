@@ -48,6 +48,10 @@ pub(crate) fn code_in(text: &str) -> String {
         .to_owned()
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn otp_sign_in_works_once_and_locks_after_five_wrong_codes(backend: Backend) {
     let smtp = Smtp::start("pw");
     let Some(s) = stack_with_smtp(backend, &smtp, "pw").await else {

@@ -193,6 +193,10 @@ fn whatsapp_bodies(seen: &Seen) -> Vec<Value> {
         .collect()
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn whatsapp_free_text_needs_a_message_from_the_recipient_within_24_hours(backend: Backend) {
     let Some((seen, handle, s)) = stack_with_fake_providers(backend).await else {
         return;

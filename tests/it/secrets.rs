@@ -34,6 +34,10 @@ fn contains_word(line: &str, needle: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn no_secret_reaches_any_log_line_at_trace_level() {
     let smtp_password = format!("smtp-{}", uuid::Uuid::new_v4().simple());
     let smtp = Smtp::start(&smtp_password);

@@ -141,6 +141,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "mas dev starts every service in order with its embedded defaults; one list"
+)]
 async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow::Result<Stack> {
     let gateway_secret = random_secret();
     let notifier_secret = random_secret();

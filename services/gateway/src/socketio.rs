@@ -1,7 +1,7 @@
 //! `/socket.io` for single-host runs (`mas dev`): the gateway passes Socket.IO through to
 //! meetings-signalling, long-polling requests as HTTP and WebSocket upgrades frame by frame. In
 //! Kubernetes the ingress routes `/socket.io` straight to meetings-signalling with session
-//! affinity (DESIGN.md §9). Either way meetings-signalling verifies the token itself.
+//! affinity (docs/design.md). Either way meetings-signalling verifies the token itself.
 
 use std::time::Duration;
 

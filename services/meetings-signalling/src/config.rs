@@ -63,6 +63,10 @@ pub struct Config {
 }
 
 impl Config {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one line per environment variable; splitting it would scatter the list"
+    )]
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(env, "meetings-signalling")?;
         let storage = match env.or("RECORDINGS_STORAGE", "local".to_owned())?.as_str() {

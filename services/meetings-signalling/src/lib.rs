@@ -93,6 +93,10 @@ fn router<A: Adapter>(
         .layer(axum::middleware::map_request(http::detach_head))
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the service's start-up wiring; moves into mas_kit::service::ServiceBuilder"
+)]
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
     let grpc_listener = tokio::net::TcpListener::bind(cfg.common.grpc_addr)
         .await

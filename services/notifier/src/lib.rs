@@ -77,6 +77,10 @@ impl mas_bus::Task for Retention {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the service's start-up wiring; moves into mas_kit::service::ServiceBuilder"
+)]
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let grpc_listener = tokio::net::TcpListener::bind(cfg.common.grpc_addr)
         .await

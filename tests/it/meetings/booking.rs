@@ -27,6 +27,10 @@ mod postgres_only {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
     let (mentor_id, mt) = mentor(&s, &admin).await;
@@ -194,6 +198,10 @@ async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestSt
     s.stop().await;
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn bad_input_is_refused_at_every_meetings_endpoint(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
     let (_, mt) = mentor(&s, &admin).await;

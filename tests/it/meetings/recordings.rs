@@ -19,6 +19,10 @@ mod postgres_only {
 }
 
 /// Upload with the presigned URL, complete, play back as the student; a stranger is refused.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 pub(crate) async fn recording_round_trip(s: &TestStack) -> String {
     let admin = s.admin_token(PLATFORM).await;
     let (meeting, (_, mt), (_, st)) = live_meeting(s, &admin).await;

@@ -72,6 +72,10 @@ async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
 /// Last, many events pipelined in one write (more than a socket reads before it writes what they
 /// queued, vendor/engineioxide/PATCHES.md) are each answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn frames_trickling_in_over_an_idle_connection_are_read_whole() {
     use futures::StreamExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

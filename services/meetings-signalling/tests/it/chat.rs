@@ -28,6 +28,10 @@ async fn migrated_schema(prefix: &str) -> (String, DbConfig, sea_orm::DatabaseCo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
 async fn lanes_commit_every_line_and_keep_each_meetings_order() {
     let Some(admin) = admin().await else {
         return;

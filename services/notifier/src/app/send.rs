@@ -112,6 +112,10 @@ pub async fn send(app: &App, r: pb::SendRequest) -> AppResult<pb::SendResponse> 
 /// Validates and renders `r`, then records its delivery and enqueues its job (or writes the
 /// in-app notification) on `txn`: the caller commits, so a message sent while handling an event
 /// is recorded exactly when the event's handling is.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one delivery attempt: render, send per channel, record the outcome"
+)]
 pub async fn record<C: ConnectionTrait>(
     app: &App,
     txn: &C,
