@@ -31,7 +31,7 @@ async fn admins_follow_the_ranking_and_crud_works(s: TestStack) {
     let created = s
         .post("/api/admin/users", Some(&root), json!({"email": admin_email, "password": "password123", "fullName": "An Admin", "role": "ADMIN"}))
         .await;
-    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["role"], "ADMIN");
     let admin = s.login_on(PLATFORM, &admin_email, "password123").await.body["accessToken"]
         .as_str()

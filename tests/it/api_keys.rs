@@ -26,7 +26,7 @@ async fn api_key_accepted_rate_limited_and_revoked(s: TestStack) {
             json!({"vendor": "LeadsRUs", "rateLimitPerMinute": 3}),
         )
         .await;
-    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.status, 201, "{}", created.body);
     let secret = created.body["secret"].as_str().unwrap().to_owned();
     let id = created.body["apiKey"]["id"].as_str().unwrap().to_owned();
     assert!(secret.starts_with(created.body["apiKey"]["prefix"].as_str().unwrap()));

@@ -44,6 +44,7 @@ mod edge;
 mod events;
 mod grpc_direct;
 mod health;
+mod http_shapes;
 mod import;
 mod meetings;
 mod notifier;

@@ -151,7 +151,7 @@ async fn email_goes_out_through_smtp_with_a_delivery_record(backend: Backend) {
     let root = s.admin_token(PLATFORM).await;
     let to = mas_testkit::email("mail");
     let r = send(&s, &root, json!({"channel": "email", "recipient": to, "template": "test", "variablesJson": "{\"sender\": \"QA\"}"})).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["status"], "queued");
     let d = delivery(&s, &root, &to, "sent").await;
     assert_eq!(d["id"], r.body["deliveryId"]);
@@ -187,7 +187,7 @@ async fn failed_email(backend: Backend) -> Option<(Smtp, TestStack, String, Stri
         json!({"channel": "email", "recipient": to, "template": "test"}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     let d = delivery(&s, &root, &to, "failed").await;
     assert!(d["lastError"].as_str().unwrap().contains("535"), "{d}");
     assert_eq!(d["attempts"], 2, "both attempts were made");
@@ -203,7 +203,7 @@ async fn smtp_535_fails_the_job_and_a_dashboard_retry_after_rotation_delivers(ba
 
     // The dashboard shows the failed job with the SMTP error; the operator fixes the password
     // and retries it there.
-    let html = s.dashboard("").await;
+    let html = s.dashboard_with_failed_job().await;
     assert!(html.contains("535"), "the error is on the page");
     let job_id = mas_testkit::failed_job_in(&html);
     smtp.rotate("our-password");
@@ -236,7 +236,7 @@ async fn many_emails_share_one_pooled_smtp_connection(backend: Backend) {
             json!({"channel": "email", "recipient": to, "template": "test"}),
         )
         .await;
-        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.status, 202, "{}", r.body);
         delivery(&s, &root, &to, "sent").await;
     }
     let mail = smtp.mail();
@@ -274,7 +274,7 @@ async fn a_rotated_password_file_applies_at_the_next_send(backend: Backend) {
         json!({"channel": "email", "recipient": to, "template": "test"}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     let d = delivery(&s, &root, &to, "failed").await;
     assert!(d["lastError"].as_str().unwrap().contains("535"), "{d}");
 
@@ -282,7 +282,7 @@ async fn a_rotated_password_file_applies_at_the_next_send(backend: Backend) {
     let next = secret.path().join("next");
     std::fs::write(&next, "rotated\n").unwrap();
     std::fs::rename(&next, &file).unwrap();
-    let html = s.dashboard("").await;
+    let html = s.dashboard_with_failed_job().await;
     let r = s
         .dashboard_action(&[
             ("csrf", &mas_testkit::csrf_in(&html)),
@@ -317,7 +317,7 @@ async fn a_disabled_email_channel_holds_its_jobs_and_reports_degraded(s: TestSta
         json!({"channel": "email", "recipient": to, "template": "test"}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["status"], "held");
     let health = s.call(Method::GET, "/api/health", None, None, None).await;
     let notifier = health.body["services"]
@@ -348,7 +348,7 @@ async fn in_app_notifications_are_listed_counted_and_marked_read(s: TestStack) {
     let uid = user["user"]["id"].as_str().unwrap().to_owned();
     for i in 0..2 {
         let r = send(&s, &root, json!({"channel": "in_app", "recipient": uid, "template": "message", "variablesJson": json!({"title": format!("Hello {i}"), "body": "Your mentor confirmed", "link": "/meetings/1"}).to_string()})).await;
-        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.status, 202, "{}", r.body);
         assert_eq!(r.body["status"], "sent");
     }
     let n = s.get("/api/notifications/unread-count", &token).await;
@@ -506,7 +506,7 @@ async fn a_retry_clicked_in_chromium_runs_the_failed_email_again(backend: Backen
     let Some((smtp, s, root, to)) = failed_email(backend).await else {
         return;
     };
-    let job_id = mas_testkit::failed_job_in(&s.dashboard("").await);
+    let job_id = mas_testkit::failed_job_in(&s.dashboard_with_failed_job().await);
     smtp.rotate("our-password");
 
     let queue = format!("{}notifier.email", s.stack.notifier_config.bus_queue_prefix);
@@ -552,7 +552,7 @@ async fn queue_and_schedule_metrics_are_on_each_services_admin_port(s: TestStack
         json!({"channel": "email", "recipient": "held@example.com", "template": "test"}),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     let queue = format!("{}notifier.email", s.stack.notifier_config.bus_queue_prefix);
     let scrape = |addr: std::net::SocketAddr| async move {
         reqwest::get(format!("http://{addr}/metrics"))
@@ -586,8 +586,8 @@ async fn the_same_idempotency_key_sends_once_even_when_called_concurrently(s: Te
         "idempotencyKey": format!("receipt-{to}")});
     // Two calls at once (a caller retrying while the first is in flight, on any replica).
     let (a, b) = tokio::join!(send(&s, &root, body.clone()), send(&s, &root, body.clone()));
-    assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(b.status, 202, "{}", b.body);
     assert_eq!(
         a.body["deliveryId"], b.body["deliveryId"],
         "one delivery: {} {}",
@@ -643,7 +643,7 @@ async fn the_same_idempotency_key_sends_once_even_when_called_concurrently(s: Te
             Some(mail.clone()),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     assert_ne!(r.body["deliveryId"], a.body["deliveryId"]);
     assert_ne!(r.body["duplicate"], true);
 

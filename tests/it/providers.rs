@@ -133,12 +133,12 @@ async fn whatsapp_and_sms_go_out_through_their_providers(backend: Backend) {
     };
 
     let r = send("whatsapp", "+919876543210").await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["status"], "queued");
     let d = delivery(&s, &root, "+919876543210", "sent").await;
     assert_eq!(d["providerMessageId"], "wamid.HBgM");
     let r = send("sms", "+919812345678").await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     let d = delivery(&s, &root, "+919812345678", "sent").await;
     assert_eq!(d["providerMessageId"], "b6cf1d4f");
     {
@@ -168,7 +168,7 @@ async fn whatsapp_and_sms_go_out_through_their_providers(backend: Backend) {
     // A rejected token: the provider's own explanation is recorded.
     seen.reject_whatsapp.store(true, Ordering::SeqCst);
     let r = send("whatsapp", "+919800000001").await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     let d = delivery(&s, &root, "+919800000001", "failed").await;
     assert!(
         d["lastError"]
@@ -269,7 +269,7 @@ async fn whatsapp_free_text_needs_a_message_from_the_recipient_within_24_hours(b
     .await
     .unwrap();
     let r = send("thanks", "+919800000010").await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     let d = delivery(&s, &root, "+919800000010", "sent").await;
     assert_eq!(d["providerMessageId"], "wamid.HBgM");
     let body = whatsapp_bodies(&seen).pop().unwrap();
@@ -315,7 +315,7 @@ async fn whatsapp_free_text_needs_a_message_from_the_recipient_within_24_hours(b
         json!(["{{ name }}", "{{ when }}"])
     );
     let r = send("reminder", "+919800000011").await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     delivery(&s, &root, "+919800000011", "sent").await;
     let body = whatsapp_bodies(&seen).pop().unwrap();
     assert_eq!(body["type"], "template", "{body}");

@@ -91,7 +91,7 @@ async fn no_secret_reaches_any_log_line_at_trace_level() {
         json!({"email": email, "password": password, "fullName": "Log Scan"}),
     )
     .await;
-    assert_eq!(st, 200, "{signup}");
+    assert_eq!(st, 201, "{signup}");
     secrets.push(("access token (signup)", s(&signup, "accessToken")));
     secrets.push(("refresh token (signup)", s(&signup, "refreshToken")));
 
@@ -160,7 +160,7 @@ async fn no_secret_reaches_any_log_line_at_trace_level() {
         json!({"email": email2, "password": password2, "fullName": "Log Scan 2"}),
     )
     .await;
-    assert_eq!(st, 200, "{second}");
+    assert_eq!(st, 201, "{second}");
     secrets.push(("access token (second signup)", s(&second, "accessToken")));
     secrets.push(("refresh token (second signup)", s(&second, "refreshToken")));
     let (st, forgot) = post("/api/auth/password/forgot", None, json!({"email": email2})).await;
@@ -198,7 +198,7 @@ async fn no_secret_reaches_any_log_line_at_trace_level() {
         json!({"vendor": "log-scan"}),
     )
     .await;
-    assert_eq!(st, 200, "{key}");
+    assert_eq!(st, 201, "{key}");
     let api_key = s(&key, "secret");
     secrets.push(("API key", api_key.clone()));
     let whoami = http

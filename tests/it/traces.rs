@@ -80,7 +80,7 @@ async fn one_trace_follows_a_booking_from_the_gateway_over_rabbitmq_to_notifier(
         .send()
         .await
         .unwrap();
-    assert_eq!(booked.status(), 200);
+    assert_eq!(booked.status(), 201);
 
     // The gateway's span, the booking RPC, notifier's consumer of the booked event (over
     // RabbitMQ) and its GetContacts call to identity, all in the one trace.

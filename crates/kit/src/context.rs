@@ -24,6 +24,10 @@ pub mod keys {
     pub const REVOKED_JTI: &str = "x-mas-revoked-jti";
     /// Set on a response that revoked an API key, so the serving gateway forgets it at once.
     pub const REVOKED_API_KEY: &str = "x-mas-revoked-api-key";
+    /// The caller's `Idempotency-Key`, on RPCs that declare `mas.http_options.idempotent`.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+    /// Response metadata the gateway turns into the headers of a file reply.
+    pub const CONTENT_DISPOSITION: &str = "content-disposition";
     /// Seconds a throttled caller should wait, carried to the gateway's `Retry-After`.
     pub const RETRY_AFTER: &str = "retry-after";
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod link;
 pub mod metrics;
 pub mod ops;

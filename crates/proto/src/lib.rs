@@ -40,7 +40,7 @@ pub mod mas {
 }
 
 pub use google::api::HttpRule;
-pub use mas::{AccessPolicy, Capability, Role};
+pub use mas::{AccessPolicy, Capability, HttpOptions, Role};
 
 mod events;
 pub use events::{EVENT_OPTION, Event, SERVICE_EVENTS_OPTION, event_rule, service_events};
@@ -51,6 +51,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 /// Fully qualified names of our method options, for `prost_reflect` extension look-ups.
 pub const HTTP_OPTION: &str = "google.api.http";
 pub const ACCESS_OPTION: &str = "mas.access";
+pub const HTTP_OPTIONS_OPTION: &str = "mas.http_options";
 
 /// The decoded descriptor pool, built once.
 pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
@@ -81,6 +82,12 @@ pub fn access_policy(method: &prost_reflect::MethodDescriptor) -> AccessPolicy {
 /// The REST mapping declared on a method, if it has one.
 pub fn http_rule(method: &prost_reflect::MethodDescriptor) -> Option<HttpRule> {
     decode_option(method, HTTP_OPTION)
+}
+
+/// How the gateway shapes the RPC's HTTP exchange (success status, forwarded headers,
+/// idempotency); the defaults when none is declared.
+pub fn http_options(method: &prost_reflect::MethodDescriptor) -> HttpOptions {
+    decode_option(method, HTTP_OPTIONS_OPTION).unwrap_or_default()
 }
 
 fn decode_option<T: prost::Message + Default>(

@@ -305,7 +305,7 @@ impl TestStack {
         let r = self
             .call(Method::POST, "/api/auth/signup", Some(platform), None, Some(serde_json::json!({"email": email, "password": password, "fullName": "Test User"})))
             .await;
-        assert_eq!(r.status, 200, "signup: {}", r.body);
+        assert_eq!(r.status, 201, "signup: {}", r.body);
         r.body
     }
 
@@ -347,6 +347,20 @@ impl TestStack {
             .expect("dashboard answers");
         assert_eq!(r.status(), 200, "dashboard");
         r.text().await.expect("dashboard page")
+    }
+
+    /// The dashboard page once it lists a failed job: the job's record is written when its
+    /// last attempt fails, which may be a moment after its delivery says so.
+    pub async fn dashboard_with_failed_job(&self) -> String {
+        let mut html = String::new();
+        for _ in 0..100 {
+            html = self.dashboard("").await;
+            if html.contains(r#"<tr class="job" data-job=""#) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        html
     }
 
     /// Posts a dashboard action as `ops` (the answer is not followed: a success is a 303).

@@ -48,7 +48,7 @@ pub(crate) async fn authenticate(
         span.record("user", format!("vendor:{}", v.key_id).as_str());
         caller.platform = Some(v.platform.clone());
         caller.vendor = Some(v);
-    } else if !route.policy.public {
+    } else if !route.policy.public && !route.policy.webhook {
         let p = principal_for(
             gw,
             route,
@@ -66,6 +66,35 @@ pub(crate) async fn authenticate(
         span.record("platform", p.as_str());
     }
     Ok(caller)
+}
+
+/// What a webhook route allows per address and minute when it declares no limit of its own.
+const WEBHOOK_PER_ADDRESS_PER_MINUTE: u32 = 600;
+
+/// The route's per-address limit (`mas.access.per_address_per_minute`), counted per route and
+/// client address in a fixed one-minute window; past it, 429 with `Retry-After`. A cache outage
+/// lets the request through (logged), like the API-key limit.
+pub(crate) async fn limit_address(gw: &Gateway, route: &Route, ip: &str) -> Result<(), Problem> {
+    let limit = match route.policy.per_address_per_minute {
+        0 if route.policy.webhook => WEBHOOK_PER_ADDRESS_PER_MINUTE,
+        0 => return Ok(()),
+        n => n,
+    };
+    let key = format!("ratelimit:addr:{}:{ip}", route.grpc_path);
+    match gw.cache.hit(&key, Duration::from_secs(60)).await {
+        Ok(w) if w.count > u64::from(limit) => {
+            tracing::warn!(route = %route.template, client_ip = %ip, limit, "per-address rate limit exceeded");
+            Err(Problem::too_many(
+                format!("too many requests from this address (at most {limit} a minute)"),
+                w.resets_in.as_secs(),
+            ))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "rate limiter unavailable; allowing");
+            Ok(())
+        }
+    }
 }
 
 /// The vendor behind `X-API-Key`, within its rate limit.

@@ -11,6 +11,7 @@ use prost_reflect::DynamicMessage;
 use crate::authn::{self, Caller};
 use crate::edge::{RequestId, RouteLabel};
 use crate::problem::Problem;
+use crate::reply;
 use crate::routes::{Lookup, Route};
 use crate::{Gateway, client_ip, header, tenancy, transcode, upstream};
 
@@ -41,10 +42,20 @@ async fn transcoded(
     let (route, params) = find_route(gw, req)?;
     req.extensions_mut()
         .insert(RouteLabel(route.template.clone()));
-    let declared = tenancy::declared(gw, req, &route).await?;
+    let ip = client_ip::resolve(
+        req.peer_addr().map(|a| a.ip()),
+        header(req, "x-forwarded-for"),
+        &gw.cfg.trusted_proxies,
+    );
+    authn::limit_address(gw, &route, &ip).await?;
+    let declared = if route.policy.webhook {
+        tenancy::from_path(gw, &params).await?
+    } else {
+        tenancy::declared(gw, req, &route).await?
+    };
     let caller = authn::authenticate(gw, req, &route, declared).await?;
     let message = request_message(gw, req, payload, &route, &params).await?;
-    let grpc_req = grpc_request(gw, req, message, &caller, rid);
+    let grpc_req = grpc_request(gw, req, &route, message, &caller, rid, &ip)?;
     let reply = upstream::call(gw, &route, grpc_req).await.map_err(|s| {
         if s.code() == tonic::Code::Internal || s.code() == tonic::Code::Unknown {
             tracing::error!(code = ?s.code(), "upstream failed");
@@ -52,17 +63,7 @@ async fn transcoded(
         Problem::from_status(&s)
     })?;
     apply_revocations(gw, &reply, &caller);
-    let json = transcode::to_json(reply.get_ref()).map_err(|e| {
-        tracing::error!(error = %e, "serialising a reply failed");
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "an internal error occurred",
-        )
-    })?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(json))
+    reply::answer(&route, &reply)
 }
 
 /// The route and its path parameters; 404 or 405 otherwise.
@@ -118,6 +119,9 @@ async fn request_message(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let body = read_body(payload, gw.cfg.body_limit, declared_len).await?;
+    if let Some(field) = &route.raw_body {
+        return raw_message(req, route, field, body, params);
+    }
     if route.body_required && body.is_empty() {
         return Err(Problem::bad_request(
             "a JSON body is required (Content-Type: application/json)",
@@ -138,6 +142,48 @@ async fn request_message(
     let message = transcode::build_request(&route.method.input(), json_body, params, &query)
         .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))?;
     // The same check the service makes, early: a refused request never crosses the network.
+    if route.constrained {
+        mas_kit::validate::check(&message).map_err(|v| Problem::from_status(&v.into()))?;
+    }
+    Ok(message)
+}
+
+/// A request whose body is a `google.api.HttpBody` field: the exact bytes and their content type,
+/// the other fields from the path and the query.
+// A Problem is built at most once per request, on the way out; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+fn raw_message(
+    req: &HttpRequest,
+    route: &Route,
+    field: &str,
+    body: web::Bytes,
+    params: &[(String, String)],
+) -> Result<DynamicMessage, Problem> {
+    let query: Vec<(String, String)> =
+        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))?
+            .into_inner();
+    let input = route.method.input();
+    let mut message = transcode::build_request(&input, None, params, &query)
+        .map_err(|e| Problem::bad_request(format!("invalid request: {e}")))?;
+    let internal = || {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
+    };
+    // The route table checked that the field exists and is a google.api.HttpBody.
+    let desc = input.get_field_by_name(field).ok_or_else(internal)?;
+    let body_desc = desc.kind().as_message().cloned().ok_or_else(internal)?;
+    let mut http_body = DynamicMessage::new(body_desc);
+    let content_type = header(req, "content-type").unwrap_or("application/octet-stream");
+    http_body.set_field_by_name(
+        "content_type",
+        prost_reflect::Value::String(content_type.to_owned()),
+    );
+    http_body.set_field_by_name("data", prost_reflect::Value::Bytes(body));
+    message.set_field(&desc, prost_reflect::Value::Message(http_body));
     if route.constrained {
         mas_kit::validate::check(&message).map_err(|v| Problem::from_status(&v.into()))?;
     }
@@ -172,19 +218,27 @@ async fn read_body(
     Ok(buf.freeze())
 }
 
-/// The gRPC request: the message with the deadline and the context metadata the services read.
+/// The gRPC request: the message with the deadline, the context metadata the services read and
+/// the headers the RPC declares it needs.
+// A Problem is built at most once per request, on the way out; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
 fn grpc_request(
     gw: &Gateway,
     req: &HttpRequest,
+    route: &Route,
     message: DynamicMessage,
     caller: &Caller,
     rid: &str,
-) -> tonic::Request<DynamicMessage> {
+    ip: &str,
+) -> Result<tonic::Request<DynamicMessage>, Problem> {
     let mut grpc_req = tonic::Request::new(message);
     grpc_req.set_timeout(gw.cfg.request_timeout);
     let md = grpc_req.metadata_mut();
-    let mut put = |k: &'static str, v: &str| {
-        if let Ok(v) = v.parse() {
+    let mut put = |k: &str, v: &str| {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
+            v.parse(),
+        ) {
             md.insert(k, v);
         }
     };
@@ -202,13 +256,7 @@ fn grpc_request(
     if let Some(k) = header(req, keys::API_KEY).filter(|_| caller.vendor.is_some()) {
         put(keys::API_KEY, k);
     }
-    let peer = req.peer_addr().map(|a| a.ip());
-    let ip = client_ip::resolve(
-        peer,
-        header(req, "x-forwarded-for"),
-        &gw.cfg.trusted_proxies,
-    );
-    put(keys::CLIENT_IP, &ip);
+    put(keys::CLIENT_IP, ip);
     if let Some(ua) = header(req, "user-agent") {
         put(keys::USER_AGENT, &ua.chars().take(512).collect::<String>());
     }
@@ -217,7 +265,24 @@ fn grpc_request(
             put(keys::TRACEPARENT, &v);
         }
     }
-    grpc_req
+    for name in &route.http.forward_headers {
+        if let Some(v) = header(req, name) {
+            put(name, v);
+        }
+    }
+    if route.http.idempotent
+        && let Some(key) = req.headers().get(keys::IDEMPOTENCY_KEY)
+    {
+        let key = key
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                Problem::bad_request("Idempotency-Key must be 1-255 printable ASCII characters")
+            })?;
+        put(keys::IDEMPOTENCY_KEY, key);
+    }
+    Ok(grpc_req)
 }
 
 /// A reply that revoked a token or an API key says so in its metadata: the gateway forgets it

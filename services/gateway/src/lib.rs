@@ -15,6 +15,7 @@ mod edge;
 mod health;
 pub mod openapi;
 pub mod problem;
+mod reply;
 pub mod routes;
 pub mod socketio;
 mod tenancy;

@@ -41,7 +41,7 @@ const ERRORS: [(&str, &str); 8] = [
 
 const DESCRIPTION: &str = "The public REST/JSON API of the MAS platform, transcoded to gRPC.\n\n\
 - **Tenancy:** every `/api/*` request names its platform in the `X-Platform` header (e.g. \
-`mr-mentor`), except `/api/health`, `/api/docs*` and `/.well-known/*`.\n\
+`mr-mentor`), except `/api/health`, `/api/docs*`, `/.well-known/*` and third parties' webhooks (`/api/webhooks/*`).\n\
 - **Users:** send the access token as `Authorization: Bearer <JWT>` (obtained from \
 `/api/auth/login`, renewed with `/api/auth/refresh`).\n\
 - **Vendors:** `/api/v1/vendor/*` takes an API key in `X-API-Key` instead; the key implies the \
@@ -135,6 +135,20 @@ fn operation(
             .fields()
             .filter(|f| !bound.iter().any(|b| b == f.name()))
         {
+            if let Some(inner) = nested_query(&field) {
+                for sub in inner.fields() {
+                    if let Some(mut schema) = query_schema(&sub, schemas) {
+                        let required = constraints::apply(&sub, &mut schema);
+                        params.push(json!({
+                            "name": format!("{}.{}", field.json_name(), sub.json_name()),
+                            "in": "query",
+                            "required": required,
+                            "schema": schema,
+                        }));
+                    }
+                }
+                continue;
+            }
             if let Some(mut schema) = query_schema(&field, schemas) {
                 let required = constraints::apply(&field, &mut schema);
                 let mut param = json!({
@@ -150,7 +164,10 @@ fn operation(
             }
         }
     }
-    let platform_exempt = !path.starts_with("/api/") || crate::tenancy::exempt(path);
+    let http = mas_proto::http_options(method);
+    params.extend(header_params(&http));
+    let platform_exempt =
+        !path.starts_with("/api/") || crate::tenancy::exempt(path) || policy.webhook;
     if !platform_exempt {
         params.push(json!({
             "name": "X-Platform",
@@ -162,10 +179,8 @@ fn operation(
     }
 
     let mut responses = Map::new();
-    let output = message_ref(&method.output(), schemas);
-    let ok =
-        json!({ "description": "OK", "content": { "application/json": { "schema": output } } });
-    responses.insert("200".into(), ok);
+    let (status, ok) = success(method, &http, schemas);
+    responses.insert(status, ok);
     for (status, description) in ERRORS {
         let content = json!({ "application/problem+json": { "schema": { "$ref": PROBLEM_REF } } });
         responses.insert(
@@ -174,7 +189,7 @@ fn operation(
         );
     }
 
-    let security = if policy.public {
+    let security = if policy.public || policy.webhook {
         json!([])
     } else if policy.api_key {
         json!([{ "apiKey": [] }])
@@ -195,6 +210,8 @@ fn operation(
         "security": security,
         "x-mas-access": {
             "public": policy.public,
+            "webhook": policy.webhook,
+            "perAddressPerMinute": policy.per_address_per_minute,
             "authenticated": policy.authenticated,
             "apiKey": policy.api_key,
             "roles": roles,
@@ -205,8 +222,13 @@ fn operation(
     if let Some(text) = description {
         op["description"] = text.into();
     }
-    // Our rules use `body: "*"` only: the whole request message is the JSON body.
-    if !body.is_empty() {
+    if !body.is_empty() && body != "*" {
+        // A google.api.HttpBody field (the route table refuses anything else): the exact bytes.
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } },
+        });
+    } else if !body.is_empty() {
         let schema = message_ref(&input, schemas);
         let required = constraints::any_required(&input);
         op["requestBody"] = json!({
@@ -215,6 +237,85 @@ fn operation(
         });
     }
     op
+}
+
+/// The optional headers an RPC reads: the ones it has forwarded, and `Idempotency-Key`.
+fn header_params(http: &mas_proto::HttpOptions) -> Vec<Value> {
+    let mut params: Vec<Value> = http
+        .forward_headers
+        .iter()
+        .map(|h| {
+            json!({
+                "name": h,
+                "in": "header",
+                "required": false,
+                "description": "Passed to the service, which verifies it.",
+                "schema": { "type": "string" },
+            })
+        })
+        .collect();
+    if http.idempotent {
+        params.push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "A retry with the same key and body answers the first result (kept 24 hours); the same key with another body is refused with 409.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" },
+        }));
+    }
+    params
+}
+
+/// The success response: the declared status (200 by default) with the reply as JSON, the bytes
+/// of a `google.api.HttpBody`, or `302` with `Location` for a `mas.Redirect`.
+fn success(
+    method: &MethodDescriptor,
+    http: &mas_proto::HttpOptions,
+    schemas: &mut Schemas,
+) -> (String, Value) {
+    let status = match http.success_status {
+        0 => 200,
+        s => s,
+    };
+    let description = match status {
+        201 => "Created",
+        202 => "Accepted",
+        _ => "OK",
+    };
+    let output = method.output();
+    match output.full_name() {
+        crate::routes::REDIRECT => (
+            "302".into(),
+            json!({
+                "description": "Found: the browser goes on to `Location`",
+                "headers": { "Location": { "required": true, "schema": { "type": "string", "format": "uri-reference" } } },
+            }),
+        ),
+        crate::routes::HTTP_BODY => {
+            let media = if http.produces.is_empty() {
+                "application/octet-stream"
+            } else {
+                http.produces.as_str()
+            };
+            (
+                status.to_string(),
+                json!({
+                    "description": description,
+                    "content": { media: { "schema": { "type": "string" } } },
+                }),
+            )
+        }
+        _ => {
+            let schema = message_ref(&output, schemas);
+            (
+                status.to_string(),
+                json!({
+                    "description": description,
+                    "content": { "application/json": { "schema": schema } },
+                }),
+            )
+        }
+    }
 }
 
 /// The OpenAPI form of a path template (`{name=...}` becomes `{name}`) and the fields it binds.
@@ -232,6 +333,21 @@ fn parse_template(template: &str) -> (String, Vec<String>) {
     }
     path.push_str(rest);
     (path, bound)
+}
+
+/// A singular message field other than a well-known type: its scalar fields travel in the query
+/// as `field.sub` (the gateway's dotted names).
+fn nested_query(field: &FieldDescriptor) -> Option<MessageDescriptor> {
+    match field.kind() {
+        Kind::Message(m)
+            if !field.is_list()
+                && !field.is_map()
+                && !m.full_name().starts_with("google.protobuf.") =>
+        {
+            Some(m)
+        }
+        _ => None,
+    }
 }
 
 /// The schema of a field usable as a query parameter: scalars, enums, repeated scalars and
@@ -507,6 +623,42 @@ mod tests {
         // The tenancy rule of the gateway: /api/platforms needs no X-Platform.
         let platforms = &doc["paths"]["/api/platforms"]["get"];
         assert!(param(platforms, "X-Platform", "header").is_none());
+    }
+
+    #[test]
+    fn each_operation_says_its_success_status_and_the_shape_of_its_answer() {
+        let doc = document(mas_proto::descriptor_pool());
+        let op = |path: &str, verb: &str| doc["paths"][path][verb].clone();
+        let signup = op("/api/auth/signup", "post");
+        assert!(signup["responses"]["201"]["content"]["application/json"].is_object());
+        assert!(signup["responses"].get("200").is_none());
+        assert_eq!(signup["x-mas-access"]["perAddressPerMinute"], 60);
+        assert!(op("/api/admin/notifications/send", "post")["responses"]["202"].is_object());
+        assert!(op("/api/auth/me", "get")["responses"]["200"].is_object());
+
+        let book = op("/api/bookings", "post");
+        assert!(book["responses"]["201"].is_object());
+        let key = param(&book, "Idempotency-Key", "header").expect("Idempotency-Key");
+        assert_eq!(key["schema"]["maxLength"], 255);
+
+        let export = op("/api/admin/login-logs/export", "get");
+        assert!(export["responses"]["200"]["content"]["text/csv"].is_object());
+        let download = op("/api/recordings/{recording_id}/download", "get");
+        assert!(download["responses"]["302"]["headers"]["Location"].is_object());
+
+        // A webhook: no token, no X-Platform, the raw body, its signature header, hub.* queries.
+        let hook = op("/api/webhooks/whatsapp/{platform}", "post");
+        assert_eq!(hook["security"], json!([]));
+        assert_eq!(hook["x-mas-access"]["webhook"], true);
+        assert!(param(&hook, "X-Platform", "header").is_none());
+        assert!(param(&hook, "x-hub-signature-256", "header").is_some());
+        assert_eq!(
+            hook["requestBody"]["content"]["*/*"]["schema"]["format"],
+            "binary"
+        );
+        let verify = op("/api/webhooks/whatsapp/{platform}", "get");
+        assert!(param(&verify, "hub.verifyToken", "query").is_some());
+        assert!(verify["responses"]["200"]["content"]["text/plain"].is_object());
     }
 
     #[test]

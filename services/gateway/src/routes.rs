@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use mas_kit::proto::google::api::http_rule::Pattern;
-use mas_kit::proto::{AccessPolicy, access_policy, http_rule};
+use mas_kit::proto::{AccessPolicy, HttpOptions, access_policy, http_options, http_rule};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 /// One REST route.
@@ -23,6 +23,82 @@ pub struct Route {
     pub constrained: bool,
     /// Whether the JSON body must be sent (the request has required fields).
     pub body_required: bool,
+    /// The request field that takes the raw body, when the rule's `body` names a
+    /// `google.api.HttpBody` field (a webhook whose signature covers the exact bytes).
+    pub raw_body: Option<String>,
+    /// Success status, forwarded headers, idempotency (`mas.http_options`).
+    pub http: HttpOptions,
+    pub reply: Reply,
+}
+
+/// How a successful reply goes back over HTTP, from the RPC's output type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The message as proto3 JSON.
+    Json,
+    /// A `google.api.HttpBody`: its bytes with its content type (a file, a plain-text answer).
+    Body,
+    /// A `mas.Redirect`: 302 with `Location`.
+    Redirect,
+}
+
+pub const HTTP_BODY: &str = "google.api.HttpBody";
+pub const REDIRECT: &str = "mas.Redirect";
+
+impl Reply {
+    fn of(method: &MethodDescriptor) -> Self {
+        match method.output().full_name() {
+            HTTP_BODY => Reply::Body,
+            REDIRECT => Reply::Redirect,
+            _ => Reply::Json,
+        }
+    }
+}
+
+/// The request field named by a rule's `body` other than `*`: it must be a `google.api.HttpBody`,
+/// the only non-JSON body the gateway takes.
+fn raw_body_field(method: &MethodDescriptor, body: &str) -> Result<Option<String>, String> {
+    if body.is_empty() || body == "*" {
+        return Ok(None);
+    }
+    let field = method
+        .input()
+        .get_field_by_name(body)
+        .ok_or_else(|| format!("{}: body {body:?} names no field", method.full_name()))?;
+    match field.kind() {
+        prost_reflect::Kind::Message(m) if m.full_name() == HTTP_BODY && !field.is_list() => {
+            Ok(Some(body.to_owned()))
+        }
+        _ => Err(format!(
+            "{}: body {body:?} must be a google.api.HttpBody field (or \"*\")",
+            method.full_name()
+        )),
+    }
+}
+
+/// The declared HTTP options, checked: a success status in 200..=299 and header names that are
+/// valid gRPC metadata keys.
+fn checked_options(method: &MethodDescriptor) -> Result<HttpOptions, String> {
+    let mut http = http_options(method);
+    if http.success_status != 0 && !(200..300).contains(&http.success_status) {
+        return Err(format!(
+            "{}: success_status {} is not a 2xx status",
+            method.full_name(),
+            http.success_status
+        ));
+    }
+    for h in &mut http.forward_headers {
+        *h = h.to_ascii_lowercase();
+        if tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(h.as_bytes()).is_err()
+            || h.ends_with("-bin")
+        {
+            return Err(format!(
+                "{}: forward_headers {h:?} is not a header name",
+                method.full_name()
+            ));
+        }
+    }
+    Ok(http)
 }
 
 /// Routes by HTTP method, matched on path templates.
@@ -68,6 +144,9 @@ impl RouteTable {
                     services.push(service.full_name().to_owned());
                 }
                 let route = Route {
+                    raw_body: raw_body_field(&method, &rule.body)?,
+                    http: checked_options(&method)?,
+                    reply: Reply::of(&method),
                     grpc_path: format!("/{}/{}", service.full_name(), method.name()),
                     service: service.full_name().to_owned(),
                     policy: access_policy(&method),
@@ -142,6 +221,32 @@ mod tests {
             t.lookup(&http::Method::GET, "/api/nope"),
             Lookup::NotFound
         ));
+        match t.lookup(&http::Method::POST, "/api/webhooks/whatsapp/mr-mentor") {
+            Lookup::Found(r, params) => {
+                assert_eq!(r.raw_body.as_deref(), Some("body"));
+                assert_eq!(r.http.forward_headers, ["x-hub-signature-256"]);
+                assert!(r.policy.webhook);
+                assert_eq!(r.reply, Reply::Json);
+                assert_eq!(params, [("platform".into(), "mr-mentor".into())]);
+            }
+            _ => panic!("the WhatsApp webhook is not routed"),
+        }
+        let reply_of = |verb: http::Method, path: &str| match t.lookup(&verb, path) {
+            Lookup::Found(r, _) => (r.reply, r.http.success_status, r.http.idempotent),
+            _ => panic!("{path} not routed"),
+        };
+        assert_eq!(
+            reply_of(http::Method::GET, "/api/admin/login-logs/export"),
+            (Reply::Body, 0, false)
+        );
+        assert_eq!(
+            reply_of(http::Method::GET, "/api/recordings/r1/download"),
+            (Reply::Redirect, 0, false)
+        );
+        assert_eq!(
+            reply_of(http::Method::POST, "/api/bookings"),
+            (Reply::Json, 201, true)
+        );
         assert_eq!(
             t.services(),
             [

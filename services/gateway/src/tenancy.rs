@@ -41,6 +41,26 @@ pub(crate) async fn declared(
     Ok(declared)
 }
 
+/// A webhook's platform: the `platform` path parameter when its route has one (it must name a
+/// known platform: 404 otherwise, since the path is the address), else none (the handler finds
+/// it from the secret it verifies).
+pub(crate) async fn from_path(
+    gw: &Gateway,
+    params: &[(String, String)],
+) -> Result<Option<String>, Problem> {
+    let Some((_, p)) = params.iter().find(|(k, _)| k == "platform") else {
+        return Ok(None);
+    };
+    if !gw.known_platform(p).await? {
+        return Err(Problem::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        ));
+    }
+    Ok(Some(p.clone()))
+}
+
 impl Gateway {
     pub(crate) async fn refresh_platforms(&self) -> Result<(), tonic::Status> {
         use mas_kit::proto::mas::identity::v1 as pb;

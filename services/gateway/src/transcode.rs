@@ -25,20 +25,7 @@ pub fn build_request(
         Some(_) => return Err("the request body must be a JSON object".into()),
     };
     for (name, value) in query {
-        let field = desc
-            .get_field_by_json_name(name)
-            .or_else(|| desc.get_field_by_name(name))
-            .ok_or_else(|| format!("unknown query parameter {name:?}"))?;
-        let v = scalar(&field.kind(), name, value)?;
-        let key = field.json_name().to_owned();
-        if field.is_list() {
-            match obj.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
-                Value::Array(a) => a.push(v),
-                _ => return Err(format!("{name}: repeated in both the body and the query")),
-            }
-        } else {
-            obj.insert(key, v);
-        }
+        put_query(desc, &mut obj, name, name, value)?;
     }
     for (name, value) in path_params {
         let field = desc
@@ -52,6 +39,50 @@ pub fn build_request(
     let opts = DeserializeOptions::new().deny_unknown_fields(true);
     DynamicMessage::deserialize_with_options(desc.clone(), Value::Object(obj.clone()), &opts)
         .map_err(|e| blame_field(desc, &obj, &opts).unwrap_or_else(|| e.to_string()))
+}
+
+/// One query parameter into the JSON object; a dotted name (`hub.mode`) reaches into a singular
+/// message field, as grpc-gateway maps them.
+fn put_query(
+    desc: &MessageDescriptor,
+    obj: &mut Map<String, Value>,
+    full: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    let find = |n: &str| {
+        desc.get_field_by_json_name(n)
+            .or_else(|| desc.get_field_by_name(n))
+            .ok_or_else(|| format!("unknown query parameter {full:?}"))
+    };
+    if let Some((head, rest)) = name.split_once('.') {
+        let field = find(head)?;
+        let Kind::Message(inner) = field.kind() else {
+            return Err(format!("unknown query parameter {full:?}"));
+        };
+        if field.is_list() || field.is_map() {
+            return Err(format!("{full}: cannot be given in the query string"));
+        }
+        let entry = obj
+            .entry(field.json_name().to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(nested) = entry else {
+            return Err(format!("{full}: given in both the body and the query"));
+        };
+        return put_query(&inner, nested, full, rest, value);
+    }
+    let field = find(name)?;
+    let v = scalar(&field.kind(), full, value)?;
+    let key = field.json_name().to_owned();
+    if field.is_list() {
+        match obj.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
+            Value::Array(a) => a.push(v),
+            _ => return Err(format!("{full}: repeated in both the body and the query")),
+        }
+    } else {
+        obj.insert(key, v);
+    }
+    Ok(())
 }
 
 /// serde's type errors do not say where they are; on the error path only, find the top-level
@@ -187,6 +218,29 @@ mod tests {
                 .unwrap()
                 .contains(r#""id":"u1""#)
         );
+    }
+
+    #[test]
+    fn a_dotted_query_name_reaches_into_a_message_field() {
+        let d = desc("mas.notifier.v1.VerifyWhatsAppWebhookRequest");
+        let m = build_request(
+            &d,
+            None,
+            &[("platform".into(), "mr-mentor".into())],
+            &[
+                ("hub.mode".into(), "subscribe".into()),
+                ("hub.verify_token".into(), "t".into()),
+                ("hub.challenge".into(), "42".into()),
+            ],
+        )
+        .unwrap();
+        let json = String::from_utf8(to_json(&m).unwrap()).unwrap();
+        assert!(json.contains(r#""verifyToken":"t""#), "{json}");
+        assert!(json.contains(r#""challenge":"42""#), "{json}");
+        let e = build_request(&d, None, &[], &[("hub.nope".into(), "x".into())]).unwrap_err();
+        assert!(e.contains("hub.nope"), "{e}");
+        let e = build_request(&d, None, &[], &[("platform.x".into(), "x".into())]).unwrap_err();
+        assert!(e.contains("platform.x"), "{e}");
     }
 
     #[test]

@@ -146,6 +146,24 @@ impl Identity for IdentityGrpc {
         ok(logs::list(&self.app, ctx.platform()?, req.into_inner()).await?)
     }
 
+    async fn export_login_logs(
+        &self,
+        req: Request<pb::ExportLoginLogsRequest>,
+    ) -> Res<mas_kit::proto::google::api::HttpBody> {
+        let ctx = RequestContext::of(&req)?;
+        let csv = logs::export(&self.app, ctx.platform()?, req.into_inner()).await?;
+        let mut res = Response::new(mas_kit::proto::google::api::HttpBody {
+            content_type: "text/csv; charset=utf-8".into(),
+            data: csv,
+            extensions: vec![],
+        });
+        res.metadata_mut().insert(
+            mas_kit::context::keys::CONTENT_DISPOSITION,
+            tonic::metadata::MetadataValue::from_static("attachment; filename=\"login-logs.csv\""),
+        );
+        Ok(res)
+    }
+
     async fn request_otp(
         &self,
         req: Request<pb::RequestOtpRequest>,

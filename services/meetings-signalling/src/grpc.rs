@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use mas_kit::RequestContext;
+use mas_kit::idempotency;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use mas_kit::proto::mas::meetings::v1::meetings_server::Meetings;
 use tonic::{Request, Response, Status};
@@ -76,13 +77,15 @@ impl Meetings for MeetingsGrpc {
     async fn book_slot(&self, req: Request<pb::BookSlotRequest>) -> Res<pb::Booking> {
         let ctx = RequestContext::of(&req)?;
         let user = ctx.user()?;
-        ok(bookings::book(
-            &self.app,
-            &user.platform,
-            &user.subject,
-            &req.get_ref().slot_id,
+        let key = idempotency::key(&req)?;
+        let caller = format!("{}/{}", user.platform, user.subject);
+        let r = req.get_ref();
+        ok(
+            idempotency::once(&self.app.db, "BookSlot", &caller, key.as_deref(), r, || {
+                bookings::book(&self.app, &user.platform, &user.subject, &r.slot_id)
+            })
+            .await?,
         )
-        .await?)
     }
 
     async fn list_my_bookings(
@@ -170,6 +173,18 @@ impl Meetings for MeetingsGrpc {
     ) -> Res<pb::RecordingPlayback> {
         let ctx = RequestContext::of(&req)?;
         ok(recordings::playback(&self.app, ctx.user()?, &req.get_ref().recording_id).await?)
+    }
+
+    async fn download_recording(
+        &self,
+        req: Request<pb::DownloadRecordingRequest>,
+    ) -> Res<mas_kit::proto::mas::Redirect> {
+        let ctx = RequestContext::of(&req)?;
+        let playback =
+            recordings::playback(&self.app, ctx.user()?, &req.get_ref().recording_id).await?;
+        ok(mas_kit::proto::mas::Redirect {
+            location: playback.url,
+        })
     }
 
     async fn cleanup_statistics(

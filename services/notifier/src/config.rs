@@ -36,6 +36,13 @@ pub struct WhatsApp {
     pub token: Secret,
 }
 
+/// What Meta's webhook calls are checked with.
+#[derive(Clone, Debug)]
+pub struct WhatsAppWebhook {
+    pub app_secret: Secret,
+    pub verify_token: Secret,
+}
+
 /// Exotel SMS credentials.
 #[derive(Clone, Debug)]
 pub struct Exotel {
@@ -63,6 +70,9 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     /// `None`: WhatsApp is disabled and its jobs are held.
     pub whatsapp: Option<WhatsApp>,
+    /// The WhatsApp webhook's secrets (WHATSAPP_APP_SECRET signs Meta's calls,
+    /// WHATSAPP_VERIFY_TOKEN answers its verification); `None`: the webhook refuses every call.
+    pub whatsapp_webhook: Option<WhatsAppWebhook>,
     /// `None`: SMS is disabled and its jobs are held.
     pub exotel: Option<Exotel>,
     pub retry_attempts: u32,
@@ -118,6 +128,7 @@ impl Config {
                 token,
             }),
         };
+        let whatsapp_webhook = whatsapp_webhook(env)?;
         let exotel = match env.raw("EXOTEL_SID") {
             None => None,
             Some(sid) => Some(Exotel {
@@ -146,6 +157,7 @@ impl Config {
             bus_queue_prefix: env.or("BUS_QUEUE_PREFIX", String::new())?,
             smtp,
             whatsapp,
+            whatsapp_webhook,
             exotel,
             retry_attempts,
             retry_first: Duration::from_millis(env.or("NOTIFY_RETRY_FIRST_MS", 30_000)?),
@@ -169,6 +181,23 @@ fn positive(env: &Env, var: &str, default: i64) -> Result<i64, ConfigError> {
         return Err(ConfigError::new(var, "must be at least 1"));
     }
     Ok(v)
+}
+
+/// The WhatsApp webhook's secrets: both or neither.
+fn whatsapp_webhook(env: &Env) -> Result<Option<WhatsAppWebhook>, ConfigError> {
+    let Some(app_secret) = env.secret("WHATSAPP_APP_SECRET") else {
+        return Ok(None);
+    };
+    let verify_token = env.secret("WHATSAPP_VERIFY_TOKEN").ok_or_else(|| {
+        ConfigError::new(
+            "WHATSAPP_VERIFY_TOKEN",
+            "is required with WHATSAPP_APP_SECRET",
+        )
+    })?;
+    Ok(Some(WhatsAppWebhook {
+        app_secret,
+        verify_token,
+    }))
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use mas_kit::RequestContext;
+use mas_kit::proto::google::api::HttpBody;
 use mas_kit::proto::mas::notifier::v1 as pb;
 use mas_kit::proto::mas::notifier::v1::notifier_server::Notifier;
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, deliveries, inapp, send, templates};
+use crate::app::{App, deliveries, inapp, send, templates, webhook};
 
 pub struct NotifierGrpc {
     pub app: Arc<App>,
@@ -106,5 +107,34 @@ impl Notifier for NotifierGrpc {
 
     async fn send(&self, req: Request<pb::SendRequest>) -> Res<pb::SendResponse> {
         ok(send::send(&self.app, req.into_inner()).await?)
+    }
+
+    async fn verify_whats_app_webhook(
+        &self,
+        req: Request<pb::VerifyWhatsAppWebhookRequest>,
+    ) -> Res<HttpBody> {
+        let hub = req.into_inner().hub.unwrap_or_default();
+        let challenge = webhook::verify(&self.app, &hub.mode, &hub.verify_token, &hub.challenge)?;
+        ok(HttpBody {
+            content_type: "text/plain".into(),
+            data: challenge.into_bytes(),
+            extensions: vec![],
+        })
+    }
+
+    async fn whats_app_webhook(
+        &self,
+        req: Request<pb::WhatsAppWebhookRequest>,
+    ) -> Res<pb::WhatsAppWebhookResponse> {
+        let signature = req
+            .metadata()
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let r = req.into_inner();
+        let body = r.body.unwrap_or_default().data;
+        let recorded =
+            webhook::receive(&self.app, &r.platform, signature.as_deref(), &body).await?;
+        ok(pb::WhatsAppWebhookResponse { recorded })
     }
 }

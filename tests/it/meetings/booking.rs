@@ -70,7 +70,7 @@ async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestSt
         Some(json!({"startLocal": local(start), "durationMinutes": 60, "repeatWeeks": 2})),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 201, "{}", r.body);
     let weekly = r.body["slots"].as_array().unwrap().clone();
     assert_eq!(weekly.len(), 3);
     let r = call(
@@ -100,7 +100,7 @@ async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestSt
     // Book, then the slot is no longer available.
     let first = weekly[0]["id"].as_str().unwrap();
     let b = book(&s, &st, first).await;
-    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(b.status, 201, "{}", b.body);
     assert_eq!(b.body["status"], "accepted");
     assert_eq!(b.body["mentorId"], mentor_id.as_str());
     assert_eq!(b.body["studentId"], student_id.as_str());
@@ -194,7 +194,7 @@ async fn mentors_publish_slots_and_students_book_cancel_and_reschedule(s: TestSt
     .await;
     assert_eq!(m.body["status"], "cancelled");
     let r = book(&s, &other, second).await;
-    assert_eq!(r.status, 200, "the freed slot is bookable: {}", r.body);
+    assert_eq!(r.status, 201, "the freed slot is bookable: {}", r.body);
     s.stop().await;
 }
 
@@ -364,7 +364,7 @@ async fn booking_and_cancelling_email_the_mentor_and_the_student(b: Backend) {
     let start = Utc::now() + Span::days(3);
     let sl = slot(&s, &mt, start, 45).await;
     let booked = book(&s, &st, sl["id"].as_str().unwrap()).await;
-    assert_eq!(booked.status, 200, "{}", booked.body);
+    assert_eq!(booked.status, 201, "{}", booked.body);
     let when = sl["startsAt"]
         .as_str()
         .unwrap()
@@ -504,7 +504,7 @@ async fn booking_race(s: TestStack) {
     let students = futures::future::join_all((0..20).map(|_| user(&s, &admin, "USER"))).await;
     let results =
         futures::future::join_all(students.iter().map(|(_, t)| book(&s, t, &slot_id))).await;
-    let won: Vec<_> = results.iter().filter(|r| r.status == 200).collect();
+    let won: Vec<_> = results.iter().filter(|r| r.status == 201).collect();
     let lost = results.iter().filter(|r| r.status == 409).count();
     assert_eq!(
         won.len(),

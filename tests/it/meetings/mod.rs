@@ -32,7 +32,7 @@ pub(crate) async fn user(s: &TestStack, admin: &str, role: &str) -> (String, Str
             json!({"email": email, "password": "password123", "fullName": format!("A {role}"), "role": role}),
         )
         .await;
-    assert_eq!(r.status, 200, "create {role}: {}", r.body);
+    assert_eq!(r.status, 201, "create {role}: {}", r.body);
     let id = r.body["id"].as_str().expect("user id").to_owned();
     let login = s.login_on(PLATFORM, &email, "password123").await;
     assert_eq!(login.status, 200, "login: {}", login.body);
@@ -79,7 +79,7 @@ pub(crate) async fn slot(s: &TestStack, token: &str, start: DateTime<Utc>, minut
         Some(json!({"startLocal": local(start), "durationMinutes": minutes})),
     )
     .await;
-    assert_eq!(r.status, 200, "slot: {}", r.body);
+    assert_eq!(r.status, 201, "slot: {}", r.body);
     r.body["slots"][0].clone()
 }
 
@@ -103,7 +103,7 @@ pub(crate) async fn live_meeting(
     let (sid, st) = user(s, admin, "USER").await;
     let sl = slot(s, &mt, Utc::now() + Span::minutes(2), 30).await;
     let b = book(s, &st, sl["id"].as_str().unwrap()).await;
-    assert_eq!(b.status, 200, "{}", b.body);
+    assert_eq!(b.status, 201, "{}", b.body);
     (
         b.body["meetingId"].as_str().unwrap().to_owned(),
         (mid, mt),

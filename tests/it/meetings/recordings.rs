@@ -63,7 +63,7 @@ pub(crate) async fn recording_round_trip(s: &TestStack) -> String {
         Some(json!({"contentType": "video/webm"})),
     )
     .await;
-    assert_eq!(up.status, 200, "{}", up.body);
+    assert_eq!(up.status, 201, "{}", up.body);
     let rec = up.body["recording"]["id"].as_str().unwrap().to_owned();
     let r = call(
         s,
@@ -112,7 +112,24 @@ pub(crate) async fn recording_round_trip(s: &TestStack) -> String {
         .unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // The download link answers 302 to a signed URL that serves the same bytes.
+    let download = |token: String| {
+        mas_testkit::no_redirects()
+            .get(s.url(&format!("/api/recordings/{rec}/download")))
+            .header("X-Platform", PLATFORM)
+            .bearer_auth(token)
+            .send()
+    };
+    let found = download(st.clone()).await.unwrap();
+    assert_eq!(found.status(), 302);
+    assert_eq!(found.headers()["cache-control"], "no-store");
+    let location = found.headers()["location"].to_str().unwrap().to_owned();
+    let got = s.http.get(&location).send().await.unwrap();
+    assert_eq!(got.status(), 200, "{location}");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
     let (_, stranger) = user(s, &admin, "USER").await;
+    let refused = mas_testkit::reply(download(stranger.clone()).await.unwrap()).await;
+    refused.problem(403);
     let r = call(
         s,
         Method::GET,

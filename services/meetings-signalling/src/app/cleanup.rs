@@ -144,5 +144,10 @@ pub async fn run(app: &App, platform: Option<&str>) -> AppResult<u64> {
         platform = platform.unwrap_or("*"),
         "expired unbooked slots deleted"
     );
+    if platform.is_none() {
+        // The scheduled run also forgets bookings' Idempotency-Key answers past their 24 hours.
+        let purged = mas_kit::idempotency::purge_expired(&app.db).await?;
+        tracing::info!(purged, "expired idempotency keys purged");
+    }
     Ok(n)
 }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Init),
             Box::new(mas_bus::BusTables),
             Box::new(M0002Ranges),
+            Box::new(mas_kit::idempotency::IdempotencyTable),
         ]
     }
 }

@@ -7,6 +7,7 @@ pub mod meetings;
 pub mod providers;
 pub mod send;
 pub mod templates;
+pub mod webhook;
 pub mod whatsapp;
 
 use mas_bus::Bus;
