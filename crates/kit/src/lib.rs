@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod uploads;
 pub mod validate;
 
 pub use mas_auth as auth;

@@ -1,28 +1,11 @@
 //! meetings-signalling's configuration from the environment, validated at start.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mas_kit::config::{CommonConfig, ConfigError, Env, MasEnv, Secret};
 
-/// Where recordings go.
-#[derive(Clone, Debug)]
-pub enum StorageConfig {
-    /// A local directory; the service signs its own short-lived URLs (HMAC) and serves them
-    /// on SIGNAL_ADDR under `/storage/`.
-    Local { dir: PathBuf, signing_key: Secret },
-    /// S3 or any S3-compatible store: presigned URLs (SigV4).
-    S3 {
-        endpoint: String,
-        bucket: String,
-        region: String,
-        access_key_id: String,
-        secret_access_key: Secret,
-        /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`.
-        path_style: bool,
-    },
-}
+pub use mas_kit::uploads::StorageConfig;
 
 #[derive(Clone, Debug)]
 pub struct Config {

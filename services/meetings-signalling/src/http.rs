@@ -1,139 +1,10 @@
 //! The public HTTP port (SIGNAL_ADDR): Socket.IO on `/socket.io` (polling and WebSocket) and,
 //! with the local recording store, the signed `/storage/` URLs.
 
-use std::sync::Arc;
+use axum::http::header;
 
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
-
-use crate::storage::{Op, Storage};
-
-#[derive(Deserialize)]
-pub struct Signed {
-    op: String,
-    exp: i64,
-    sig: String,
-}
-
-fn problem(status: StatusCode, detail: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        serde_json::json!({"type": "about:blank", "title": status.canonical_reason().unwrap_or(""), "status": status.as_u16(), "detail": detail}).to_string(),
-    )
-        .into_response()
-}
-
-pub struct StorageRoutes {
-    pub storage: Storage,
-    pub max_bytes: u64,
-}
-
-fn authorize(
-    s: &StorageRoutes,
-    op: Op,
-    key: &str,
-    q: &Signed,
-) -> Result<std::path::PathBuf, Box<Response>> {
-    let wanted = match op {
-        Op::Put => "put",
-        Op::Get => "get",
-    };
-    if q.op != wanted {
-        return Err(Box::new(problem(
-            StatusCode::FORBIDDEN,
-            "the link is not for this method",
-        )));
-    }
-    s.storage
-        .local_authorize(op, key, q.exp, &q.sig)
-        .map_err(|why| Box::new(problem(StatusCode::FORBIDDEN, why)))
-}
-
-pub async fn put_object(
-    State(s): State<Arc<StorageRoutes>>,
-    Path(key): Path<String>,
-    Query(q): Query<Signed>,
-    body: Body,
-) -> Response {
-    let path = match authorize(&s, Op::Put, &key, &q) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let write = async {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let tmp = path.with_extension("part");
-        let mut file = tokio::fs::File::create(&tmp).await?;
-        let mut stream = body.into_data_stream();
-        let mut size: u64 = 0;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(std::io::Error::other)?;
-            size += chunk.len() as u64;
-            if size > s.max_bytes {
-                drop(file);
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Ok(None);
-            }
-            file.write_all(&chunk).await?;
-        }
-        file.sync_all().await?;
-        tokio::fs::rename(&tmp, &path).await?;
-        Ok::<_, std::io::Error>(Some(size))
-    };
-    match write.await {
-        Ok(Some(size)) => {
-            tracing::info!(key = %key, size, "recording stored");
-            StatusCode::OK.into_response()
-        }
-        Ok(None) => problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the recording is larger than RECORDING_MAX_BYTES",
-        ),
-        Err(e) => {
-            tracing::error!(key = %key, error = %e, "recording not stored");
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the recording could not be stored",
-            )
-        }
-    }
-}
-
-pub async fn get_object(
-    State(s): State<Arc<StorageRoutes>>,
-    Path(key): Path<String>,
-    Query(q): Query<Signed>,
-) -> Response {
-    let path = match authorize(&s, Op::Get, &key, &q) {
-        Ok(p) => p,
-        Err(r) => return *r,
-    };
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(_) => return problem(StatusCode::NOT_FOUND, "no such recording"),
-    };
-    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let content_type = match path.extension().and_then(|e| e.to_str()) {
-        Some("mp4") => "video/mp4",
-        Some("weba") => "audio/webm",
-        _ => "video/webm",
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
-        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
-    )
-        .into_response()
-}
+/// The local store's signed URLs (the kit's upload helper).
+pub use mas_kit::uploads::http::{StorageRoutes, get_object, put_object};
 
 /// The headers of a Socket.IO request that anything reads: the access token's fallback
 /// (`signal::authenticate`), the WebSocket key (the upgrade) and a polling POST's content type.
@@ -182,6 +53,8 @@ pub async fn detach_head(mut req: axum::extract::Request) -> axum::extract::Requ
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+
     use super::*;
 
     fn request(path: &str) -> axum::extract::Request {

@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use super::meetings::{self, Part};
 use super::{App, new_id, timestamp};
 use crate::error::{AppError, AppResult};
-use crate::storage::Op;
+use crate::storage::{self, Op};
 use crate::store::entities::recording;
 
 pub const PENDING: &str = "pending";
@@ -47,19 +47,10 @@ pub async fn create_upload(
             .into(),
         ));
     }
-    let (content_type, ext) = match r.content_type.as_str() {
-        "" | "video/webm" => ("video/webm", "webm"),
-        "video/mp4" => ("video/mp4", "mp4"),
-        "audio/webm" => ("audio/webm", "weba"),
-        _ => {
-            return Err(AppError::invalid(
-                "contentType",
-                "is video/webm, video/mp4 or audio/webm",
-            ));
-        }
-    };
+    let policy = storage::recordings(&app.cfg);
+    let (content_type, ext) = policy.media(&r.content_type)?;
     let id = new_id();
-    let key = format!("{}/{}/{}.{ext}", m.platform, m.id, id);
+    let key = storage::object_key(&m.platform, &[&m.id], &id, ext)?;
     let now = Utc::now();
     let row = recording::Entity::insert(recording::ActiveModel {
         id: Set(id),
@@ -75,7 +66,7 @@ pub async fn create_upload(
     })
     .exec_with_returning(&app.db)
     .await?;
-    let ttl = app.cfg.recording_url_ttl;
+    let ttl = policy.url_ttl;
     Ok(pb::RecordingUpload {
         upload_url: app.storage.presign(Op::Put, &key, ttl),
         expires_at: Some(timestamp(
@@ -94,6 +85,13 @@ async fn find_for(app: &App, caller: &Principal, id: &str) -> AppResult<(recordi
         .await?
         .ok_or(AppError::NotFound("recording"))?;
     let (_, part) = meetings::find_for(app, caller, &r.meeting_id).await?;
+    // Nothing is signed for a key outside this platform's and meeting's objects.
+    if !storage::owned_by(&r.object_key, &r.platform, &[&r.meeting_id]) {
+        tracing::error!(recording = %r.id, "a recording row names another meeting's object");
+        return Err(AppError::internal(
+            "the recording's object key is not its meeting's",
+        ));
+    }
     Ok((r, part))
 }
 
@@ -110,9 +108,8 @@ pub async fn complete(app: &App, caller: &Principal, id: &str) -> AppResult<pb::
         let elapsed = started.elapsed().as_secs_f64();
         app.metrics.observe_external("s3", size.is_ok(), elapsed);
     }
-    let size = size
-        .map_err(AppError::Internal)?
-        .ok_or_else(|| AppError::Precondition("nothing has been uploaded yet".into()))?;
+    let size =
+        size?.ok_or_else(|| AppError::Precondition("nothing has been uploaded yet".into()))?;
     recording::Entity::update_many()
         .col_expr(recording::Column::Status, Expr::value(AVAILABLE))
         .col_expr(recording::Column::SizeBytes, Expr::value(size as i64))
