@@ -90,6 +90,21 @@ impl Health {
         self
     }
 
+    /// Appends the checks of `other`, after this one's, in their order.
+    ///
+    /// ```
+    /// use mas_kit::health::{Health, Need};
+    /// let own = Health::new("x").check("redis", Need::Optional, || async { Ok(None) });
+    /// let all = Health::new("x")
+    ///     .check("database", Need::Required, || async { Ok(None) })
+    ///     .merge(own);
+    /// # let _ = all;
+    /// ```
+    pub fn merge(mut self, other: Health) -> Self {
+        self.checks.extend(other.checks);
+        self
+    }
+
     /// Runs every check concurrently, each bounded by the timeout.
     pub async fn report(&self) -> Report {
         let runs = self.checks.iter().map(|(name, need, f)| {

@@ -2,8 +2,9 @@
 //! context, Prometheus metrics, health that really pings dependencies, graceful shutdown,
 //! maintenance mode, and the gRPC layers that authenticate each call and carry its context.
 //!
-//! A service's `serve(cfg, shutdown)` builds its infrastructure from its config, then hands its
-//! tonic services to [`grpc::serve`] and its health checks to [`admin::serve`].
+//! A service's `start(cfg, shutdown)` declares its own parts (gRPC services, consumers,
+//! schedules, health checks) to a [`service::ServiceBuilder`], which owns the wiring they share:
+//! listeners, database, bus, authenticator, health, the admin port, and the shutdown order.
 
 pub mod admin;
 pub mod config;

@@ -11,6 +11,7 @@ use tonic::transport::Channel;
 use crate::auth::{Jwk, Revocations, Verifier};
 use crate::config::Secret;
 use crate::context::{Vendor, keys};
+use crate::grpc::Authenticator;
 use crate::proto::mas::identity::v1 as pb;
 use crate::proto::mas::identity::v1::identity_client::IdentityClient;
 
@@ -32,6 +33,29 @@ impl IdentityLink {
             secret,
             token: Arc::default(),
         }
+    }
+
+    /// An authenticator that trusts identity's keys: a fresh verifier (no keys until
+    /// [`IdentityLink::load_jwks`] fills it) and an empty revocation set, refetching the JWKS
+    /// through this link on an unknown `kid` at most every 10 seconds.
+    ///
+    /// ```no_run
+    /// # async fn f(link: mas_kit::link::IdentityLink) {
+    /// let auth = link.authenticator();
+    /// let _ = link.load_jwks(&auth.verifier).await;
+    /// # }
+    /// ```
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        let verifier = Arc::new(Verifier::new());
+        Arc::new(
+            Authenticator::new(verifier.clone(), Arc::new(Revocations::new())).with_key_refresh(
+                Arc::new(JwksRefresh {
+                    link: self.clone(),
+                    verifier,
+                }),
+                Duration::from_secs(10),
+            ),
+        )
     }
 
     /// Fetches the JWKS and loads it into `verifier`; returns the number of keys.

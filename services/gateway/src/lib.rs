@@ -30,11 +30,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context as _;
-use mas_kit::auth::{Revocations, Verifier};
 use mas_kit::cache::Cache;
 use mas_kit::config::MasEnv;
 use mas_kit::context::Vendor;
-use mas_kit::link::{IdentityLink, JwksRefresh};
+use mas_kit::link::IdentityLink;
 use mas_kit::metrics::Metrics;
 use mas_kit::{Shutdown, admin, grpc as kgrpc};
 use tonic::transport::Channel;
@@ -89,8 +88,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let http_listener = std::net::TcpListener::bind(cfg.http_addr)
         .with_context(|| format!("binding HTTP_ADDR {}", cfg.http_addr))?;
     let http_addr = http_listener.local_addr()?;
-    let admin_listener = std::net::TcpListener::bind(cfg.admin_addr)
-        .with_context(|| format!("binding ADMIN_ADDR {}", cfg.admin_addr))?;
+    let admin_listener = mas_kit::service::bind_admin(cfg.admin_addr)?;
     let gw = Arc::new(Gateway::new(cfg)?);
     let verifier = gw.auth.verifier.clone();
 
@@ -176,7 +174,7 @@ fn http_server(
 
 impl Gateway {
     /// The shared state: the route table from the descriptors, a channel per upstream, the
-    /// authenticator with its JWKS refresh, the cache.
+    /// authenticator with its JWKS refresh (the kit's, as every service's), the cache.
     fn new(cfg: Config) -> anyhow::Result<Self> {
         let routes =
             RouteTable::build(mas_kit::proto::descriptor_pool()).map_err(anyhow::Error::msg)?;
@@ -203,17 +201,7 @@ impl Gateway {
             .cloned()
             .context("identity is not routed")?;
         let link = IdentityLink::new(identity, SERVICE, cfg.service_secret.clone());
-        let verifier = Arc::new(Verifier::new());
-        let auth = Arc::new(
-            kgrpc::Authenticator::new(verifier.clone(), Arc::new(Revocations::new()))
-                .with_key_refresh(
-                    Arc::new(JwksRefresh {
-                        link: link.clone(),
-                        verifier,
-                    }),
-                    Duration::from_secs(10),
-                ),
-        );
+        let auth = link.authenticator();
         let cache = match &cfg.redis_url {
             Some(url) => Cache::redis(url.expose(), cfg.redis_prefix.clone())?,
             None => Cache::memory(),

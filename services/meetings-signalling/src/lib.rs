@@ -14,21 +14,15 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use mas_bus::{Broker, Bus, Schedule, ScheduleSpec, Scheduler};
-use mas_kit::auth::{Revocations, Verifier};
-use mas_kit::health::{Health, Need};
-use mas_kit::link::{IdentityLink, JwksRefresh};
-use mas_kit::metrics::Metrics;
-use mas_kit::ops::{OpsBackend, OpsService};
+use mas_bus::{Schedule, ScheduleSpec, Scheduler};
+use mas_kit::health::Need;
 use mas_kit::proto::mas::meetings::v1::meetings_server::MeetingsServer;
-use mas_kit::proto::mas::ops::v1::ops_server::OpsServer;
-use mas_kit::{Secret, Shutdown, admin, grpc as kgrpc};
-use sea_orm_migration::MigratorTrait;
+use mas_kit::service::ServiceBuilder;
+use mas_kit::{Secret, Shutdown, grpc as kgrpc};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
@@ -55,12 +49,7 @@ pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
 /// `mas migrate meetings-signalling`.
 pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
-    let db = mas_kit::db::connect(&cfg.common.database).await?;
-    store::migrations::Migrator::up(&db, None)
-        .await
-        .context("meetings-signalling migrations")?;
-    db.close().await.ok();
-    Ok(())
+    mas_kit::service::migrate(SERVICE, &cfg.common.database, store::migrations::Migrator).await
 }
 
 /// The slot cleanup schedule's task: expired unbooked slots of every platform.
@@ -93,35 +82,88 @@ fn router<A: Adapter>(
         .layer(axum::middleware::map_request(http::detach_head))
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "the service's start-up wiring; moves into mas_kit::service::ServiceBuilder"
-)]
+/// Starts meetings-signalling: migrates, binds its gRPC, Socket.IO and admin ports, and
+/// returns at once.
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
-    let grpc_listener = tokio::net::TcpListener::bind(cfg.common.grpc_addr)
-        .await
-        .with_context(|| format!("binding GRPC_ADDR {}", cfg.common.grpc_addr))?;
     let signal_listener = tokio::net::TcpListener::bind(cfg.signal_addr)
         .await
         .with_context(|| format!("binding SIGNAL_ADDR {}", cfg.signal_addr))?;
     let signal_addr = signal_listener.local_addr()?;
-    let admin_listener = std::net::TcpListener::bind(cfg.common.admin_addr)
-        .with_context(|| format!("binding ADMIN_ADDR {}", cfg.common.admin_addr))?;
-    let maintenance = Arc::new(AtomicBool::new(cfg.common.maintenance));
-
-    let db = mas_kit::db::connect(&cfg.common.database).await?;
-    store::migrations::Migrator::up(&db, None)
-        .await
-        .context("meetings-signalling migrations")?;
-    let broker: Arc<dyn Broker> = match &cfg.amqp_url {
-        Some(url) => Arc::new(mas_bus::rabbit::Rabbit::new(
-            url.expose(),
-            cfg.bus_exchange.clone(),
-            SERVICE,
-        )),
-        None => Arc::new(mas_bus::memory::Memory::shared(&cfg.bus_exchange)),
+    let mut svc = ServiceBuilder::connect(
+        SERVICE,
+        &cfg.common,
+        shutdown.clone(),
+        store::migrations::Migrator,
+    )
+    .await?;
+    let bus = svc.bus(cfg.amqp_url.as_ref(), &cfg.bus_exchange);
+    let broker = bus.broker.kind();
+    let storage = recordings(&cfg, signal_addr)?;
+    let app = Arc::new(app::App {
+        db: svc.db().clone(),
+        cfg: cfg.clone(),
+        bus,
+        storage: storage.clone(),
+        metrics: svc.metrics().clone(),
+    });
+    let scheduler = Arc::new(Scheduler::new(app.db.clone()).task(
+        app::cleanup::SCHEDULE_ID,
+        Arc::new(SlotCleanup { app: app.clone() }),
+    ));
+    let cleanup = Schedule::new(
+        app::cleanup::SCHEDULE_ID,
+        ScheduleSpec::cron(&cfg.slot_cleanup_cron, &cfg.slot_cleanup_tz)?,
+        app::cleanup::SCHEDULE_ID,
+    );
+    svc.identity_link(&cfg.identity_grpc_url, Secret::default())
+        .await?;
+    let sig = signalling(&app, svc.auth().clone()).await?;
+    let rooms = if sig.redis.is_some() {
+        "redis"
+    } else {
+        "memory"
     };
-    let bus = Bus::new(db.clone(), broker.clone());
+    let server = MeetingsServer::new(grpc::MeetingsGrpc {
+        app: app.clone(),
+        scheduler: scheduler.clone(),
+    });
+    let (io_close, stop) = (sig.close, shutdown);
+    let mut svc = svc
+        .grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
+        .scheduler(scheduler)
+        .schedule(cleanup)
+        .redis(sig.redis.clone())
+        .announce(move |at| {
+            tracing::info!(service = SERVICE, grpc = %at.grpc, signal = %signal_addr,
+                admin = %at.admin, broker, rooms, storage = storage.kind(),
+                "meetings-signalling listening");
+        })
+        .server(serve_signal(signal_listener, sig.router, stop))
+        // Sockets are told the server is closing (clients reconnect to another replica).
+        .on_grpc_drained(async move { io_close().await });
+    if sig.redis.is_some() {
+        let r = sig.rooms;
+        // Without Redis, replicas cannot reach each other's sockets: signalling is down.
+        svc = svc.health_check("redis", Need::Required, move || {
+            let r = r.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(2), r.ping())
+                    .await
+                    .map_err(|_| "timed out".to_string())?
+                    .map(|_| None)
+            }
+        });
+    }
+    let running = svc.start().await?;
+    Ok(Started {
+        running,
+        signal_addr,
+    })
+}
+
+/// Where recordings go: object storage, or a local directory (created here) served on the
+/// public port.
+fn recordings(cfg: &Config, signal_addr: SocketAddr) -> anyhow::Result<storage::Storage> {
     let base_url = cfg
         .public_url
         .clone()
@@ -131,51 +173,24 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating RECORDINGS_DIR {}", dir.display()))?;
     }
-    let metrics = Arc::new(Metrics::new(SERVICE));
-    let app = Arc::new(app::App {
-        db: db.clone(),
-        cfg: cfg.clone(),
-        bus: bus.clone(),
-        storage: storage.clone(),
-        metrics: metrics.clone(),
-    });
+    Ok(storage)
+}
 
-    let stop = {
-        let s = shutdown.clone();
-        move || {
-            let s = s.clone();
-            async move { s.wait().await }
-        }
-    };
-    let relay = bus.spawn_relay(Duration::from_millis(200), stop());
-    let scheduler = Arc::new(Scheduler::new(db.clone()).task(
-        app::cleanup::SCHEDULE_ID,
-        Arc::new(SlotCleanup { app: app.clone() }),
-    ));
-    scheduler
-        .register(&Schedule::new(
-            app::cleanup::SCHEDULE_ID,
-            ScheduleSpec::cron(&cfg.slot_cleanup_cron, &cfg.slot_cleanup_tz)?,
-            app::cleanup::SCHEDULE_ID,
-        ))
-        .await?;
-    let schedules = tokio::spawn(scheduler.clone().run(stop()));
+/// The signalling side: its rooms (in Redis when `REDIS_URL` is set), the Socket.IO server and
+/// the public router it is served from.
+struct Signalling {
+    rooms: signal::rooms::Rooms,
+    redis: Option<deadpool_redis::Pool>,
+    close: CloseFn,
+    router: axum::Router,
+}
 
-    let identity = kgrpc::channel(&cfg.identity_grpc_url).map_err(anyhow::Error::msg)?;
-    let link = IdentityLink::new(identity, SERVICE, Secret::new(String::new()));
-    let verifier = Arc::new(Verifier::new());
-    let _ = link.load_jwks(&verifier).await;
-    let auth = Arc::new(
-        kgrpc::Authenticator::new(verifier.clone(), Arc::new(Revocations::new())).with_key_refresh(
-            Arc::new(JwksRefresh {
-                link: link.clone(),
-                verifier: verifier.clone(),
-            }),
-            Duration::from_secs(10),
-        ),
-    );
-
-    let (rooms, redis_pool) = match &cfg.common.redis_url {
+async fn signalling(
+    app: &Arc<app::App>,
+    auth: Arc<kgrpc::Authenticator>,
+) -> anyhow::Result<Signalling> {
+    let cfg = &app.cfg;
+    let (rooms, redis) = match &cfg.common.redis_url {
         Some(url) => {
             let pool = deadpool_redis::Config::from_url(url.expose())
                 .create_pool(Some(deadpool_redis::Runtime::Tokio1))
@@ -194,152 +209,86 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         mas_kit::db::DbConfig::Postgres { .. } => cfg.chat_writers,
     };
     let batches = signal::chat::batch_histogram();
-    metrics.registry.register(Box::new(batches.clone()))?;
+    app.metrics.registry.register(Box::new(batches.clone()))?;
     let chat = signal::chat::ChatWriter::connect(&cfg.common.database, lanes, batches).await?;
     let sig = Arc::new(signal::Signal::new(
         app.clone(),
-        auth.clone(),
+        auth,
         rooms.clone(),
         chat,
-        &metrics.registry,
+        &app.metrics.registry,
     ));
-    let storage_routes = matches!(storage, storage::Storage::Local { .. }).then(|| {
+    let storage_routes = matches!(app.storage, storage::Storage::Local { .. }).then(|| {
         Arc::new(http::StorageRoutes {
-            storage: storage.clone(),
+            storage: app.storage.clone(),
             max_bytes: cfg.recording_max_bytes,
         })
     });
+    let (close, router) = socket_io(cfg, sig, storage_routes).await?;
+    Ok(Signalling {
+        rooms,
+        redis,
+        close,
+        router,
+    })
+}
+
+/// The Socket.IO server (with the Redis adapter when `REDIS_URL` is set, so replicas reach each
+/// other's sockets) and the router that serves it.
+async fn socket_io(
+    cfg: &Config,
+    sig: Arc<signal::Signal>,
+    storage_routes: Option<Arc<http::StorageRoutes>>,
+) -> anyhow::Result<(CloseFn, axum::Router)> {
     let builder = SocketIo::builder()
-        .with_state(sig.clone())
+        .with_state(sig)
         .max_payload(cfg.max_message_bytes as u64)
         .ws_max_message_size(cfg.max_message_bytes)
         .ws_max_frame_size(cfg.max_message_bytes)
         .ping_interval(cfg.ping_interval)
         .ping_timeout(cfg.ping_timeout)
         .ws_read_buffer_size(WS_READ_BUFFER_BYTES);
-    let (io_close, signal_router) = match &cfg.common.redis_url {
-        Some(url) => {
-            let url = url.expose();
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let client = deadpool_redis::redis::Client::open(format!("{url}{sep}protocol=resp3"))
-                .context("REDIS_URL")?;
-            let adapter = socketioxide_redis::RedisAdapterCtr::new_with_redis_config(
-                &client,
-                socketioxide_redis::RedisAdapterConfig::new()
-                    .with_prefix(format!("{}socket.io", cfg.common.redis_prefix)),
-            )
-            .await
-            .context("Socket.IO Redis adapter")?;
-            let (layer, io) = builder
-                .with_adapter::<socketioxide_redis::RedisAdapter<_>>(adapter)
-                .build_layer();
-            register_signalling!(
-                io,
-                socketioxide_redis::RedisAdapter<socketioxide::adapter::Emitter>
-            )
-            .await
-            .context("Socket.IO namespace")?;
-            (close_fn(io), router(layer, storage_routes))
-        }
-        None => {
-            let (layer, io) = builder.build_layer();
-            register_signalling!(io, socketioxide::adapter::LocalAdapter);
-            (close_fn(io), router(layer, storage_routes))
-        }
+    let Some(url) = &cfg.common.redis_url else {
+        let (layer, io) = builder.build_layer();
+        register_signalling!(io, socketioxide::adapter::LocalAdapter);
+        return Ok((close_fn(io), router(layer, storage_routes)));
     };
-
-    let health = {
-        let d = db.clone();
-        let b = broker.clone();
-        let mut h = Health::new(SERVICE)
-            .check("database", Need::Required, move || {
-                let d = d.clone();
-                async move {
-                    mas_kit::db::ping(&d, Duration::from_secs(2))
-                        .await
-                        .map(|_| None)
-                }
-            })
-            .check("broker", Need::Optional, move || {
-                let b = b.clone();
-                async move { b.ping().await.map(|_| None).map_err(|e| e.to_string()) }
-            });
-        if redis_pool.is_some() {
-            let r = rooms.clone();
-            // Without Redis, replicas cannot reach each other's sockets: signalling is down.
-            h = h.check("redis", Need::Required, move || {
-                let r = r.clone();
-                async move {
-                    tokio::time::timeout(Duration::from_secs(2), r.ping())
-                        .await
-                        .map_err(|_| "timed out".to_string())?
-                        .map(|_| None)
-                }
-            });
-        }
-        h
-    };
-    let ops_backend = OpsBackend {
-        db: db.clone(),
-        queues: vec![],
-        broker: Some(broker.clone()),
-        scheduler: Some(scheduler.clone()),
-        redis: redis_pool.clone(),
-    };
-    let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
-    let routes = tonic::service::Routes::new(
-        MeetingsServer::new(grpc::MeetingsGrpc {
-            app: app.clone(),
-            scheduler: scheduler.clone(),
-        })
-        .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
+    let url = url.expose();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let client = deadpool_redis::redis::Client::open(format!("{url}{sep}protocol=resp3"))
+        .context("REDIS_URL")?;
+    let adapter = socketioxide_redis::RedisAdapterCtr::new_with_redis_config(
+        &client,
+        socketioxide_redis::RedisAdapterConfig::new()
+            .with_prefix(format!("{}socket.io", cfg.common.redis_prefix)),
     )
-    .add_service(OpsServer::new(
-        OpsService::new(SERVICE, health.clone()).with_backend(ops_backend.clone()),
-    ));
-    let scrape = mas_kit::ops::before_scrape(ops_backend, metrics.clone());
-    let admin = admin::serve(admin_listener, health, metrics, Some(scrape))?;
-    let grpc_addr = grpc_listener.local_addr()?;
-    let admin_addr = admin.addr;
-    tracing::info!(service = SERVICE, grpc = %grpc_addr, signal = %signal_addr, admin = %admin_addr,
-        broker = broker.kind(), rooms = if redis_pool.is_some() { "redis" } else { "memory" },
-        storage = storage.kind(), "meetings-signalling listening");
+    .await
+    .context("Socket.IO Redis adapter")?;
+    let (layer, io) = builder
+        .with_adapter::<socketioxide_redis::RedisAdapter<_>>(adapter)
+        .build_layer();
+    register_signalling!(
+        io,
+        socketioxide_redis::RedisAdapter<socketioxide::adapter::Emitter>
+    )
+    .await
+    .context("Socket.IO namespace")?;
+    Ok((close_fn(io), router(layer, storage_routes)))
+}
 
-    let signal_shutdown = shutdown.clone();
-    let signal_server = tokio::spawn(async move {
-        // Small, latency-bound messages: with Nagle's algorithm a reply can wait for the
-        // peer's delayed ACK (up to 40 ms) whenever few messages are in flight.
-        use axum::serve::ListenerExt;
-        let signal_listener = signal_listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        axum::serve(signal_listener, signal_router)
-            .with_graceful_shutdown(async move { signal_shutdown.wait().await })
-            .await
+/// Serves the public Socket.IO (and local storage) port until shutdown.
+async fn serve_signal(listener: tokio::net::TcpListener, router: axum::Router, shutdown: Shutdown) {
+    // Small, latency-bound messages: with Nagle's algorithm a reply can wait for the peer's
+    // delayed ACK (up to 40 ms) whenever few messages are in flight.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
     });
-    let task = tokio::spawn(async move {
-        let served = kgrpc::serve(grpc_listener, routes, layer, shutdown).await;
-        // Sockets are told the server is closing (clients reconnect to another replica).
-        io_close().await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), signal_server).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), schedules).await;
-        admin.stop().await;
-        db.close().await.ok();
-        tracing::info!(service = SERVICE, "meetings-signalling stopped");
-        served.context("meetings-signalling gRPC server")
-    });
-    Ok(Started {
-        running: Running {
-            service: SERVICE,
-            grpc_addr,
-            admin_addr,
-            task,
-        },
-        signal_addr,
-    })
+    let _ = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await;
 }
 
 type CloseFn =

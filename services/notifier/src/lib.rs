@@ -9,21 +9,15 @@ pub mod grpc;
 pub mod store;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use async_trait::async_trait;
-use mas_bus::{Broker, Bus, RetryPolicy, Schedule, ScheduleSpec, Scheduler, Subscription};
-use mas_kit::auth::{Revocations, Verifier};
-use mas_kit::health::{Health, Need};
-use mas_kit::link::{IdentityLink, JwksRefresh};
-use mas_kit::metrics::Metrics;
-use mas_kit::ops::{OpsBackend, OpsService};
+use mas_bus::{RetryPolicy, Schedule, ScheduleSpec, Scheduler, Subscription};
+use mas_kit::health::Need;
+use mas_kit::link::IdentityLink;
 use mas_kit::proto::mas::notifier::v1::notifier_server::NotifierServer;
-use mas_kit::proto::mas::ops::v1::ops_server::OpsServer;
-use mas_kit::{Secret, Shutdown, admin, grpc as kgrpc};
-use sea_orm_migration::MigratorTrait;
+use mas_kit::service::ServiceBuilder;
+use mas_kit::{Shutdown, grpc as kgrpc};
 
 pub use config::Config;
 
@@ -39,12 +33,7 @@ pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
 /// `mas migrate notifier`.
 pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
-    let db = mas_kit::db::connect(&cfg.common.database).await?;
-    store::migrations::Migrator::up(&db, None)
-        .await
-        .context("notifier migrations")?;
-    db.close().await.ok();
-    Ok(())
+    mas_kit::service::migrate(SERVICE, &cfg.common.database, store::migrations::Migrator).await
 }
 
 /// The handler of a channel that is not configured (never run: its queue is not consumed).
@@ -77,37 +66,19 @@ impl mas_bus::Task for Retention {
     }
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "the service's start-up wiring; moves into mas_kit::service::ServiceBuilder"
-)]
+/// Starts notifier: migrates, seeds the default templates, consumes the queues of the
+/// configured channels (and meeting events), binds its gRPC and admin ports, returns at once.
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
-    let grpc_listener = tokio::net::TcpListener::bind(cfg.common.grpc_addr)
-        .await
-        .with_context(|| format!("binding GRPC_ADDR {}", cfg.common.grpc_addr))?;
-    let admin_listener = std::net::TcpListener::bind(cfg.common.admin_addr)
-        .with_context(|| format!("binding ADMIN_ADDR {}", cfg.common.admin_addr))?;
-    let maintenance = Arc::new(AtomicBool::new(cfg.common.maintenance));
-
-    let db = mas_kit::db::connect(&cfg.common.database).await?;
-    store::migrations::Migrator::up(&db, None)
-        .await
-        .context("notifier migrations")?;
-    let broker: Arc<dyn Broker> = match &cfg.amqp_url {
-        Some(url) => Arc::new(mas_bus::rabbit::Rabbit::new(
-            url.expose(),
-            cfg.bus_exchange.clone(),
-            SERVICE,
-        )),
-        None => Arc::new(mas_bus::memory::Memory::shared(&cfg.bus_exchange)),
-    };
-    let bus = Bus::new(db.clone(), broker.clone());
-    let metrics = Arc::new(Metrics::new(SERVICE));
+    let mut svc =
+        ServiceBuilder::connect(SERVICE, &cfg.common, shutdown, store::migrations::Migrator)
+            .await?;
+    let bus = svc.bus(cfg.amqp_url.as_ref(), &cfg.bus_exchange);
+    let broker = bus.broker.kind();
     let app = Arc::new(app::App {
-        db: db.clone(),
+        db: svc.db().clone(),
         cfg: cfg.clone(),
-        bus: bus.clone(),
-        metrics: metrics.clone(),
+        bus,
+        metrics: svc.metrics().clone(),
     });
     app::templates::seed(&app, &SEEDED_PLATFORMS).await?;
 
@@ -119,104 +90,16 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     if cfg.service_secret.is_some() {
         queues.push(app.queue("meeting-events"));
     }
-    if broker.kind() == "memory" {
-        mas_bus::ops::recover(&db, &queues).await?;
-    }
-    let stop = {
-        let s = shutdown.clone();
-        move || {
-            let s = s.clone();
-            async move { s.wait().await }
-        }
-    };
-    let identity = kgrpc::channel(&cfg.identity_grpc_url).map_err(anyhow::Error::msg)?;
-    let link = IdentityLink::new(
-        identity,
-        SERVICE,
-        cfg.service_secret
-            .clone()
-            .unwrap_or_else(|| Secret::new(String::new())),
-    );
-    let relay = bus.spawn_relay(Duration::from_millis(200), stop());
-    let mut consumers = vec![];
-    if let Some(smtp) = cfg.smtp.clone() {
-        let sub = Subscription::jobs(
-            &app.queue("email"),
-            Arc::new(app::deliveries::ChannelJob {
-                app: app.clone(),
-                sender: app::email::EmailJob::new(app.clone(), smtp),
-            }),
-        )
-        .with_retry(RetryPolicy::exponential(
-            cfg.retry_attempts,
-            cfg.retry_first,
-        ));
-        consumers.push(bus.spawn_consumer(sub, stop()));
-    }
-    let providers = [
-        cfg.whatsapp.clone().map(app::providers::Provider::WhatsApp),
-        cfg.exotel.clone().map(app::providers::Provider::Exotel),
-    ];
-    if providers.iter().any(Option::is_some) {
-        let http = mas_kit::http::Client::new()?.with_metrics(metrics.clone());
-        for provider in providers.into_iter().flatten() {
-            let sub = Subscription::jobs(
-                &app.queue(provider.channel()),
-                Arc::new(app::deliveries::ChannelJob {
-                    app: app.clone(),
-                    sender: app::providers::ProviderJob {
-                        app: app.clone(),
-                        http: http.clone(),
-                        provider,
-                    },
-                }),
-            )
-            .with_retry(RetryPolicy::exponential(
-                cfg.retry_attempts,
-                cfg.retry_first,
-            ));
-            consumers.push(bus.spawn_consumer(sub, stop()));
-        }
-    }
-    if cfg.service_secret.is_some() {
-        let patterns: Vec<&str> = app::meetings::EVENTS.iter().map(|(k, _)| *k).collect();
-        let sub = Subscription::events(
-            &app.queue("meeting-events"),
-            &patterns,
-            Arc::new(app::meetings::MeetingMail {
-                app: app.clone(),
-                identity: link.clone(),
-            }),
-        );
-        consumers.push(bus.spawn_consumer(sub, stop()));
-    } else {
-        tracing::warn!(
-            "SERVICE_SECRET is not set: meeting events are not emailed (notifier cannot look up \
-             users' addresses in identity)"
-        );
-    }
-    for channel in app::CHANNELS {
-        if let Some(why) = app.disabled_reason(channel)
-            && channel != "in_app"
-        {
-            tracing::warn!(channel, reason = why, "channel disabled; its jobs are held");
-            // Held, not dropped: the queue exists and keeps the messages for when it is enabled.
-            drop(
-                bus.spawn_declare(
-                    Subscription::jobs(&app.queue(channel), Arc::new(Held))
-                        .with_retry(RetryPolicy::exponential(
-                            cfg.retry_attempts,
-                            cfg.retry_first,
-                        ))
-                        .spec(),
-                ),
-            );
-        }
+    let secret = cfg.service_secret.clone().unwrap_or_default();
+    let link = svc.identity_link(&cfg.identity_grpc_url, secret).await?;
+    let mut svc = svc.queues(queues).consumers(consumers(&app, &link)?);
+    for spec in held(&app) {
+        svc = svc.declare(spec);
     }
 
-    let scheduler = Arc::new(Scheduler::new(db.clone()).task(
+    let scheduler = Arc::new(Scheduler::new(app.db.clone()).task(
         "notifier.job-retention",
-        Arc::new(Retention { db: db.clone() }),
+        Arc::new(Retention { db: app.db.clone() }),
     ));
     let mut retention = Schedule::new(
         "notifier.job-retention",
@@ -227,91 +110,97 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         "completedHours": cfg.keep_completed_hours,
         "failedHours": cfg.keep_failed_hours,
     });
-    scheduler.register(&retention).await?;
-    let schedules = tokio::spawn(scheduler.clone().run(stop()));
-
-    let verifier = Arc::new(Verifier::new());
-    let _ = link.load_jwks(&verifier).await;
-    let auth = Arc::new(
-        kgrpc::Authenticator::new(verifier.clone(), Arc::new(Revocations::new())).with_key_refresh(
-            Arc::new(JwksRefresh {
-                link: link.clone(),
-                verifier: verifier.clone(),
-            }),
-            Duration::from_secs(10),
-        ),
-    );
-
-    let health = {
-        let d = db.clone();
-        let b = broker.clone();
-        Health::new(SERVICE)
-            .check("database", Need::Required, move || {
-                let d = d.clone();
-                async move {
-                    mas_kit::db::ping(&d, Duration::from_secs(2))
-                        .await
-                        .map(|_| None)
-                }
-            })
-            .check("broker", Need::Optional, move || {
-                let b = b.clone();
-                async move { b.ping().await.map(|_| None).map_err(|e| e.to_string()) }
-            })
-    };
+    svc = svc.scheduler(scheduler).schedule(retention);
     // Each channel: degraded (with the reason) while its credentials are unset.
-    let health = ["email", "whatsapp", "sms"]
-        .into_iter()
-        .fold(health, |h, channel| {
-            let a = app.clone();
-            h.check(channel, Need::Optional, move || {
-                let why = a.disabled_reason(channel);
-                async move {
-                    match why {
-                        Some(why) => Err(why.to_string()),
-                        None => Ok(None),
-                    }
+    for channel in ["email", "whatsapp", "sms"] {
+        let a = app.clone();
+        svc = svc.health_check(channel, Need::Optional, move || {
+            let why = a.disabled_reason(channel);
+            async move {
+                match why {
+                    Some(why) => Err(why.to_string()),
+                    None => Ok(None),
                 }
-            })
+            }
         });
-    let ops_backend = OpsBackend {
-        db: db.clone(),
-        queues,
-        broker: Some(broker.clone()),
-        scheduler: Some(scheduler.clone()),
-        redis: None,
-    };
-    let layer = kgrpc::ContextLayer::new(SERVICE, auth, metrics.clone(), maintenance);
-    let routes = tonic::service::Routes::new(
-        NotifierServer::new(grpc::NotifierGrpc { app: app.clone() })
-            .max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES),
-    )
-    .add_service(OpsServer::new(
-        OpsService::new(SERVICE, health.clone()).with_backend(ops_backend.clone()),
-    ));
-    let scrape = mas_kit::ops::before_scrape(ops_backend, metrics.clone());
-    let admin = admin::serve(admin_listener, health, metrics, Some(scrape))?;
-    let grpc_addr = grpc_listener.local_addr()?;
-    let admin_addr = admin.addr;
-    tracing::info!(service = SERVICE, grpc = %grpc_addr, admin = %admin_addr, broker = broker.kind(), "notifier listening");
+    }
+    let server = NotifierServer::new(grpc::NotifierGrpc { app: app.clone() });
+    svc.grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
+        .announce(move |at| {
+            tracing::info!(service = SERVICE, grpc = %at.grpc, admin = %at.admin, broker, "notifier listening");
+        })
+        .start()
+        .await
+}
 
-    let task = tokio::spawn(async move {
-        let served = kgrpc::serve(grpc_listener, routes, layer, shutdown).await;
-        // Consumers drain their deliveries in flight; the relay makes a last pass.
-        for c in consumers {
-            let _ = tokio::time::timeout(Duration::from_secs(30), c).await;
+/// The job retry policy of every channel's queue.
+fn retry(cfg: &Config) -> RetryPolicy {
+    RetryPolicy::exponential(cfg.retry_attempts, cfg.retry_first)
+}
+
+/// A consumer per configured channel, and one for meeting events when notifier can look up
+/// users' addresses in identity.
+fn consumers(app: &Arc<app::App>, link: &IdentityLink) -> anyhow::Result<Vec<Subscription>> {
+    let cfg = &app.cfg;
+    let mut subs = vec![];
+    if let Some(smtp) = cfg.smtp.clone() {
+        let job = app::deliveries::ChannelJob {
+            app: app.clone(),
+            sender: app::email::EmailJob::new(app.clone(), smtp),
+        };
+        subs.push(Subscription::jobs(&app.queue("email"), Arc::new(job)).with_retry(retry(cfg)));
+    }
+    let providers = [
+        cfg.whatsapp.clone().map(app::providers::Provider::WhatsApp),
+        cfg.exotel.clone().map(app::providers::Provider::Exotel),
+    ];
+    if providers.iter().any(Option::is_some) {
+        let http = mas_kit::http::Client::new()?.with_metrics(app.metrics.clone());
+        for provider in providers.into_iter().flatten() {
+            let queue = app.queue(provider.channel());
+            let job = app::deliveries::ChannelJob {
+                app: app.clone(),
+                sender: app::providers::ProviderJob {
+                    app: app.clone(),
+                    http: http.clone(),
+                    provider,
+                },
+            };
+            subs.push(Subscription::jobs(&queue, Arc::new(job)).with_retry(retry(cfg)));
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), schedules).await;
-        admin.stop().await;
-        db.close().await.ok();
-        tracing::info!(service = SERVICE, "notifier stopped");
-        served.context("notifier gRPC server")
-    });
-    Ok(Running {
-        service: SERVICE,
-        grpc_addr,
-        admin_addr,
-        task,
-    })
+    }
+    if cfg.service_secret.is_some() {
+        let patterns: Vec<&str> = app::meetings::EVENTS.iter().map(|(k, _)| *k).collect();
+        let mail = app::meetings::MeetingMail {
+            app: app.clone(),
+            identity: link.clone(),
+        };
+        subs.push(Subscription::events(
+            &app.queue("meeting-events"),
+            &patterns,
+            Arc::new(mail),
+        ));
+    } else {
+        tracing::warn!(
+            "SERVICE_SECRET is not set: meeting events are not emailed (notifier cannot look up \
+             users' addresses in identity)"
+        );
+    }
+    Ok(subs)
+}
+
+/// The queues of the disabled channels: declared, not consumed, so they keep their messages
+/// for when the channel is enabled.
+fn held(app: &app::App) -> Vec<mas_bus::QueueSpec> {
+    let mut specs = vec![];
+    for channel in app::CHANNELS {
+        if let Some(why) = app.disabled_reason(channel)
+            && channel != "in_app"
+        {
+            tracing::warn!(channel, reason = why, "channel disabled; its jobs are held");
+            let sub = Subscription::jobs(&app.queue(channel), Arc::new(Held));
+            specs.push(sub.with_retry(retry(&app.cfg)).spec());
+        }
+    }
+    specs
 }
