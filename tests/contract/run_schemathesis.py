@@ -39,6 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "schemathesis.toml"
+HOOKS = HERE / "hooks.py"
 PLATFORM = "mr-mentor"
 ADMIN_EMAIL = "admin@mas.local"
 SEED = 20261202
@@ -341,6 +342,7 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
     otp_user = signup(api, "otp")
     reset_user = signup(api, "reset")
     refresh_user = signup(api, "refresh")
+    login_user = signup(api, "login")
     api.call("POST", "/api/auth/otp/request", {"email": otp_user["email"]})
     otp_mail = smtp.wait_for(otp_user["email"], lambda d: True)
     otp_code = extract(otp_mail, r"\b([0-9]{6})\b")
@@ -379,20 +381,27 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
         "MAS_CT_OTP_EMAIL": otp_user["email"],
         "MAS_CT_OTP_CODE": otp_code,
         "MAS_CT_RESET_TOKEN": reset_token,
+        "MAS_CT_LOGIN_EMAIL": login_user["email"],
+        "MAS_CT_LOGIN_PASSWORD": login_user["password"],
+        # A free hour of the mentor's, a week ahead (repeats clash with nothing yet).
+        "MAS_CT_SLOT_START": local_minute(day + timedelta(days=4, hours=3)),
     }
     # An id nobody has: where a pass must not act on a fixture (the mentor booking its own slot).
     nobody = "00000000-0000-4000-8000-000000000000"
     per_pass = {
         "USER": {"MAS_CT_TOKEN": user["token"], "MAS_CT_PASSWORD": user["password"],
-                 "MAS_CT_SLOT_BOOK": slot_book_user, "MAS_CT_NOTIFICATION": notes["USER"]},
+                 "MAS_CT_SLOT_BOOK": slot_book_user, "MAS_CT_NOTIFICATION": notes["USER"],
+                 "MAS_CT_SELF_ID": user["id"]},
         "EXPERT": {"MAS_CT_TOKEN": expert["token"], "MAS_CT_PASSWORD": expert["password"],
-                   "MAS_CT_SLOT_BOOK": nobody, "MAS_CT_NOTIFICATION": notes["EXPERT"]},
+                   "MAS_CT_SLOT_BOOK": nobody, "MAS_CT_NOTIFICATION": notes["EXPERT"],
+                   "MAS_CT_SELF_ID": expert["id"]},
         # The SUPERADMIN's password stays out of every request schemathesis makes.
         "SUPERADMIN": {"MAS_CT_TOKEN": admin_token, "MAS_CT_PASSWORD": secrets.token_urlsafe(12),
                        "MAS_CT_SLOT_BOOK": slot_book_admin,
-                       "MAS_CT_NOTIFICATION": notes["SUPERADMIN"]},
+                       "MAS_CT_NOTIFICATION": notes["SUPERADMIN"], "MAS_CT_SELF_ID": admin_id},
         "vendor": {"MAS_CT_TOKEN": "", "MAS_CT_PASSWORD": secrets.token_urlsafe(12),
-                   "MAS_CT_SLOT_BOOK": nobody, "MAS_CT_NOTIFICATION": nobody},
+                   "MAS_CT_SLOT_BOOK": nobody, "MAS_CT_NOTIFICATION": nobody,
+                   "MAS_CT_SELF_ID": nobody},
     }
     for name in per_pass:
         per_pass[name] = {**common, **per_pass[name], "MAS_CT_REFRESH_TOKEN": refresh_tokens[name]}
@@ -422,22 +431,20 @@ def extract(text: str, pattern: str) -> str:
 # --- schemathesis ------------------------------------------------------------------------------
 
 
-def schemathesis_bin() -> str:
-    for name in ("schemathesis", "st"):
-        found = shutil.which(name)
-        if found:
-            return found
-    local = Path.home() / ".local" / "bin" / "schemathesis"
-    if local.exists():
-        return str(local)
-    raise RuntimeError("schemathesis is not installed (make test-deps)")
+def schemathesis_cmd() -> list[str]:
+    """schemathesis from this interpreter's packages (make test-deps installs it with pip)."""
+    try:
+        import schemathesis  # noqa: F401
+    except ImportError:
+        raise RuntimeError("schemathesis is not installed (make test-deps)") from None
+    return [sys.executable, "-m", "schemathesis.cli"]
 
 
 def run_pass(base: str, name: str, budget: int, kind: str, env: dict, reports: Path) -> float:
     out = reports / name
     out.mkdir(parents=True, exist_ok=True)
     args = [
-        schemathesis_bin(),
+        *schemathesis_cmd(),
         "--config-file",
         str(CONFIG),
         "run",
@@ -468,7 +475,8 @@ def run_pass(base: str, name: str, budget: int, kind: str, env: dict, reports: P
     log(f"pass {name}: schemathesis, {budget}s budget")
     started = time.monotonic()
     with open(out / "output.txt", "wb") as f:
-        rc = subprocess.call(args, env={**os.environ, **env}, stdout=f, stderr=subprocess.STDOUT)
+        env = {**os.environ, **env, "SCHEMATHESIS_HOOKS": str(HOOKS)}
+        rc = subprocess.call(args, env=env, stdout=f, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - started
     log(f"pass {name}: exit {rc} in {elapsed:.0f}s (output: {out / 'output.txt'})")
     return elapsed
