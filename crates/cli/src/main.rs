@@ -163,9 +163,11 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
         admin_password: password.clone(),
         overrides: Default::default(),
     };
-    // Channel credentials from the environment reach the notifier (email stays held without).
+    // Channel credentials from the environment reach the notifier (email stays held without;
+    // the WhatsApp webhook refuses calls without its secrets).
     for (k, v) in std::env::vars() {
-        if k.starts_with("SMTP_") || k.starts_with("NOTIFY_") {
+        let notifier = ["SMTP_", "NOTIFY_", "WHATSAPP_", "EXOTEL_"];
+        if notifier.iter().any(|p| k.starts_with(p)) {
             opts.set("notifier", &k, &v);
         }
         if k == "SHUTDOWN_DELAY_MS" {

@@ -10,16 +10,20 @@ use prost_protovalidate_types::{
 use prost_reflect::{FieldDescriptor, Kind};
 use serde_json::{Value, json};
 
-/// Whether any field of the message must be present.
-pub(crate) fn any_required(desc: &prost_reflect::MessageDescriptor) -> bool {
-    desc.fields().any(|f| {
-        let mut scratch = if f.is_list() {
-            json!({ "items": {} })
-        } else {
-            json!({})
-        };
-        apply(&f, &mut scratch)
-    })
+/// Whether any field of the message must be present in the body, besides the fields the path
+/// template binds (`{meeting_id}`).
+pub(crate) fn any_required(desc: &prost_reflect::MessageDescriptor, template: &str) -> bool {
+    let bound = crate::openapi::bound_fields(template);
+    desc.fields()
+        .filter(|f| !bound.iter().any(|b| b == f.name()))
+        .any(|f| {
+            let mut scratch = if f.is_list() {
+                json!({ "items": {} })
+            } else {
+                json!({})
+            };
+            apply(&f, &mut scratch)
+        })
 }
 
 /// Adds the field's constraints to `schema`; answers whether the field is required (a request
@@ -35,7 +39,9 @@ pub(crate) fn apply(field: &FieldDescriptor, schema: &mut Value) -> bool {
     } else {
         scalar(&rules, field, schema, zero_ok)
     };
-    required || (implied && !zero_ok)
+    // An `optional` field's rules hold when it is set; left out, it passes.
+    let optional = field.field_descriptor_proto().proto3_optional();
+    required || (implied && !zero_ok && !optional)
 }
 
 /// Constraints on a repeated field and on its items.
@@ -77,7 +83,8 @@ fn scalar(rules: &FieldRules, field: &FieldDescriptor, schema: &mut Value, zero_
             if let Some(max) = max {
                 schema["maximum"] = max.into();
             }
-            false
+            // A range without 0 refuses the zero value, which is what leaving the field out sends.
+            min.is_some_and(|m| m > 0) || max.is_some_and(|m| m < 0)
         }
         Some(Type::Enum(e)) => {
             let Kind::Enum(desc) = field.kind() else {

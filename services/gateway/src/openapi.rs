@@ -25,7 +25,8 @@ const PROBLEM_REF: &str = "#/components/schemas/Problem";
 const ERRORS: [(&str, &str); 8] = [
     (
         "400",
-        "Invalid request: malformed JSON, a bad field, or a missing/unknown X-Platform",
+        "Invalid request: malformed JSON, a bad field, a missing/unknown X-Platform, or a state \
+         that does not allow the operation (`failed_precondition`)",
     ),
     ("401", "Missing, invalid, expired or revoked credentials"),
     (
@@ -229,8 +230,14 @@ fn operation(
             "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } },
         });
     } else if !body.is_empty() {
-        let schema = message_ref(&input, schemas);
-        let required = constraints::any_required(&input);
+        // The request message is the JSON body, less the fields the path binds
+        // (google.api.http: they come from the path).
+        let schema = if bound.is_empty() {
+            message_ref(&input, schemas)
+        } else {
+            body_schema(&input, bound, schemas)
+        };
+        let required = constraints::any_required(&input, path);
         op["requestBody"] = json!({
             "required": required,
             "content": { "application/json": { "schema": schema } },
@@ -316,6 +323,33 @@ fn success(
             )
         }
     }
+}
+
+/// The fields a path template binds (`/api/meetings/{meeting_id}/join`: `meeting_id`).
+pub(crate) fn bound_fields(template: &str) -> Vec<String> {
+    parse_template(template).1
+}
+
+/// The body of a request whose path binds some of its fields: the message's schema without them.
+fn body_schema(message: &MessageDescriptor, bound: &[String], schemas: &mut Schemas) -> Value {
+    message_ref(message, schemas);
+    let mut schema = schemas[message.full_name()].clone();
+    for field in message
+        .fields()
+        .filter(|f| bound.iter().any(|b| b == f.name()))
+    {
+        let name = Value::from(field.json_name());
+        if let Some(props) = schema["properties"].as_object_mut() {
+            props.remove(field.json_name());
+        }
+        if let Some(required) = schema["required"].as_array_mut() {
+            required.retain(|r| *r != name);
+        }
+    }
+    if schema["required"].as_array().is_some_and(Vec::is_empty) {
+        schema.as_object_mut().map(|o| o.remove("required"));
+    }
+    schema
 }
 
 /// The OpenAPI form of a path template (`{name=...}` becomes `{name}`) and the fields it binds.
@@ -717,6 +751,29 @@ mod tests {
     }
 
     #[test]
+    fn path_bound_fields_are_not_in_the_body() {
+        let doc = document(mas_proto::descriptor_pool());
+        let join = &doc["paths"]["/api/meetings/{meeting_id}/join"]["post"]["requestBody"];
+        let body = &join["content"]["application/json"]["schema"];
+        assert!(body["properties"].get("meetingId").is_none(), "{body}");
+        assert!(body.get("required").is_none(), "{body}");
+        assert_eq!(join["required"], false);
+        let update = &doc["paths"]["/api/admin/users/{id}"]["patch"]["requestBody"];
+        let body = &update["content"]["application/json"]["schema"];
+        assert!(body["properties"].get("id").is_none(), "{body}");
+        assert!(body["properties"]["fullName"].is_object(), "{body}");
+        // Zero is not in the range: leaving the field out is refused, so it is required.
+        let slots = &doc["components"]["schemas"]["mas.meetings.v1.CreateSlotsRequest"];
+        assert!(
+            slots["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("durationMinutes")),
+            "{slots}"
+        );
+    }
+
+    #[test]
     fn internal_rpcs_are_not_documented() {
         let text = document(mas_proto::descriptor_pool()).to_string();
         for internal in ["WatchRevocations", "VerifyApiKey", "IssueServiceToken"] {
@@ -742,8 +799,26 @@ mod tests {
                 .contains(&json!("ADMIN"))
         );
         assert_eq!(user["capabilities"]["type"], "array");
-        let update = &schemas["mas.identity.v1.UpdateUserRequest"]["properties"];
-        assert_eq!(update["fullName"]["type"], json!(["string", "null"]));
+        let update = &schemas["mas.identity.v1.UpdateUserRequest"];
+        assert_eq!(
+            update["properties"]["fullName"]["type"],
+            json!(["string", "null"])
+        );
+        // A blank name is refused where one is sent, but an update may leave it out.
+        assert_eq!(update["properties"]["fullName"]["pattern"], "\\S");
+        assert!(
+            !update["required"]
+                .as_array()
+                .is_some_and(|r| r.contains(&json!("fullName"))),
+            "{update}"
+        );
+        let signup = &schemas["mas.identity.v1.SignupRequest"];
+        assert!(
+            signup["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("fullName"))
+        );
         assert!(schemas["Problem"]["properties"]["requestId"].is_object());
     }
 

@@ -152,7 +152,7 @@ impl RouteTable {
                     policy: access_policy(&method),
                     constrained: mas_kit::validate::has_constraints(&method.input()),
                     body_required: rule.body == "*"
-                        && crate::constraints::any_required(&method.input()),
+                        && crate::constraints::any_required(&method.input(), &template),
                     body: rule.body,
                     template: template.clone(),
                     method,
@@ -171,23 +171,32 @@ impl RouteTable {
         })
     }
 
+    /// The route for `verb` and `path`. As in OpenAPI, a concrete path wins over a templated one
+    /// across methods too: `/api/mentors/me` is PUT only, although GET `/api/mentors/{user_id}`
+    /// would match it.
     pub fn lookup(&self, verb: &http::Method, path: &str) -> Lookup<'_> {
-        if let Some(m) = self.by_method.get(verb).and_then(|r| r.at(path).ok()) {
-            let params = m
-                .params
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            return Lookup::Found(m.value, params);
-        }
-        let mut allowed: Vec<http::Method> = self
+        let matches: Vec<_> = self
             .by_method
             .iter()
-            .filter(|(_, r)| r.at(path).is_ok())
-            .map(|(m, _)| m.clone())
+            .filter_map(|(m, r)| r.at(path).ok().map(|found| (m, found)))
             .collect();
-        if allowed.is_empty() {
+        let Some(best) = matches.iter().map(|(_, f)| shape(&f.value.template)).min() else {
             return Lookup::NotFound;
+        };
+        let mut allowed = Vec::new();
+        for (m, found) in matches {
+            if shape(&found.value.template) != best {
+                continue;
+            }
+            if m == verb {
+                let params = found
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                return Lookup::Found(found.value, params);
+            }
+            allowed.push(m.clone());
         }
         allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         Lookup::MethodNotAllowed(allowed)
@@ -197,6 +206,11 @@ impl RouteTable {
     pub fn services(&self) -> &[String] {
         &self.services
     }
+}
+
+/// Which segments of a template are parameters: the smaller, the more specific.
+fn shape(template: &str) -> Vec<bool> {
+    template.split('/').map(|s| s.starts_with('{')).collect()
 }
 
 #[cfg(test)]
@@ -217,6 +231,15 @@ mod tests {
             Lookup::MethodNotAllowed(allowed) => assert_eq!(allowed, [http::Method::POST]),
             _ => panic!("PUT on a POST route must be 405"),
         }
+        // A concrete path is not also a value of a templated one of another method.
+        match t.lookup(&http::Method::GET, "/api/mentors/me") {
+            Lookup::MethodNotAllowed(allowed) => assert_eq!(allowed, [http::Method::PUT]),
+            _ => panic!("GET /api/mentors/me must be 405, not GetMentor(\"me\")"),
+        }
+        assert!(matches!(
+            t.lookup(&http::Method::GET, "/api/mentors/abc"),
+            Lookup::Found(r, _) if r.grpc_path.ends_with("/GetMentor")
+        ));
         assert!(matches!(
             t.lookup(&http::Method::GET, "/api/nope"),
             Lookup::NotFound

@@ -19,11 +19,13 @@ pub fn build_request(
     path_params: &[(String, String)],
     query: &[(String, String)],
 ) -> Result<DynamicMessage, String> {
+    // A body that is sent must be the documented object; `null` is not one.
     let mut obj = match body {
-        None | Some(Value::Null) => Map::new(),
+        None => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err("the request body must be a JSON object".into()),
     };
+    refuse_nulls(desc, &obj, "")?;
     for (name, value) in query {
         put_query(desc, &mut obj, name, name, value)?;
     }
@@ -83,6 +85,66 @@ fn put_query(
         obj.insert(key, v);
     }
     Ok(())
+}
+
+/// `null` where the document says a value. proto3 JSON reads it as the default, but only the
+/// fields documented as nullable (`optional` ones, the wrappers, `Value`) take it.
+fn refuse_nulls(
+    desc: &MessageDescriptor,
+    obj: &Map<String, Value>,
+    at: &str,
+) -> Result<(), String> {
+    for (key, value) in obj {
+        // Unknown fields are refused by the deserialiser.
+        let Some(field) = desc
+            .get_field_by_json_name(key)
+            .or_else(|| desc.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let kind = field.kind();
+        let message = kind
+            .as_message()
+            .filter(|m| !m.full_name().starts_with("google.protobuf."));
+        match value {
+            Value::Null if !nullable(&field) => return Err(format!("{at}{key}: must not be null")),
+            Value::Object(inner) if !field.is_map() => {
+                if let Some(m) = message {
+                    refuse_nulls(m, inner, &format!("{at}{key}."))?;
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    match (item, message) {
+                        (Value::Null, _) => {
+                            return Err(format!("{at}{key}[{i}]: must not be null"));
+                        }
+                        (Value::Object(inner), Some(m)) => {
+                            refuse_nulls(m, inner, &format!("{at}{key}[{i}]."))?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn nullable(field: &prost_reflect::FieldDescriptor) -> bool {
+    if field.field_descriptor_proto().proto3_optional() {
+        return true;
+    }
+    match field.kind() {
+        Kind::Message(m) => {
+            let name = m.full_name();
+            name == "google.protobuf.Value"
+                || (name.starts_with("google.protobuf.") && name.ends_with("Value"))
+        }
+        Kind::Enum(e) => e.full_name() == "google.protobuf.NullValue",
+        _ => false,
+    }
 }
 
 /// serde's type errors do not say where they are; on the error path only, find the top-level
@@ -251,6 +313,25 @@ mod tests {
         let e = build_request(&d, Some(serde_json::json!({"nope": 1})), &[], &[]).unwrap_err();
         assert!(e.contains("nope"), "{e}");
         assert!(build_request(&d, Some(serde_json::json!([1])), &[], &[]).is_err());
+        // `null` is not the object the document describes, even where no field is required.
+        let all_read = desc("mas.notifier.v1.MarkAllReadRequest");
+        assert!(build_request(&all_read, Some(serde_json::Value::Null), &[], &[]).is_err());
+        assert!(build_request(&all_read, Some(serde_json::json!({})), &[], &[]).is_ok());
+        // `null` only where the document admits it: `optional` fields.
+        let signup = desc("mas.identity.v1.SignupRequest");
+        let e =
+            build_request(&signup, Some(serde_json::json!({"phone": null})), &[], &[]).unwrap_err();
+        assert!(e.contains("phone"), "{e}");
+        let update = desc("mas.identity.v1.UpdateUserRequest");
+        assert!(build_request(&update, Some(serde_json::json!({"phone": null})), &[], &[]).is_ok());
+        let e = build_request(
+            &update,
+            Some(serde_json::json!({"capabilities": {"values": null}})),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("capabilities.values"), "{e}");
         let e = build_request(
             &desc("mas.identity.v1.ListUsersRequest"),
             None,
