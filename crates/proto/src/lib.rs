@@ -14,6 +14,12 @@ pub mod google {
 pub mod mas {
     tonic::include_proto!("mas");
 
+    pub mod finance {
+        pub mod v1 {
+            tonic::include_proto!("mas.finance.v1");
+        }
+    }
+
     pub mod identity {
         pub mod v1 {
             tonic::include_proto!("mas.identity.v1");

@@ -1,0 +1,33 @@
+//! finance's use cases, one module per area; `grpc.rs` unpacks requests and calls them.
+
+pub mod holds;
+pub mod transfers;
+pub mod wallets;
+
+use std::sync::Arc;
+
+use mas_kit::RequestContext;
+use mas_kit::metrics::Metrics;
+use sea_orm::DatabaseConnection;
+
+use crate::Config;
+use crate::ledger::metrics::LedgerMetrics;
+use crate::ledger::{Actor, Writer};
+
+pub struct App {
+    pub db: DatabaseConnection,
+    pub cfg: Config,
+    pub ledger: Writer,
+    pub metrics: Arc<Metrics>,
+    pub ledger_metrics: LedgerMetrics,
+}
+
+/// Who is moving money: the caller (a user or a service account) and its impersonator.
+pub fn actor(ctx: &RequestContext) -> Actor {
+    ctx.principal
+        .as_ref()
+        .map_or_else(Actor::default, |p| Actor {
+            subject: p.subject.clone(),
+            impersonator: p.actor.clone().unwrap_or_default(),
+        })
+}

@@ -1,0 +1,80 @@
+//! The ledger's metrics: transfers by outcome (and refusal), the size of each group commit, and
+//! the pending transfers still holding money.
+
+use mas_kit::proto::mas::finance::v1::Refusal;
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+use super::apply::Applied;
+
+#[derive(Clone)]
+pub struct LedgerMetrics {
+    /// `finance_transfers_total{outcome, refusal}`.
+    pub transfers: IntCounterVec,
+    /// `finance_ledger_batch_transfers`: transfers per transaction.
+    pub batch_size: Histogram,
+    /// `finance_holds_pending`: pending transfers not yet posted or voided (the expiry schedule
+    /// counts them).
+    pub holds_pending: IntGauge,
+    /// `finance_holds_oldest_overdue_seconds`: how long past its timeout the oldest unvoided
+    /// pending transfer is (0: none).
+    pub holds_overdue: IntGauge,
+}
+
+impl LedgerMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let m = LedgerMetrics {
+            transfers: IntCounterVec::new(
+                Opts::new(
+                    "finance_transfers_total",
+                    "Ledger transfers by outcome (created, exists, refused) and refusal",
+                ),
+                &["outcome", "refusal"],
+            )
+            .expect("literal metric"),
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new(
+                    "finance_ledger_batch_transfers",
+                    "Transfers committed per ledger transaction (group commit)",
+                )
+                .buckets(vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+                ]),
+            )
+            .expect("literal metric"),
+            holds_pending: IntGauge::new(
+                "finance_holds_pending",
+                "Pending transfers (holds) not yet posted or voided",
+            )
+            .expect("literal metric"),
+            holds_overdue: IntGauge::new(
+                "finance_holds_oldest_overdue_seconds",
+                "Seconds past its timeout of the oldest pending transfer not yet voided",
+            )
+            .expect("literal metric"),
+        };
+        for c in [
+            Box::new(m.transfers.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.batch_size.clone()),
+            Box::new(m.holds_pending.clone()),
+            Box::new(m.holds_overdue.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    pub fn count(&self, results: &[Applied]) {
+        for r in results {
+            let (outcome, refusal) = match r {
+                Applied::Created(_) => ("created", ""),
+                Applied::Exists(_) => ("exists", ""),
+                Applied::Refused(why, _) => ("refused", refusal_name(*why)),
+            };
+            self.transfers.with_label_values(&[outcome, refusal]).inc();
+        }
+    }
+}
+
+fn refusal_name(r: Refusal) -> &'static str {
+    r.as_str_name()
+}

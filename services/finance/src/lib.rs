@@ -1,0 +1,74 @@
+//! finance: token wallets, mentor earnings and the platform's accounts on a double-entry
+//! ledger (TOKENS and INR per platform). Every write goes through the ledger's one writer per
+//! process (group commit); the database holds the rules again (no overdraft, each pending
+//! transfer resolved at most once, an append-only journal).
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod ledger;
+pub mod store;
+
+use std::sync::Arc;
+
+use mas_bus::{Schedule, ScheduleSpec, Scheduler};
+use mas_kit::config::Secret;
+use mas_kit::proto::mas::finance::v1::finance_server::FinanceServer;
+use mas_kit::service::ServiceBuilder;
+use mas_kit::{Shutdown, grpc as kgrpc};
+
+pub use config::Config;
+pub use mas_kit::Running;
+
+pub const SERVICE: &str = "finance";
+
+pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    start(cfg, shutdown).await?.wait().await
+}
+
+/// `mas migrate finance`.
+pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
+    mas_kit::service::migrate(SERVICE, &cfg.common.database, store::migrations::Migrator).await
+}
+
+/// Starts finance: migrates, starts the ledger's writer, binds its gRPC and admin ports, and
+/// returns at once.
+pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
+    let mut svc =
+        ServiceBuilder::connect(SERVICE, &cfg.common, shutdown, store::migrations::Migrator)
+            .await?;
+    let bus = svc.bus(cfg.amqp_url.as_ref(), &cfg.bus_exchange);
+    let broker = bus.broker.kind();
+    let ledger_metrics = ledger::metrics::LedgerMetrics::new(&svc.metrics().registry);
+    // The writer's own connection: it never waits for the pool, and on SQLite its page cache
+    // stays warm between batches.
+    let writer_db = mas_kit::db::connect_writer(&cfg.common.database).await?;
+    let app = Arc::new(app::App {
+        db: svc.db().clone(),
+        cfg: cfg.clone(),
+        ledger: ledger::Writer::start(writer_db, ledger_metrics.clone(), cfg.ledger_max_batch),
+        metrics: svc.metrics().clone(),
+        ledger_metrics,
+    });
+    svc.identity_link(&cfg.identity_grpc_url, Secret::default())
+        .await?;
+    let scheduler = Arc::new(Scheduler::new(app.db.clone()).task(
+        app::holds::SCHEDULE_ID,
+        Arc::new(app::holds::HoldExpiry { app: app.clone() }),
+    ));
+    let expiry = Schedule::new(
+        app::holds::SCHEDULE_ID,
+        ScheduleSpec::every(cfg.expiry_every)?,
+        app::holds::SCHEDULE_ID,
+    );
+    let server = FinanceServer::new(grpc::FinanceGrpc { app: app.clone() });
+    svc.grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
+        .scheduler(scheduler)
+        .schedule(expiry)
+        .announce(move |at| {
+            tracing::info!(service = SERVICE, grpc = %at.grpc, admin = %at.admin, broker, "finance listening");
+        })
+        .start()
+        .await
+}

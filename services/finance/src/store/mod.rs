@@ -1,0 +1,4 @@
+//! finance's tables (sea-orm entities) and migrations.
+
+pub mod entities;
+pub mod migrations;
