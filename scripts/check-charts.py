@@ -545,6 +545,9 @@ NEGATIVE = [
      {"config": {"OPS_DASHBOARD_PASSWORD": "correct-horse-battery"}}, None, "holds no credentials"),
     ("a variable the service does not read is refused", "identity",
      {"config": {"IDENTITY_DATABASE_URL_TYPO": "x"}}, None, "every variable set is one"),
+    ("a SERVICE_SECRET copied into finance (which reads none) is refused", "finance",
+     {"secretEnv": {"SERVICE_SECRET": {"secret": "finance-secrets", "key": "service-secret"}}},
+     None, "every variable set is one finance reads"),
     ("a migration Job without its hook is refused", "identity", {},
      lambda objs: [o.doc["metadata"]["annotations"].pop("helm.sh/hook")
                    for o in objs if o.kind == "Job"], "helm hook pre-install,pre-upgrade"),

@@ -263,8 +263,8 @@ def compose_checks(res: Results, doc: dict[str, Any], label: str = "compose") ->
               f"missing {sorted(INFRA - set(services))}")
     mas = mas_services(doc)
     long_running = {n: s for n, s in mas.items() if not n.startswith("migrate-")}
-    res.check(f"{label}: runs identity, gateway, notifier, meetings-signalling",
-              {"identity", "gateway", "notifier", "meetings-signalling"} <= set(long_running.values()),
+    res.check(f"{label}: runs identity, gateway, notifier, meetings-signalling, finance",
+              {"identity", "gateway", "notifier", "meetings-signalling", "finance"} <= set(long_running.values()),
               f"runs {sorted(long_running.values())}")
 
     # Variables: secrets are required (no default), listed in .env.example, and not filled in there.
@@ -520,6 +520,9 @@ def main() -> int:
     negative("a misspelt service variable is refused",
              compose_with(lambda d: d["services"]["notifier"]["environment"].update(DATABSE_URL="x")),
              "every variable set is one notifier reads")
+    negative("a notifier variable copied into finance is refused",
+             compose_with(lambda d: d["services"]["finance"]["environment"].update(SMTP_HOST="smtp")),
+             "every variable set is one finance reads")
     negative("a default password is refused",
              compose_with(lambda d: d["services"]["postgres"]["environment"].update(
                  POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-postgres}")),

@@ -365,6 +365,9 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
         "SUPERADMIN": notification_of(api, {"id": admin_id, "token": admin_token}, admin_token,
                                       "contract-note"),
     }
+    # A grant of tokens to the mentor's wallet, for the reversal.
+    granted = api.call("POST", f"/api/finance/wallets/{expert['id']}/grants",
+                       {"tokens": 500, "reason": "contract fixture"}, token=admin_token)
     log(f"fixtures created in {time.monotonic() - started:.1f}s")
     common = {
         "MAS_CT_PLATFORM": PLATFORM,
@@ -382,6 +385,7 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
         "MAS_CT_VICTIM_DELETE": victim_delete["id"],
         "MAS_CT_API_KEY_REVOKE": revoke["apiKey"]["id"],
         "MAS_CT_TEMPLATE": template,
+        "MAS_CT_TRANSFER": granted["id"],
         "MAS_CT_SLOT_DELETE": slot_delete,
         "MAS_CT_BOOKING_CANCEL": booking_cancel["id"],
         "MAS_CT_BOOKING_RESCHEDULE": booking_resched["id"],

@@ -10,7 +10,8 @@ use mas_testkit::{PLATFORM, TestStack};
 /// Series Prometheus makes itself rather than scraping them.
 const SYNTHETIC: [&str; 1] = ["up"];
 
-const PROMQL_WORDS: [&str; 14] = [
+const PROMQL_WORDS: [&str; 15] = [
+    "time",
     "sum",
     "max",
     "min",
@@ -64,12 +65,12 @@ fn metric_names(rules: &str) -> BTreeSet<String> {
                 _ => {}
             }
         }
-        let cleaned = cleaned
-            .replace("by (service, le)", " ")
-            .replace("by (service, queue)", " ")
-            .replace("by (service, schedule)", " ")
-            .replace("by (service, provider)", " ")
-            .replace("by (service)", " ");
+        // Grouping clauses name labels, not series.
+        let mut cleaned = cleaned;
+        while let Some(at) = cleaned.find("by (") {
+            let end = cleaned[at..].find(')').map_or(cleaned.len(), |e| at + e + 1);
+            cleaned.replace_range(at..end, " ");
+        }
         for word in cleaned.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {
             let is_name = word.starts_with(|c: char| c.is_ascii_lowercase() || c == '_');
             if is_name && !PROMQL_WORDS.contains(&word) {
@@ -135,6 +136,7 @@ async fn scrape_all(s: &TestStack) -> BTreeSet<String> {
         s.stack.identity_admin_addr,
         s.stack.notifier_admin_addr,
         s.stack.meetings_admin_addr,
+        s.stack.finance_admin_addr,
     ] {
         let text = reqwest::get(format!("http://{addr}/metrics"))
             .await
@@ -198,6 +200,16 @@ async fn every_metric_a_rule_or_dashboard_names_is_exported_by_a_running_stack()
         )
         .await;
     assert_eq!(run.status, 200, "{}", run.body);
+    // A grant moves tokens, so the ledger's transfer series exist.
+    let (student, _) = m::user(&s, &admin, "USER").await;
+    let granted = s
+        .post(
+            &format!("/api/finance/wallets/{student}/grants"),
+            Some(admin.as_str()),
+            serde_json::json!({ "tokens": 5, "reason": "alerts scenario" }),
+        )
+        .await;
+    assert_eq!(granted.status, 201, "{}", granted.body);
     let mut exported = scrape_all(&s).await;
     for _ in 0..100 {
         if exported.contains("schedule_last_success_timestamp_seconds") {

@@ -42,6 +42,7 @@ mod dashboard;
 mod drain;
 mod edge;
 mod events;
+mod finance;
 mod grpc_direct;
 mod health;
 mod http_shapes;

@@ -88,13 +88,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("meetings-signalling: migrations applied");
                 Ok(())
             }
+            "finance" => {
+                let cfg = finance::Config::from_env(&Env::new(&ProcessEnv))?;
+                finance::migrate(&cfg).await?;
+                println!("finance: migrations applied");
+                Ok(())
+            }
             "gateway" => {
                 println!("gateway: owns no schema; nothing to migrate");
                 Ok(())
             }
             other => {
                 anyhow::bail!(
-                    "unknown service {other:?} (known: identity, notifier, meetings-signalling, gateway)"
+                    "unknown service {other:?} (known: identity, notifier, meetings-signalling, finance, gateway)"
                 )
             }
         },
@@ -146,6 +152,32 @@ fn dev_admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(p)
 }
 
+/// The variables of `mas dev`'s environment that belong to one service reach that service.
+fn forward_env(opts: &mut stack::Options) {
+    // Channel credentials from the environment reach the notifier (email stays held without;
+    // the WhatsApp webhook refuses calls without its secrets).
+    for (k, v) in std::env::vars() {
+        let notifier = ["SMTP_", "NOTIFY_", "WHATSAPP_", "EXOTEL_"];
+        if notifier.iter().any(|p| k.starts_with(p)) {
+            opts.set("notifier", &k, &v);
+        }
+        if k == "HOLD_EXPIRY_EVERY_SECONDS" || k == "LEDGER_MAX_BATCH" {
+            opts.set("finance", &k, &v);
+        }
+        if k == "SHUTDOWN_DELAY_MS" {
+            opts.set("gateway", &k, &v);
+        }
+        // Meeting and signalling settings reach meetings-signalling (docs/signalling.md).
+        let meetings = ["SIGNAL_", "MEETING_", "BOOKING_", "CHAT_", "RECORDING"];
+        if meetings.iter().any(|p| k.starts_with(p))
+            || k == "ALLOW_EARLY_MEETING_JOIN"
+            || k == "RECONNECT_GRACE_SECS"
+        {
+            opts.set("meetings-signalling", &k, &v);
+        }
+    }
+}
+
 async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> anyhow::Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&data_dir)
@@ -161,27 +193,10 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
         identity_admin_addr: local(admin_port.saturating_add(1)),
         gateway_admin_addr: local(admin_port),
         admin_password: password.clone(),
+        service_accounts: Vec::new(),
         overrides: Default::default(),
     };
-    // Channel credentials from the environment reach the notifier (email stays held without;
-    // the WhatsApp webhook refuses calls without its secrets).
-    for (k, v) in std::env::vars() {
-        let notifier = ["SMTP_", "NOTIFY_", "WHATSAPP_", "EXOTEL_"];
-        if notifier.iter().any(|p| k.starts_with(p)) {
-            opts.set("notifier", &k, &v);
-        }
-        if k == "SHUTDOWN_DELAY_MS" {
-            opts.set("gateway", &k, &v);
-        }
-        // Meeting and signalling settings reach meetings-signalling (docs/signalling.md).
-        let meetings = ["SIGNAL_", "MEETING_", "BOOKING_", "CHAT_", "RECORDING"];
-        if meetings.iter().any(|p| k.starts_with(p))
-            || k == "ALLOW_EARLY_MEETING_JOIN"
-            || k == "RECONNECT_GRACE_SECS"
-        {
-            opts.set("meetings-signalling", &k, &v);
-        }
-    }
+    forward_env(&mut opts);
     let stack = stack::start(opts).await?;
     let ready_ms = started.elapsed().as_millis();
     let base = format!("http://localhost:{}", stack.http_addr.port());
@@ -206,6 +221,10 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
     println!(
         "  meetings gRPC   http://{} (admin http://{}; Socket.IO {base}/socket.io, direct http://{})",
         stack.meetings_grpc_addr, stack.meetings_admin_addr, stack.signal_addr
+    );
+    println!(
+        "  finance gRPC    http://{} (admin http://{})",
+        stack.finance_grpc_addr, stack.finance_admin_addr
     );
     println!("  data            {}", data_dir.display());
     println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");

@@ -32,12 +32,15 @@ pub struct Options {
     pub gateway_admin_addr: SocketAddr,
     /// The seeded SUPERADMIN's password.
     pub admin_password: String,
-    /// Extra variables per service (`identity`, `notifier`, `meetings-signalling`, `gateway`), overriding the defaults here.
+    /// Service accounts beyond the platform's own (name, secret): a benchmark or a test that
+    /// calls internal RPCs as a service of its own.
+    pub service_accounts: Vec<(String, String)>,
+    /// Extra variables per service (`identity`, `notifier`, `meetings-signalling`, `finance`, `gateway`), overriding the defaults here.
     pub overrides: HashMap<&'static str, HashMap<String, String>>,
 }
 
 impl Options {
-    /// Sets one variable of one service (`identity`, `notifier`, `meetings-signalling`, `gateway`).
+    /// Sets one variable of one service (`identity`, `notifier`, `meetings-signalling`, `finance`, `gateway`).
     pub fn set(&mut self, service: &'static str, var: &str, value: &str) {
         self.overrides
             .entry(service)
@@ -57,6 +60,7 @@ impl Options {
             identity_admin_addr: any,
             gateway_admin_addr: any,
             admin_password,
+            service_accounts: Vec::new(),
             overrides: HashMap::new(),
         }
     }
@@ -71,10 +75,12 @@ pub struct Stack {
     pub notifier_admin_addr: SocketAddr,
     pub meetings_grpc_addr: SocketAddr,
     pub meetings_admin_addr: SocketAddr,
+    pub finance_grpc_addr: SocketAddr,
+    pub finance_admin_addr: SocketAddr,
     /// meetings-signalling's own public port (`/socket.io`, local recording links); the gateway
     /// also passes `/socket.io` through to it.
     pub signal_addr: SocketAddr,
-    /// The services' shutdown (identity, notifier, meetings-signalling).
+    /// The services' shutdown (identity, notifier, meetings-signalling, finance).
     pub shutdown: Shutdown,
     /// The gateway's: triggered first.
     edge: Shutdown,
@@ -84,9 +90,12 @@ pub struct Stack {
     pub notifier_config: notifier::Config,
     /// meetings-signalling's configuration as started.
     pub meetings_config: meetings_signalling::Config,
+    /// finance's configuration as started.
+    pub finance_config: finance::Config,
     identity: identity::Running,
     notifier: notifier::Running,
     meetings: meetings_signalling::Running,
+    finance: finance::Running,
     gateway: gateway::Running,
 }
 
@@ -99,6 +108,7 @@ impl Stack {
         self.gateway.wait().await?;
         self.shutdown.trigger();
         self.meetings.wait().await?;
+        self.finance.wait().await?;
         self.notifier.wait().await?;
         self.identity.wait().await?;
         Ok(())
@@ -188,11 +198,14 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
     ivars.extend([
         ("GRPC_ADDR".into(), opts.identity_grpc_addr.to_string()),
         ("ADMIN_ADDR".into(), opts.identity_admin_addr.to_string()),
-        (
-            "SERVICE_ACCOUNTS".into(),
-            serde_json::json!({ "gateway": gateway_secret, "notifier": notifier_secret })
-                .to_string(),
-        ),
+        ("SERVICE_ACCOUNTS".into(), {
+            let mut accounts =
+                serde_json::json!({ "gateway": gateway_secret, "notifier": notifier_secret });
+            for (name, secret) in &opts.service_accounts {
+                accounts[name] = secret.as_str().into();
+            }
+            accounts.to_string()
+        }),
         ("SEED_ADMIN_PASSWORD".into(), opts.admin_password.clone()),
     ]);
     if let Some(o) = opts.overrides.get("identity") {
@@ -252,7 +265,7 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         .display()
         .to_string(),
     );
-    mvars.insert("BUS_EXCHANGE".into(), memory_exchange);
+    mvars.insert("BUS_EXCHANGE".into(), memory_exchange.clone());
     if let Some((url, prefix)) = &opts.amqp {
         mvars.insert("AMQP_URL".into(), url.clone());
         mvars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));
@@ -272,6 +285,31 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         .context("starting meetings-signalling")?;
     let (meetings, signal_addr) = (started.running, started.signal_addr);
 
+    let mut fvars = common.clone();
+    fvars.extend(db_vars("finance"));
+    fvars.extend([
+        ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
+        ("ADMIN_ADDR".into(), "127.0.0.1:0".into()),
+        (
+            "IDENTITY_GRPC_URL".into(),
+            format!("http://{}", identity.grpc_addr),
+        ),
+        ("BUS_EXCHANGE".into(), memory_exchange.clone()),
+    ]);
+    if let Some((url, prefix)) = &opts.amqp {
+        fvars.insert("AMQP_URL".into(), url.clone());
+        fvars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));
+        fvars.insert("BUS_QUEUE_PREFIX".into(), prefix.clone());
+    }
+    if let Some(o) = opts.overrides.get("finance") {
+        fvars.extend(o.clone());
+    }
+    let fcfg = finance::Config::from_env(&Env::new(&fvars)).context("finance configuration")?;
+    let finance_config = fcfg.clone();
+    let finance = finance::start(fcfg, shutdown.clone())
+        .await
+        .context("starting finance")?;
+
     let mut gvars = common;
     gvars.extend([
         ("HTTP_ADDR".into(), opts.http_addr.to_string()),
@@ -288,6 +326,10 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         (
             "MEETINGS_GRPC_URL".into(),
             format!("http://{}", meetings.grpc_addr),
+        ),
+        (
+            "FINANCE_GRPC_URL".into(),
+            format!("http://{}", finance.grpc_addr),
         ),
         ("SIGNAL_URL".into(), format!("http://{signal_addr}")),
         ("SERVICE_SECRET".into(), gateway_secret),
@@ -318,15 +360,19 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         notifier_admin_addr: notifier.admin_addr,
         meetings_grpc_addr: meetings.grpc_addr,
         meetings_admin_addr: meetings.admin_addr,
+        finance_grpc_addr: finance.grpc_addr,
+        finance_admin_addr: finance.admin_addr,
         signal_addr,
         shutdown,
         edge,
         identity_config,
         notifier_config,
         meetings_config,
+        finance_config,
         identity,
         notifier,
         meetings,
+        finance,
         gateway,
     })
 }

@@ -390,7 +390,7 @@ impl TestStack {
             };
             if let Ok(db) = mas_kit::db::connect(&cfg).await {
                 use mas_kit::db::sea_orm::ConnectionTrait;
-                for svc in ["identity", "notifier", "meetings_signalling"] {
+                for svc in ["identity", "notifier", "meetings_signalling", "finance"] {
                     let _ = db
                         .execute_unprepared(&format!(
                             "DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE"

@@ -38,7 +38,7 @@ pub struct Config {
 }
 
 /// The services the gateway routes to, by the second segment of their proto package.
-pub const UPSTREAMS: &[&str] = &["identity", "meetings", "notifier"];
+pub const UPSTREAMS: &[&str] = &["identity", "meetings", "notifier", "finance"];
 
 impl Config {
     #[allow(
@@ -185,6 +185,7 @@ mod tests {
             ("SERVICE_SECRET", "s"),
             ("NOTIFIER_GRPC_URL", "http://127.0.0.1:2"),
             ("MEETINGS_GRPC_URL", "http://127.0.0.1:3"),
+            ("FINANCE_GRPC_URL", "http://127.0.0.1:4"),
             ("OPS_DASHBOARD_USER", "ops"),
             ("OPS_DASHBOARD_PASSWORD", "a-long-ops-password"),
         ];
