@@ -66,9 +66,10 @@ fn metric_names(rules: &str) -> BTreeSet<String> {
             }
         }
         // Grouping clauses name labels, not series.
-        let mut cleaned = cleaned;
         while let Some(at) = cleaned.find("by (") {
-            let end = cleaned[at..].find(')').map_or(cleaned.len(), |e| at + e + 1);
+            let end = cleaned[at..]
+                .find(')')
+                .map_or(cleaned.len(), |e| at + e + 1);
             cleaned.replace_range(at..end, " ");
         }
         for word in cleaned.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')) {

@@ -208,7 +208,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.trusted_proxies.len(), 2);
         // Production refuses to start with an unprotected dashboard.
-        let bare: HashMap<String, String> = base[..4]
+        let bare: HashMap<String, String> = base[..5]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

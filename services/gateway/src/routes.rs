@@ -273,6 +273,7 @@ mod tests {
         assert_eq!(
             t.services(),
             [
+                "mas.finance.v1.Finance",
                 "mas.identity.v1.Identity",
                 "mas.meetings.v1.Meetings",
                 "mas.notifier.v1.Notifier"
