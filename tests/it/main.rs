@@ -50,6 +50,7 @@ mod import;
 mod meetings;
 mod notifier;
 mod otp;
+mod paid_bookings;
 mod process;
 mod providers;
 mod secrets;

@@ -158,6 +158,7 @@ pub async fn start(opts: Options) -> anyhow::Result<Stack> {
 async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow::Result<Stack> {
     let gateway_secret = random_secret();
     let notifier_secret = random_secret();
+    let meetings_secret = random_secret();
     // Without RabbitMQ the services of this stack share one in-process broker under this name
     // (their BUS_EXCHANGE), and no other stack's.
     let memory_exchange = format!("mas.events.{}", &random_secret()[..12]);
@@ -199,8 +200,11 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         ("GRPC_ADDR".into(), opts.identity_grpc_addr.to_string()),
         ("ADMIN_ADDR".into(), opts.identity_admin_addr.to_string()),
         ("SERVICE_ACCOUNTS".into(), {
-            let mut accounts =
-                serde_json::json!({ "gateway": gateway_secret, "notifier": notifier_secret });
+            let mut accounts = serde_json::json!({
+                "gateway": gateway_secret,
+                "notifier": notifier_secret,
+                "meetings-signalling": meetings_secret,
+            });
             for (name, secret) in &opts.service_accounts {
                 accounts[name] = secret.as_str().into();
             }
@@ -243,6 +247,31 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         .await
         .context("starting notifier")?;
 
+    let mut fvars = common.clone();
+    fvars.extend(db_vars("finance"));
+    fvars.extend([
+        ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
+        ("ADMIN_ADDR".into(), "127.0.0.1:0".into()),
+        (
+            "IDENTITY_GRPC_URL".into(),
+            format!("http://{}", identity.grpc_addr),
+        ),
+        ("BUS_EXCHANGE".into(), memory_exchange.clone()),
+    ]);
+    if let Some((url, prefix)) = &opts.amqp {
+        fvars.insert("AMQP_URL".into(), url.clone());
+        fvars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));
+        fvars.insert("BUS_QUEUE_PREFIX".into(), prefix.clone());
+    }
+    if let Some(o) = opts.overrides.get("finance") {
+        fvars.extend(o.clone());
+    }
+    let fcfg = finance::Config::from_env(&Env::new(&fvars)).context("finance configuration")?;
+    let finance_config = fcfg.clone();
+    let finance = finance::start(fcfg, shutdown.clone())
+        .await
+        .context("starting finance")?;
+
     let mut mvars = common.clone();
     mvars.extend(db_vars("meetings_signalling"));
     mvars.extend([
@@ -253,6 +282,12 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
             "IDENTITY_GRPC_URL".into(),
             format!("http://{}", identity.grpc_addr),
         ),
+        // Paid bookings: finance holds the price, asked as meetings-signalling's account.
+        (
+            "FINANCE_GRPC_URL".into(),
+            format!("http://{}", finance.grpc_addr),
+        ),
+        ("SERVICE_SECRET".into(), meetings_secret),
     ]);
     mvars.insert(
         "RECORDINGS_DIR".into(),
@@ -284,31 +319,6 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         .await
         .context("starting meetings-signalling")?;
     let (meetings, signal_addr) = (started.running, started.signal_addr);
-
-    let mut fvars = common.clone();
-    fvars.extend(db_vars("finance"));
-    fvars.extend([
-        ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
-        ("ADMIN_ADDR".into(), "127.0.0.1:0".into()),
-        (
-            "IDENTITY_GRPC_URL".into(),
-            format!("http://{}", identity.grpc_addr),
-        ),
-        ("BUS_EXCHANGE".into(), memory_exchange.clone()),
-    ]);
-    if let Some((url, prefix)) = &opts.amqp {
-        fvars.insert("AMQP_URL".into(), url.clone());
-        fvars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));
-        fvars.insert("BUS_QUEUE_PREFIX".into(), prefix.clone());
-    }
-    if let Some(o) = opts.overrides.get("finance") {
-        fvars.extend(o.clone());
-    }
-    let fcfg = finance::Config::from_env(&Env::new(&fvars)).context("finance configuration")?;
-    let finance_config = fcfg.clone();
-    let finance = finance::start(fcfg, shutdown.clone())
-        .await
-        .context("starting finance")?;
 
     let mut gvars = common;
     gvars.extend([

@@ -18,6 +18,10 @@ pub struct Config {
     pub expiry_every: Duration,
     /// Transfers per ledger transaction at most (group commit); 1 commits each request alone.
     pub ledger_max_batch: usize,
+    /// How long a booking's hold waits for the booking's `booked` event before it voids itself.
+    pub booking_confirm: Duration,
+    /// The platform's share of a paid meeting, in percent of its price (rounded down).
+    pub commission_percent: i64,
 }
 
 impl Config {
@@ -36,6 +40,20 @@ impl Config {
                 "must be between 1 and 4096",
             ));
         }
+        let confirm_secs: u64 = env.or("BOOKING_CONFIRM_SECONDS", 300)?;
+        if !(30..=86_400).contains(&confirm_secs) {
+            return Err(ConfigError::new(
+                "BOOKING_CONFIRM_SECONDS",
+                "must be between 30 and 86400",
+            ));
+        }
+        let commission_percent: i64 = env.or("BOOKING_COMMISSION_PERCENT", 20)?;
+        if !(0..=100).contains(&commission_percent) {
+            return Err(ConfigError::new(
+                "BOOKING_COMMISSION_PERCENT",
+                "must be between 0 and 100",
+            ));
+        }
         Ok(Config {
             common: CommonConfig::from_env(env, "finance")?,
             identity_grpc_url: env.required("IDENTITY_GRPC_URL")?,
@@ -44,6 +62,8 @@ impl Config {
             bus_queue_prefix: env.or("BUS_QUEUE_PREFIX", String::new())?,
             expiry_every: Duration::from_secs(expiry_secs),
             ledger_max_batch,
+            booking_confirm: Duration::from_secs(confirm_secs),
+            commission_percent,
         })
     }
 }
@@ -71,7 +91,17 @@ mod tests {
         assert_eq!(e.var, "HOLD_EXPIRY_EVERY_SECONDS");
         let e = Config::from_env(&Env::new(&env(&[db, identity, ("LEDGER_MAX_BATCH", "0")])));
         assert_eq!(e.unwrap_err().var, "LEDGER_MAX_BATCH");
+        for (var, bad) in [
+            ("BOOKING_CONFIRM_SECONDS", "5"),
+            ("BOOKING_COMMISSION_PERCENT", "101"),
+            ("BOOKING_COMMISSION_PERCENT", "-1"),
+        ] {
+            let e = Config::from_env(&Env::new(&env(&[db, identity, (var, bad)])));
+            assert_eq!(e.unwrap_err().var, var);
+        }
         let cfg = Config::from_env(&Env::new(&env(&[db, identity]))).unwrap();
+        assert_eq!(cfg.booking_confirm, Duration::from_secs(300));
+        assert_eq!(cfg.commission_percent, 20);
         assert_eq!(cfg.expiry_every, Duration::from_secs(30));
         assert_eq!(cfg.ledger_max_batch, 512);
     }

@@ -7,7 +7,7 @@ use mas_kit::proto::mas::finance::v1::finance_server::Finance;
 use mas_kit::{RequestContext, idempotency};
 use tonic::{Request, Response, Status};
 
-use crate::app::{self, App, transfers, wallets};
+use crate::app::{self, App, bookings, transfers, wallets};
 
 pub struct FinanceGrpc {
     pub app: Arc<App>,
@@ -81,5 +81,18 @@ impl Finance for FinanceGrpc {
         let ctx = RequestContext::of(&req)?;
         let actor = app::actor(&ctx);
         ok(transfers::create(&self.app, ctx.platform()?, actor, req.get_ref()).await?)
+    }
+
+    async fn hold_booking(&self, req: Request<pb::HoldBookingRequest>) -> Res<pb::BookingHold> {
+        let ctx = RequestContext::of(&req)?;
+        ok(bookings::hold(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn release_booking(
+        &self,
+        req: Request<pb::ReleaseBookingRequest>,
+    ) -> Res<pb::BookingHold> {
+        let ctx = RequestContext::of(&req)?;
+        ok(bookings::release(&self.app, ctx.platform()?, &req.get_ref().booking_id).await?)
     }
 }

@@ -12,7 +12,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use mas_bus::{Schedule, ScheduleSpec, Scheduler};
+use mas_bus::{Schedule, ScheduleSpec, Scheduler, Subscription};
 use mas_kit::config::Secret;
 use mas_kit::proto::mas::finance::v1::finance_server::FinanceServer;
 use mas_kit::service::ServiceBuilder;
@@ -50,6 +50,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         ledger: ledger::Writer::start(writer_db, ledger_metrics.clone(), cfg.ledger_max_batch),
         metrics: svc.metrics().clone(),
         ledger_metrics,
+        booking_locks: app::bookings::Locks::default(),
     });
     svc.identity_link(&cfg.identity_grpc_url, Secret::default())
         .await?;
@@ -62,8 +63,29 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         ScheduleSpec::every(cfg.expiry_every)?,
         app::holds::SCHEDULE_ID,
     );
+    // Meeting events become settlement jobs (one per event, through the inbox); the jobs move
+    // the money outside the event's transaction.
+    let (events_queue, jobs_queue) = (
+        app.queue("booking-events"),
+        app.queue("booking-settlements"),
+    );
+    let subs = [
+        Subscription::events(
+            &events_queue,
+            &app::bookings::EVENTS,
+            Arc::new(app::bookings::BookingEvents {
+                queue: jobs_queue.clone(),
+            }),
+        ),
+        Subscription::jobs(
+            &jobs_queue,
+            Arc::new(app::bookings::Settlements { app: app.clone() }),
+        ),
+    ];
     let server = FinanceServer::new(grpc::FinanceGrpc { app: app.clone() });
-    svc.grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
+    svc.queues([events_queue, jobs_queue])
+        .consumers(subs)
+        .grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
         .scheduler(scheduler)
         .schedule(expiry)
         .announce(move |at| {

@@ -11,6 +11,10 @@ pub use mas_kit::uploads::StorageConfig;
 pub struct Config {
     pub common: CommonConfig,
     pub identity_grpc_url: String,
+    /// finance, which holds a paid booking's tokens; without it only free mentors are booked.
+    pub finance_grpc_url: Option<String>,
+    /// This service's secret for its service token (finance's internal RPCs need one).
+    pub service_secret: Option<Secret>,
     /// The public Socket.IO port (`/socket.io`) and the local storage URLs.
     pub signal_addr: SocketAddr,
     /// How clients reach SIGNAL_ADDR (signed local storage URLs start with it).
@@ -105,8 +109,21 @@ impl Config {
         if let Err(e) = mas_bus::ScheduleSpec::cron(&cron, &tz) {
             return Err(ConfigError::new("SLOT_CLEANUP_CRON", e.to_string()));
         }
+        let finance_grpc_url = match env.raw("FINANCE_GRPC_URL") {
+            None => None,
+            Some(_) => Some(url(env, "FINANCE_GRPC_URL", "")?),
+        };
+        let service_secret = env.secret("SERVICE_SECRET");
+        if finance_grpc_url.is_some() && service_secret.is_none() {
+            return Err(ConfigError::new(
+                "SERVICE_SECRET",
+                "is required with FINANCE_GRPC_URL (finance's internal RPCs take a service token)",
+            ));
+        }
         Ok(Config {
             identity_grpc_url: env.required("IDENTITY_GRPC_URL")?,
+            finance_grpc_url,
+            service_secret,
             signal_addr: env.or(
                 "SIGNAL_ADDR",
                 "0.0.0.0:8080".parse().expect("literal address"),
@@ -191,7 +208,11 @@ mod tests {
         assert_eq!(ok.ping_interval, Duration::from_secs(25));
         assert_eq!(ok.ping_timeout, Duration::from_secs(20));
         assert_eq!(ok.chat_writers, 4);
-        let cases: [(&[(&str, &str)], &str); 13] = [
+        let cases: [(&[(&str, &str)], &str); 14] = [
+            (
+                &[("FINANCE_GRPC_URL", "http://127.0.0.1:4")],
+                "SERVICE_SECRET",
+            ),
             (&[("CHAT_WRITERS", "0")], "CHAT_WRITERS"),
             (&[("CHAT_WRITERS", "33")], "CHAT_WRITERS"),
             (&[("CHAT_WRITERS", "many")], "CHAT_WRITERS"),

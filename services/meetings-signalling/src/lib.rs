@@ -22,7 +22,7 @@ use mas_bus::{Schedule, ScheduleSpec, Scheduler};
 use mas_kit::health::Need;
 use mas_kit::proto::mas::meetings::v1::meetings_server::MeetingsServer;
 use mas_kit::service::ServiceBuilder;
-use mas_kit::{Secret, Shutdown, grpc as kgrpc};
+use mas_kit::{Shutdown, grpc as kgrpc};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
@@ -82,6 +82,19 @@ fn router<A: Adapter>(
         .layer(axum::middleware::map_request(http::detach_head))
 }
 
+/// finance for paid bookings, as this service's account (FINANCE_GRPC_URL, SERVICE_SECRET).
+fn finance_link(
+    cfg: &Config,
+    link: mas_kit::link::IdentityLink,
+) -> anyhow::Result<Option<app::finance::FinanceLink>> {
+    let Some(url) = &cfg.finance_grpc_url else {
+        tracing::warn!("FINANCE_GRPC_URL is not set: only mentors without a price can be booked");
+        return Ok(None);
+    };
+    let channel = kgrpc::channel(url).map_err(anyhow::Error::msg)?;
+    Ok(Some(app::finance::FinanceLink::new(channel, link)))
+}
+
 /// Starts meetings-signalling: migrates, binds its gRPC, Socket.IO and admin ports, and
 /// returns at once.
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
@@ -99,12 +112,16 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
     let bus = svc.bus(cfg.amqp_url.as_ref(), &cfg.bus_exchange);
     let broker = bus.broker.kind();
     let storage = recordings(&cfg, signal_addr)?;
+    let secret = cfg.service_secret.clone().unwrap_or_default();
+    let link = svc.identity_link(&cfg.identity_grpc_url, secret).await?;
+    let finance = finance_link(&cfg, link)?;
     let app = Arc::new(app::App {
         db: svc.db().clone(),
         cfg: cfg.clone(),
         bus,
         storage: storage.clone(),
         metrics: svc.metrics().clone(),
+        finance,
     });
     let scheduler = Arc::new(Scheduler::new(app.db.clone()).task(
         app::cleanup::SCHEDULE_ID,
@@ -115,8 +132,6 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         ScheduleSpec::cron(&cfg.slot_cleanup_cron, &cfg.slot_cleanup_tz)?,
         app::cleanup::SCHEDULE_ID,
     );
-    svc.identity_link(&cfg.identity_grpc_url, Secret::default())
-        .await?;
     let sig = signalling(&app, svc.auth().clone()).await?;
     let rooms = if sig.redis.is_some() {
         "redis"

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use mas_kit::proto::mas::finance::v1::TransferKind;
 
-use super::App;
+use super::{App, bookings};
 use crate::error::AppResult;
 use crate::ledger::apply::EXPIRED_CODE;
 use crate::ledger::{Actor, Applied, Request, Spec, reads};
@@ -58,12 +58,20 @@ pub async fn expire(app: &App) -> AppResult<usize> {
                 open: vec![],
             })
             .await?;
-        voided = results
+        let expired: Vec<(String, String)> = results
             .iter()
-            .filter(|r| matches!(r, Applied::Created(_)))
-            .count();
+            .filter_map(|r| match r {
+                Applied::Created(t) => Some((t.platform.clone(), t.pending_id.clone()?)),
+                _ => None,
+            })
+            .collect();
+        voided = expired.len();
+        bookings::expired(app, &expired).await?;
         tracing::info!(voided, "expired holds voided");
     }
+    app.ledger_metrics
+        .bookings_past_end
+        .set(bookings::oldest_past_end(app, now).await?);
     let holding = reads::holding(&app.db).await?;
     app.ledger_metrics
         .holds_pending

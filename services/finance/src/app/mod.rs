@@ -1,5 +1,6 @@
 //! finance's use cases, one module per area; `grpc.rs` unpacks requests and calls them.
 
+pub mod bookings;
 pub mod holds;
 pub mod transfers;
 pub mod wallets;
@@ -20,6 +21,16 @@ pub struct App {
     pub ledger: Writer,
     pub metrics: Arc<Metrics>,
     pub ledger_metrics: LedgerMetrics,
+    /// One booking's steps (confirm, settle, release) run one at a time in this process;
+    /// [`bookings`] adds a Postgres advisory lock across replicas.
+    pub booking_locks: bookings::Locks,
+}
+
+impl App {
+    /// A queue of finance's, with the deployment's prefix.
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}finance.{name}", self.cfg.bus_queue_prefix)
+    }
 }
 
 /// Who is moving money: the caller (a user or a service account) and its impersonator.

@@ -18,6 +18,12 @@ pub struct LedgerMetrics {
     /// `finance_holds_oldest_overdue_seconds`: how long past its timeout the oldest unvoided
     /// pending transfer is (0: none).
     pub holds_overdue: IntGauge,
+    /// `finance_booking_settlements_total{result}`: paid bookings posted, voided, or left
+    /// unpaid (the hold expired and the wallet no longer covered it).
+    pub bookings_settled: IntCounterVec,
+    /// `finance_booking_holds_past_end_seconds`: how long after its meeting's end the oldest
+    /// unsettled booking hold is (0: none).
+    pub bookings_past_end: IntGauge,
 }
 
 impl LedgerMetrics {
@@ -51,14 +57,32 @@ impl LedgerMetrics {
                 "Seconds past its timeout of the oldest pending transfer not yet voided",
             )
             .expect("literal metric"),
+            bookings_settled: IntCounterVec::new(
+                Opts::new(
+                    "finance_booking_settlements_total",
+                    "Paid bookings settled, by result (posted, voided, unpaid)",
+                ),
+                &["result"],
+            )
+            .expect("literal metric"),
+            bookings_past_end: IntGauge::new(
+                "finance_booking_holds_past_end_seconds",
+                "Seconds since its meeting ended of the oldest booking hold not yet settled",
+            )
+            .expect("literal metric"),
         };
         for c in [
             Box::new(m.transfers.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.batch_size.clone()),
             Box::new(m.holds_pending.clone()),
             Box::new(m.holds_overdue.clone()),
+            Box::new(m.bookings_settled.clone()),
+            Box::new(m.bookings_past_end.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
+        }
+        for result in ["posted", "voided", "unpaid"] {
+            m.bookings_settled.with_label_values(&[result]);
         }
         m
     }

@@ -58,3 +58,33 @@ pub mod transfer {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod booking_hold {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "booking_holds")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub booking_id: String,
+        pub student_id: String,
+        pub mentor_id: String,
+        pub tokens: i64,
+        pub ends_at: DateTimeUtc,
+        /// `held`, `confirmed`, `posted`, `voided`.
+        pub state: String,
+        pub transfer_id: String,
+        pub mentor_tokens: i64,
+        pub commission_tokens: i64,
+        pub outcome: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

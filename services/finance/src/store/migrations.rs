@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Ledger),
             Box::new(mas_bus::BusTables),
             Box::new(mas_kit::idempotency::IdempotencyTable),
+            Box::new(M0002BookingHolds),
         ]
     }
 }
@@ -57,5 +58,24 @@ impl MigrationTrait for M0001Ledger {
             db.execute_unprepared(statement).await?;
         }
         Ok(())
+    }
+}
+
+struct M0002BookingHolds;
+
+impl MigrationName for M0002BookingHolds {
+    fn name(&self) -> &str {
+        "m0002_finance_booking_holds"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002BookingHolds {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0002_booking_holds.sql"),
+        )
+        .await
     }
 }

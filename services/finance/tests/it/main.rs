@@ -1,6 +1,7 @@
 //! finance's own integration tests: the ledger on SQLite and on Postgres, through its one
 //! writer, as the service runs it. End-to-end tests through the gateway are in tests/it.
 
+mod bookings;
 mod ledger;
 mod rules;
 

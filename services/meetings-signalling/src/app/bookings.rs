@@ -1,12 +1,15 @@
 //! Bookings. A student takes an available slot: the slot flips to booked with a conditional
 //! update (exactly one of any number of racing students wins), and the booking, its meeting and
 //! the `booked` event are written in the same transaction. On Postgres an exclusion constraint
-//! also refuses two overlapping accepted bookings of one mentor, whatever writes them.
+//! also refuses two overlapping accepted bookings of one mentor, whatever writes them. A mentor
+//! with a price has it held by finance before that transaction; the `booked` event confirms the
+//! hold and the meeting's outcome settles it (finance's consumer).
 
 use chrono::Utc;
 use mas_kit::auth::Principal;
 use mas_kit::events;
 use mas_kit::paging::Page;
+use mas_kit::proto::mas::finance::v1 as finance_pb;
 use mas_kit::proto::mas::meetings::v1 as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -16,7 +19,7 @@ use sea_orm::{
 use super::slots::{AVAILABLE, BOOKED};
 use super::{App, is_admin, new_id, timestamp};
 use crate::error::{AppError, AppResult, overlap};
-use crate::store::entities::{booking, meeting, slot};
+use crate::store::entities::{booking, meeting, mentor, slot};
 
 pub const ACCEPTED: &str = "accepted";
 pub const CANCELLED: &str = "cancelled";
@@ -32,6 +35,7 @@ pub fn to_pb(b: booking::Model) -> pb::Booking {
         ends_at: Some(timestamp(b.ends_at)),
         status: b.status,
         created_at: Some(timestamp(b.created_at)),
+        price_tokens: b.price_tokens,
     }
 }
 
@@ -94,6 +98,8 @@ async fn bookable_slot(
     Ok(s)
 }
 
+/// Books `slot_id` for `student`. A mentor with a price has it held by finance first (not
+/// enough tokens: refused, nothing booked); a booking that then cannot be made releases it.
 pub async fn book(
     app: &App,
     platform: &str,
@@ -101,12 +107,60 @@ pub async fn book(
     slot_id: &str,
 ) -> AppResult<pb::Booking> {
     let s = bookable_slot(app, platform, slot_id, student).await?;
+    let price = mentor::Entity::find_by_id((platform.to_owned(), s.mentor_id.clone()))
+        .one(&app.db)
+        .await?
+        .map_or(0, |m| m.price_tokens);
+    let id = new_id();
+    let finance = if price > 0 {
+        let f = app.finance.as_ref().ok_or_else(|| {
+            AppError::Unavailable(
+                "this mentor charges tokens and paid bookings are switched off here \
+                 (FINANCE_GRPC_URL is not set)"
+                    .into(),
+            )
+        })?;
+        f.hold(
+            platform,
+            finance_pb::HoldBookingRequest {
+                booking_id: id.clone(),
+                student_id: student.to_owned(),
+                mentor_id: s.mentor_id.clone(),
+                tokens: price,
+                ends_at: Some(timestamp(s.ends_at)),
+                actor_id: student.to_owned(),
+                impersonator_id: String::new(),
+            },
+        )
+        .await?;
+        Some(f)
+    } else {
+        None
+    };
+    let booked = commit_booking(app, platform, student, &s, id.clone(), price).await;
+    if booked.is_err()
+        && let Some(f) = finance
+        && let Err(e) = f.release(platform, &id).await
+    {
+        // The hold's own timeout frees the tokens within minutes.
+        tracing::warn!(booking = %id, error = %e, "releasing the hold of a booking not made failed");
+    }
+    booked
+}
+
+async fn commit_booking(
+    app: &App,
+    platform: &str,
+    student: &str,
+    s: &slot::Model,
+    id: String,
+    price: i64,
+) -> AppResult<pb::Booking> {
     let now = Utc::now();
     let txn = mas_kit::db::begin_write(&app.db).await?;
     if !take_slot(&txn, platform, &s.id).await? {
         return Err(AppError::Conflict("the slot is no longer available".into()));
     }
-    let id = new_id();
     let b = booking::Entity::insert(booking::ActiveModel {
         id: Set(id.clone()),
         platform: Set(platform.to_owned()),
@@ -119,6 +173,7 @@ pub async fn book(
         cancel_reason: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        price_tokens: Set(price),
     })
     .exec_with_returning(&txn)
     .await
@@ -141,7 +196,7 @@ pub async fn book(
     events::publish(&txn, platform, &booked_event(&b)).await?;
     txn.commit().await?;
     app.bus.wake();
-    tracing::info!(booking = %b.id, slot = %b.slot_id, mentor = %b.mentor_id, "slot booked");
+    tracing::info!(booking = %b.id, slot = %b.slot_id, mentor = %b.mentor_id, price, "slot booked");
     Ok(to_pb(b))
 }
 

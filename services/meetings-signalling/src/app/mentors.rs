@@ -44,6 +44,7 @@ pub fn to_pb(m: mentor::Model) -> pb::Mentor {
         time_zone: m.time_zone,
         visible: m.visible,
         updated_at: Some(timestamp(m.updated_at)),
+        price_tokens: m.price_tokens,
     }
 }
 
@@ -63,6 +64,9 @@ pub async fn put(
     let expertise = list_field("expertise", &r.expertise, 20)?;
     let languages = list_field("languages", &r.languages, 10)?;
     parse_tz(&r.time_zone)?;
+    if !(0..=100_000).contains(&r.price_tokens) {
+        return Err(AppError::invalid("priceTokens", "is 0 to 100000 tokens"));
+    }
     let now = Utc::now();
     let row = mentor::ActiveModel {
         platform: sea_orm::Set(platform.to_owned()),
@@ -73,6 +77,7 @@ pub async fn put(
         languages: sea_orm::Set(json_list(&languages)),
         time_zone: sea_orm::Set(r.time_zone),
         visible: sea_orm::Set(r.visible),
+        price_tokens: sea_orm::Set(r.price_tokens),
         created_at: sea_orm::Set(now),
         updated_at: sea_orm::Set(now),
     };
@@ -86,6 +91,7 @@ pub async fn put(
                     mentor::Column::Languages,
                     mentor::Column::TimeZone,
                     mentor::Column::Visible,
+                    mentor::Column::PriceTokens,
                     mentor::Column::UpdatedAt,
                 ])
                 .to_owned(),

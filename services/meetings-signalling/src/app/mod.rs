@@ -4,6 +4,7 @@
 pub mod bookings;
 pub mod chat;
 pub mod cleanup;
+pub mod finance;
 pub mod meetings;
 pub mod mentors;
 pub mod recordings;
@@ -27,6 +28,8 @@ pub struct App {
     pub storage: Storage,
     /// The service's metrics (object-store calls count as external API calls).
     pub metrics: std::sync::Arc<mas_kit::metrics::Metrics>,
+    /// finance, for paid bookings (FINANCE_GRPC_URL); without it a priced mentor cannot be booked.
+    pub finance: Option<finance::FinanceLink>,
 }
 
 pub fn new_id() -> String {

@@ -16,6 +16,7 @@ pub mod mentor {
         pub languages: String,
         pub time_zone: String,
         pub visible: bool,
+        pub price_tokens: i64,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
     }
@@ -66,6 +67,7 @@ pub mod booking {
         pub cancel_reason: Option<String>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub price_tokens: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

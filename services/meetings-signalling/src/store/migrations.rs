@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(mas_bus::BusTables),
             Box::new(M0002Ranges),
             Box::new(mas_kit::idempotency::IdempotencyTable),
+            Box::new(M0003Prices),
         ]
     }
 }
@@ -32,6 +33,25 @@ impl MigrationTrait for M0001Init {
         mas_kit::db::run_script(
             manager.get_connection(),
             include_str!("../../migrations/0001_init.sql"),
+        )
+        .await
+    }
+}
+
+struct M0003Prices;
+
+impl MigrationName for M0003Prices {
+    fn name(&self) -> &str {
+        "m0003_meetings_prices"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Prices {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0003_prices.sql"),
         )
         .await
     }
