@@ -2,12 +2,13 @@
 //! from the student's wallet when they book (not enough tokens: refused, nothing held), the
 //! `booked` event confirms the hold, and the meeting's outcome settles it: ended or a student
 //! no-show pays the mentor less the platform's commission; a cancellation gives the tokens back.
-//! 50 concurrent bookings against a balance for 3 book exactly 3.
+//! 50 concurrent bookings against a balance for 3 book exactly 3. Meetings nobody ended are
+//! closed after their end, with the outcome (and the money) following who joined.
 
 use std::time::Duration;
 
 use chrono::{Duration as Span, Utc};
-use mas_testkit::{PLATFORM, TestStack};
+use mas_testkit::{Backend, PLATFORM, TestStack};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -16,7 +17,8 @@ use crate::meetings as m;
 on_both!(
     a_paid_booking_is_held_then_paid_or_given_back,
     fifty_concurrent_bookings_against_a_balance_for_three_book_three,
-    a_wallet_short_of_the_price_books_nothing
+    a_wallet_short_of_the_price_books_nothing;
+    with: meetings_nobody_ended_are_closed_and_settled_by_who_joined
 );
 
 async fn call(
@@ -42,12 +44,7 @@ async fn priced_mentor(s: &TestStack, admin: &str, price: i64) -> (String, Strin
     )
     .await;
     assert_eq!(r.status, 200, "price: {}", r.body);
-    assert_eq!(
-        r.body["priceTokens"],
-        json!(price.to_string()),
-        "{}",
-        r.body
-    );
+    assert_eq!(r.body["priceTokens"], json!(price), "{}", r.body);
     (id, token)
 }
 
@@ -131,7 +128,7 @@ async fn a_paid_booking_is_held_then_paid_or_given_back(s: TestStack) {
     let first = m::slot(&s, &mt, Utc::now() + Span::minutes(1), 30).await;
     let b = book(&s, &st, &first).await;
     assert_eq!(b.status, 201, "{}", b.body);
-    assert_eq!(b.body["priceTokens"], json!("50"));
+    assert_eq!(b.body["priceTokens"], json!(50));
     let meeting = b.body["meetingId"].as_str().unwrap().to_owned();
     assert_eq!(wallet(&s, &admin, &student).await, (120, 50, 70));
     let confirmed = format!("booking:{meeting}:confirmed");
@@ -212,7 +209,7 @@ async fn a_paid_booking_is_held_then_paid_or_given_back(s: TestStack) {
     let f = m::slot(&s, &free, Utc::now() + Span::days(3), 30).await;
     let fb = book(&s, &st, &f).await;
     assert_eq!(fb.status, 201, "{}", fb.body);
-    assert_eq!(fb.body["priceTokens"], json!("0"));
+    assert_eq!(fb.body["priceTokens"], json!(0));
     assert_eq!(wallet(&s, &admin, &student).await, (70, 0, 70));
     s.stop().await;
 }
@@ -299,4 +296,111 @@ async fn fifty_concurrent_bookings_against_a_balance_for_three_book_three(s: Tes
         mine.body
     );
     s.stop().await;
+}
+
+/// Three paid meetings moved into the past (the test cannot wait for real time), with join logs
+/// as the participants would have left them: both joined, only the mentor, nobody. The close
+/// schedule (every second, no grace here) ends each with the outcome its logs give, and finance
+/// pays the first two and gives the third back.
+async fn meetings_nobody_ended_are_closed_and_settled_by_who_joined(backend: Backend) {
+    let Some(s) = mas_testkit::spawn_with(backend, |o| {
+        o.set("meetings-signalling", "MEETING_CLOSE_EVERY_SECONDS", "1");
+        o.set("meetings-signalling", "MEETING_CLOSE_GRACE_MINUTES", "0");
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    let (mentor, mt) = priced_mentor(&s, &admin, 50).await;
+    let (student, st) = m::user(&s, &admin, "USER").await;
+    grant(&s, &admin, &student, 200).await;
+    let mut meetings = vec![];
+    for day in 1..=3 {
+        let sl = m::slot(&s, &mt, Utc::now() + Span::days(day), 30).await;
+        let b = book(&s, &st, &sl).await;
+        assert_eq!(b.status, 201, "{}", b.body);
+        meetings.push(b.body["meetingId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(wallet(&s, &admin, &student).await, (200, 150, 50));
+
+    let joins: [&[&str]; 3] = [&[&mentor, &student], &[&mentor], &[]];
+    into_the_past(&s, &meetings, &joins).await;
+
+    // Two paid (50 each), one given back; each closed with its outcome.
+    settles_to(&s, &admin, &student, (100, 0, 100)).await;
+    let status = |i: usize| {
+        let (s, mt, id) = (&s, &mt, meetings[i].clone());
+        async move { s.get(&format!("/api/meetings/{id}"), mt).await.body["status"].clone() }
+    };
+    assert_eq!(status(0).await, json!("ended"));
+    assert_eq!(status(1).await, json!("no_show"));
+    assert_eq!(status(2).await, json!("no_show"));
+    let logs = s
+        .get(&format!("/api/meetings/{}/logs", meetings[2]), &mt)
+        .await;
+    assert_eq!(logs.status, 200, "{}", logs.body);
+    assert!(logs.body.to_string().contains("close"), "{}", logs.body);
+    assert_eq!(
+        posted(&s, &admin, &format!("TOKENS:EARNINGS:{mentor}")).await,
+        (100, 20),
+        "the mentor is paid for the two meetings they came to"
+    );
+    s.stop().await;
+}
+
+/// Moves each meeting (and its booking) hours into the past, with `joins[i]` having joined
+/// meeting `i`, straight in meetings-signalling's database (the API cannot book the past).
+async fn into_the_past(s: &TestStack, meetings: &[String], joins: &[&[&str]]) {
+    use mas_kit::db::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let db = mas_kit::db::connect(&s.stack.meetings_config.common.database)
+        .await
+        .unwrap();
+    let backend = db.get_database_backend();
+    for (i, (id, who)) in meetings.iter().zip(joins.iter()).enumerate() {
+        // Hours apart: one mentor's accepted bookings may not overlap.
+        let start = Utc::now() - Span::hours(3 + 2 * i as i64);
+        let end = start + Span::minutes(30);
+        let p = |n: usize| {
+            if backend == DbBackend::Postgres {
+                format!("${n}")
+            } else {
+                "?".into()
+            }
+        };
+        for table in ["meetings", "bookings"] {
+            let sql = format!(
+                "UPDATE {table} SET starts_at = {}, ends_at = {} WHERE id = {}",
+                p(1),
+                p(2),
+                p(3)
+            );
+            db.execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [start.into(), end.into(), id.clone().into()],
+            ))
+            .await
+            .unwrap();
+        }
+        for user in *who {
+            let sql = format!(
+                "INSERT INTO meeting_logs (id, meeting_id, user_id, action, at) VALUES ({}, {}, {}, 'join', {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            );
+            let values = [
+                uuid::Uuid::new_v4().to_string().into(),
+                id.clone().into(),
+                (*user).into(),
+                start.into(),
+            ];
+            db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await
+                .unwrap();
+        }
+    }
+    db.close().await.ok();
 }

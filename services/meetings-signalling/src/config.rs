@@ -25,6 +25,10 @@ pub struct Config {
     pub join_buffer: chrono::Duration,
     pub allow_early_join: bool,
     pub cancel_cutoff: chrono::Duration,
+    /// A meeting nobody ended is closed this long after its end (outcome from its join logs).
+    pub close_grace: chrono::Duration,
+    /// How often the close schedule looks for such meetings.
+    pub close_every: Duration,
     pub reschedule_cutoff: chrono::Duration,
     pub slot_cleanup_cron: String,
     pub slot_cleanup_tz: String,
@@ -135,6 +139,8 @@ impl Config {
             join_buffer: minutes(env, "MEETING_JOIN_BUFFER_MINUTES", 10)?,
             allow_early_join: env.flag("ALLOW_EARLY_MEETING_JOIN", false)?,
             cancel_cutoff: minutes(env, "BOOKING_CANCEL_CUTOFF_MINUTES", 120)?,
+            close_grace: minutes(env, "MEETING_CLOSE_GRACE_MINUTES", 30)?,
+            close_every: Duration::from_secs(positive(env, "MEETING_CLOSE_EVERY_SECONDS", 300)?),
             reschedule_cutoff: minutes(env, "BOOKING_RESCHEDULE_CUTOFF_MINUTES", 240)?,
             slot_cleanup_cron: cron,
             slot_cleanup_tz: tz,
@@ -208,7 +214,17 @@ mod tests {
         assert_eq!(ok.ping_interval, Duration::from_secs(25));
         assert_eq!(ok.ping_timeout, Duration::from_secs(20));
         assert_eq!(ok.chat_writers, 4);
-        let cases: [(&[(&str, &str)], &str); 14] = [
+        assert_eq!(ok.close_grace, chrono::Duration::minutes(30));
+        assert_eq!(ok.close_every, Duration::from_secs(300));
+        let cases: [(&[(&str, &str)], &str); 16] = [
+            (
+                &[("MEETING_CLOSE_GRACE_MINUTES", "-1")],
+                "MEETING_CLOSE_GRACE_MINUTES",
+            ),
+            (
+                &[("MEETING_CLOSE_EVERY_SECONDS", "0")],
+                "MEETING_CLOSE_EVERY_SECONDS",
+            ),
             (
                 &[("FINANCE_GRPC_URL", "http://127.0.0.1:4")],
                 "SERVICE_SECRET",

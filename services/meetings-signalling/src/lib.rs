@@ -52,6 +52,19 @@ pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
     mas_kit::service::migrate(SERVICE, &cfg.common.database, store::migrations::Migrator).await
 }
 
+/// The close schedule's task: the meetings nobody ended, past their end and grace.
+struct MeetingClose {
+    app: Arc<app::App>,
+}
+
+#[async_trait]
+impl mas_bus::Task for MeetingClose {
+    async fn run(&self, _id: &str, _payload: &serde_json::Value) -> Result<(), mas_bus::TaskError> {
+        app::close::run(&self.app).await?;
+        Ok(())
+    }
+}
+
 /// The slot cleanup schedule's task: expired unbooked slots of every platform.
 struct SlotCleanup {
     app: Arc<app::App>,
@@ -80,6 +93,31 @@ fn router<A: Adapter>(
     }
     r.layer(layer)
         .layer(axum::middleware::map_request(http::detach_head))
+}
+
+/// The schedules' tasks, and the schedules: slot cleanup and closing the meetings nobody ended.
+fn schedules(app: &Arc<app::App>) -> anyhow::Result<(Arc<Scheduler>, [Schedule; 2])> {
+    let cfg = &app.cfg;
+    let scheduler = Scheduler::new(app.db.clone())
+        .task(
+            app::cleanup::SCHEDULE_ID,
+            Arc::new(SlotCleanup { app: app.clone() }),
+        )
+        .task(
+            app::close::SCHEDULE_ID,
+            Arc::new(MeetingClose { app: app.clone() }),
+        );
+    let cleanup = Schedule::new(
+        app::cleanup::SCHEDULE_ID,
+        ScheduleSpec::cron(&cfg.slot_cleanup_cron, &cfg.slot_cleanup_tz)?,
+        app::cleanup::SCHEDULE_ID,
+    );
+    let close = Schedule::new(
+        app::close::SCHEDULE_ID,
+        ScheduleSpec::every(cfg.close_every)?,
+        app::close::SCHEDULE_ID,
+    );
+    Ok((Arc::new(scheduler), [cleanup, close]))
 }
 
 /// finance for paid bookings, as this service's account (FINANCE_GRPC_URL, SERVICE_SECRET).
@@ -123,15 +161,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         metrics: svc.metrics().clone(),
         finance,
     });
-    let scheduler = Arc::new(Scheduler::new(app.db.clone()).task(
-        app::cleanup::SCHEDULE_ID,
-        Arc::new(SlotCleanup { app: app.clone() }),
-    ));
-    let cleanup = Schedule::new(
-        app::cleanup::SCHEDULE_ID,
-        ScheduleSpec::cron(&cfg.slot_cleanup_cron, &cfg.slot_cleanup_tz)?,
-        app::cleanup::SCHEDULE_ID,
-    );
+    let (scheduler, [cleanup, close]) = schedules(&app)?;
     let sig = signalling(&app, svc.auth().clone()).await?;
     let rooms = if sig.redis.is_some() {
         "redis"
@@ -147,6 +177,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Started> {
         .grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
         .scheduler(scheduler)
         .schedule(cleanup)
+        .schedule(close)
         .redis(sig.redis.clone())
         .announce(move |at| {
             tracing::info!(service = SERVICE, grpc = %at.grpc, signal = %signal_addr,

@@ -4,8 +4,9 @@
 //! The booking's `booked` event confirms it: one linked run voids the short hold and holds the
 //! same tokens again with no timeout. The meeting's outcome settles it: completed or a student
 //! no-show posts (the mentor's earnings, less the platform's commission to revenue, in the same
-//! linked run); a cancellation voids. Each step's transfer ids follow from the booking id, so a
-//! redelivered event or a retried call is answered by the ledger and changes nothing.
+//! linked run); a cancellation or the mentor's absence voids. Each step's transfer ids follow
+//! from the booking id, so a redelivered event or a retried call is answered by the ledger and
+//! changes nothing.
 //!
 //! `booking_holds` only says which of a booking's transfers holds its tokens now and when its
 //! meeting ends; the money is in the ledger alone.
@@ -642,6 +643,12 @@ impl Step {
                         booking_id: e.meeting_id,
                         post: true,
                         outcome: "no_show".into(),
+                    }),
+                    // The mentor never joined: the student has the tokens back.
+                    Ok(ev::MeetingOutcome::MentorNoShow) => Some(Step::Settle {
+                        booking_id: e.meeting_id,
+                        post: false,
+                        outcome: "mentor_no_show".into(),
                     }),
                     _ => {
                         return Err(HandlerError::permanent(format!(

@@ -35,7 +35,7 @@ pub fn to_pb(b: booking::Model) -> pb::Booking {
         ends_at: Some(timestamp(b.ends_at)),
         status: b.status,
         created_at: Some(timestamp(b.created_at)),
-        price_tokens: b.price_tokens,
+        price_tokens: i32::try_from(b.price_tokens).unwrap_or(i32::MAX),
     }
 }
 

@@ -283,6 +283,26 @@ pub async fn no_show(app: &App, caller: &Principal, id: &str) -> AppResult<meeti
     }
 }
 
+/// Closes a meeting nobody ended (the close schedule): `status` with `outcome`, logged as done
+/// by `system`. `Ok(None)`: someone ended or cancelled it meanwhile.
+pub async fn close(
+    app: &App,
+    m: &meeting::Model,
+    status: &str,
+    outcome: pb::MeetingOutcome,
+) -> AppResult<Option<meeting::Model>> {
+    transition(
+        app,
+        m,
+        "system",
+        &[SCHEDULED, LIVE],
+        status,
+        "close",
+        ended(outcome),
+    )
+    .await
+}
+
 pub async fn logs(
     app: &App,
     caller: &Principal,

@@ -44,7 +44,7 @@ pub fn to_pb(m: mentor::Model) -> pb::Mentor {
         time_zone: m.time_zone,
         visible: m.visible,
         updated_at: Some(timestamp(m.updated_at)),
-        price_tokens: m.price_tokens,
+        price_tokens: i32::try_from(m.price_tokens).unwrap_or(i32::MAX),
     }
 }
 
@@ -77,7 +77,7 @@ pub async fn put(
         languages: sea_orm::Set(json_list(&languages)),
         time_zone: sea_orm::Set(r.time_zone),
         visible: sea_orm::Set(r.visible),
-        price_tokens: sea_orm::Set(r.price_tokens),
+        price_tokens: sea_orm::Set(i64::from(r.price_tokens)),
         created_at: sea_orm::Set(now),
         updated_at: sea_orm::Set(now),
     };

@@ -4,6 +4,7 @@
 pub mod bookings;
 pub mod chat;
 pub mod cleanup;
+pub mod close;
 pub mod finance;
 pub mod meetings;
 pub mod mentors;
