@@ -368,21 +368,7 @@ async fn into_the_past(s: &TestStack, meetings: &[String], joins: &[&[&str]]) {
                 "?".into()
             }
         };
-        for table in ["meetings", "bookings"] {
-            let sql = format!(
-                "UPDATE {table} SET starts_at = {}, ends_at = {} WHERE id = {}",
-                p(1),
-                p(2),
-                p(3)
-            );
-            db.execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [start.into(), end.into(), id.clone().into()],
-            ))
-            .await
-            .unwrap();
-        }
+        // The joins first: the close schedule may run the moment the meeting is past.
         for user in *who {
             let sql = format!(
                 "INSERT INTO meeting_logs (id, meeting_id, user_id, action, at) VALUES ({}, {}, {}, 'join', {})",
@@ -400,6 +386,21 @@ async fn into_the_past(s: &TestStack, meetings: &[String], joins: &[&[&str]]) {
             db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await
                 .unwrap();
+        }
+        for table in ["meetings", "bookings"] {
+            let sql = format!(
+                "UPDATE {table} SET starts_at = {}, ends_at = {} WHERE id = {}",
+                p(1),
+                p(2),
+                p(3)
+            );
+            db.execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [start.into(), end.into(), id.clone().into()],
+            ))
+            .await
+            .unwrap();
         }
     }
     db.close().await.ok();

@@ -103,7 +103,7 @@ fn blame(desc: &MessageDescriptor, body: &Value, options: &DeserializeOptions) -
 }
 
 /// A legacy body made proto3 JSON: enum values written as lower-case words become the value
-/// whose name ends with them (`ended` is `MEETING_OUTCOME_ENDED`).
+/// they name (`ended` is `MEETING_OUTCOME_ENDED`).
 fn legacy(desc: &MessageDescriptor, mut body: Value) -> Value {
     let Some(fields) = body.as_object_mut() else {
         return body;
@@ -116,8 +116,23 @@ fn legacy(desc: &MessageDescriptor, mut body: Value) -> Value {
             continue;
         };
         let suffix = format!("_{}", word.to_ascii_uppercase());
+        // The value named by the enum's own prefix and the word (`no_show` is
+        // `MEETING_OUTCOME_NO_SHOW`, not `MEETING_OUTCOME_MENTOR_NO_SHOW`), else the one value
+        // whose name ends with the word.
+        let exact = e
+            .values()
+            .find(|v| v.number() == 0)
+            .and_then(|zero| zero.name().strip_suffix("_UNSPECIFIED").map(str::to_owned))
+            .and_then(|prefix| e.get_value_by_name(&format!("{prefix}{suffix}")));
         let mut matches = e.values().filter(|v| v.name().ends_with(&suffix));
-        if let (Some(value), None) = (matches.next(), matches.next()) {
+        let found = match exact {
+            Some(v) => Some(v),
+            None => match (matches.next(), matches.next()) {
+                (Some(v), None) => Some(v),
+                _ => None,
+            },
+        };
+        if let Some(value) = found {
             *word = value.name().to_owned();
         }
     }
@@ -174,8 +189,15 @@ mod tests {
             "at": "2026-01-01T10:00:00+00:00",
             "outcome": "no_show",
         });
-        let ended: MeetingEnded = decode(&incoming(MeetingEnded::ROUTING_KEY, None, old)).unwrap();
+        let ended: MeetingEnded =
+            decode(&incoming(MeetingEnded::ROUTING_KEY, None, old.clone())).unwrap();
         assert_eq!(ended.outcome(), MeetingOutcome::NoShow);
+        // A word that ends another value's name too still names its own value.
+        let mut mentor = old;
+        mentor["outcome"] = json!("mentor_no_show");
+        let ended: MeetingEnded =
+            decode(&incoming(MeetingEnded::ROUTING_KEY, None, mentor)).unwrap();
+        assert_eq!(ended.outcome(), MeetingOutcome::MentorNoShow);
         assert_eq!(ended.meeting_id, "m1");
         assert_eq!(ended.at.unwrap().seconds, 1_767_261_600);
     }
