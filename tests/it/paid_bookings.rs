@@ -21,15 +21,20 @@ on_both!(
     with: meetings_nobody_ended_are_closed_and_settled_by_who_joined
 );
 
-async fn call(
+use m::call;
+
+/// The platform's admin, a mentor charging `price` (id, token) and a student granted `tokens`
+/// (id, token).
+async fn paid_mentor_and_student(
     s: &TestStack,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> mas_testkit::Reply {
-    s.call(method, path, Some(PLATFORM), Some(token), body)
-        .await
+    price: i64,
+    tokens: i64,
+) -> (String, (String, String), (String, String)) {
+    let admin = s.admin_token(PLATFORM).await;
+    let mentor = priced_mentor(s, &admin, price).await;
+    let student = m::user(s, &admin, "USER").await;
+    grant(s, &admin, &student.0, tokens).await;
+    (admin, mentor, student)
 }
 
 /// A mentor charging `price` tokens.
@@ -90,6 +95,46 @@ async fn posted(s: &TestStack, admin: &str, suffix: &str) -> (i64, i64) {
         })
 }
 
+/// The mentor's earnings as they and finance staff read them: `want` is (paid meetings, tokens
+/// to the mentor), at the default 100 paise a token; a student may not read the mentor's.
+async fn earned(
+    s: &TestStack,
+    mentor_token: &str,
+    admin: &str,
+    mentor: &str,
+    student_token: &str,
+    want: (usize, i64),
+) {
+    let mine = s.get("/api/mentor-earnings", mentor_token).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    let staff = s
+        .get(&format!("/api/finance/mentors/{mentor}/earnings"), admin)
+        .await;
+    assert_eq!(staff.status, 200, "{}", staff.body);
+    assert_eq!(mine.body, staff.body);
+    let entries = mine.body["earnings"].as_array().unwrap();
+    assert_eq!(entries.len(), want.0, "{}", mine.body);
+    assert_eq!(int(&mine.body["totalMentorTokens"]), want.1);
+    assert_eq!(int(&mine.body["totalMentorPaise"]), want.1 * 100);
+    for e in entries {
+        assert_eq!(int(&e["tokens"]), 50);
+        assert_eq!(
+            (int(&e["mentorTokens"]), int(&e["commissionTokens"])),
+            (40, 10)
+        );
+        assert_eq!(int(&e["mentorPaise"]), 4000);
+    }
+    s.get(
+        &format!("/api/finance/mentors/{mentor}/earnings"),
+        student_token,
+    )
+    .await
+    .problem(403);
+    s.get("/api/mentor-earnings?pageSize=500", mentor_token)
+        .await
+        .problem(400);
+}
+
 /// Waits until the wallet reads `want` (the settlement runs after the event, as a job).
 async fn settles_to(s: &TestStack, admin: &str, user: &str, want: (i64, i64, i64)) {
     let mut last = (0, 0, 0);
@@ -119,10 +164,7 @@ async fn book(s: &TestStack, token: &str, slot: &Value) -> mas_testkit::Reply {
     reason = "one booking's money read top to bottom: held, confirmed, cancelled, paid"
 )]
 async fn a_paid_booking_is_held_then_paid_or_given_back(s: TestStack) {
-    let admin = s.admin_token(PLATFORM).await;
-    let (mentor, mt) = priced_mentor(&s, &admin, 50).await;
-    let (student, st) = m::user(&s, &admin, "USER").await;
-    grant(&s, &admin, &student, 120).await;
+    let (admin, (mentor, mt), (student, st)) = paid_mentor_and_student(&s, 50, 120).await;
 
     // Booked: 50 held, confirmed by the booked event (the short hold swapped for one that waits).
     let first = m::slot(&s, &mt, Utc::now() + Span::minutes(1), 30).await;
@@ -190,6 +232,7 @@ async fn a_paid_booking_is_held_then_paid_or_given_back(s: TestStack) {
         (50, 10),
         "the mentor's earnings: 50 in, the 10 commission out"
     );
+    earned(&s, &mt, &admin, &mentor, &st, (1, 40)).await;
     // Ending again (a redelivered outcome) pays nothing twice.
     let again = call(
         &s,
@@ -215,10 +258,7 @@ async fn a_paid_booking_is_held_then_paid_or_given_back(s: TestStack) {
 }
 
 async fn a_wallet_short_of_the_price_books_nothing(s: TestStack) {
-    let admin = s.admin_token(PLATFORM).await;
-    let (_, mt) = priced_mentor(&s, &admin, 80).await;
-    let (student, st) = m::user(&s, &admin, "USER").await;
-    grant(&s, &admin, &student, 30).await;
+    let (admin, (_, mt), (student, st)) = paid_mentor_and_student(&s, 80, 30).await;
     let sl = m::slot(&s, &mt, Utc::now() + Span::days(1), 30).await;
     let r = book(&s, &st, &sl).await;
     assert_eq!(r.status, 400, "{}", r.body);
@@ -251,10 +291,7 @@ async fn a_wallet_short_of_the_price_books_nothing(s: TestStack) {
 }
 
 async fn fifty_concurrent_bookings_against_a_balance_for_three_book_three(s: TestStack) {
-    let admin = s.admin_token(PLATFORM).await;
-    let (_, mt) = priced_mentor(&s, &admin, 10).await;
-    let (student, st) = m::user(&s, &admin, "USER").await;
-    grant(&s, &admin, &student, 35).await;
+    let (admin, (_, mt), (student, st)) = paid_mentor_and_student(&s, 10, 35).await;
     let start = Utc::now() + Span::days(1);
     // One slot a week for 50 weeks: 50 slots, one POST.
     let r = call(
@@ -311,10 +348,7 @@ async fn meetings_nobody_ended_are_closed_and_settled_by_who_joined(backend: Bac
     else {
         return;
     };
-    let admin = s.admin_token(PLATFORM).await;
-    let (mentor, mt) = priced_mentor(&s, &admin, 50).await;
-    let (student, st) = m::user(&s, &admin, "USER").await;
-    grant(&s, &admin, &student, 200).await;
+    let (admin, (mentor, mt), (student, st)) = paid_mentor_and_student(&s, 50, 200).await;
     let mut meetings = vec![];
     for day in 1..=3 {
         let sl = m::slot(&s, &mt, Utc::now() + Span::days(day), 30).await;
@@ -346,6 +380,7 @@ async fn meetings_nobody_ended_are_closed_and_settled_by_who_joined(backend: Bac
         (100, 20),
         "the mentor is paid for the two meetings they came to"
     );
+    earned(&s, &mt, &admin, &mentor, &st, (2, 80)).await;
     s.stop().await;
 }
 

@@ -22,6 +22,8 @@ pub struct Config {
     pub booking_confirm: Duration,
     /// The platform's share of a paid meeting, in percent of its price (rounded down).
     pub commission_percent: i64,
+    /// What a token is worth in paise when a mentor's earnings are counted in INR.
+    pub token_value_paise: i64,
 }
 
 impl Config {
@@ -54,6 +56,13 @@ impl Config {
                 "must be between 0 and 100",
             ));
         }
+        let token_value_paise: i64 = env.or("TOKEN_VALUE_PAISE", 100)?;
+        if !(1..=1_000_000).contains(&token_value_paise) {
+            return Err(ConfigError::new(
+                "TOKEN_VALUE_PAISE",
+                "must be between 1 and 1000000",
+            ));
+        }
         Ok(Config {
             common: CommonConfig::from_env(env, "finance")?,
             identity_grpc_url: env.required("IDENTITY_GRPC_URL")?,
@@ -64,6 +73,7 @@ impl Config {
             ledger_max_batch,
             booking_confirm: Duration::from_secs(confirm_secs),
             commission_percent,
+            token_value_paise,
         })
     }
 }
@@ -95,6 +105,7 @@ mod tests {
             ("BOOKING_CONFIRM_SECONDS", "5"),
             ("BOOKING_COMMISSION_PERCENT", "101"),
             ("BOOKING_COMMISSION_PERCENT", "-1"),
+            ("TOKEN_VALUE_PAISE", "0"),
         ] {
             let e = Config::from_env(&Env::new(&env(&[db, identity, (var, bad)])));
             assert_eq!(e.unwrap_err().var, var);
@@ -102,6 +113,7 @@ mod tests {
         let cfg = Config::from_env(&Env::new(&env(&[db, identity]))).unwrap();
         assert_eq!(cfg.booking_confirm, Duration::from_secs(300));
         assert_eq!(cfg.commission_percent, 20);
+        assert_eq!(cfg.token_value_paise, 100);
         assert_eq!(cfg.expiry_every, Duration::from_secs(30));
         assert_eq!(cfg.ledger_max_batch, 512);
     }

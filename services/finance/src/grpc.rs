@@ -7,7 +7,7 @@ use mas_kit::proto::mas::finance::v1::finance_server::Finance;
 use mas_kit::{RequestContext, idempotency};
 use tonic::{Request, Response, Status};
 
-use crate::app::{self, App, bookings, transfers, wallets};
+use crate::app::{self, App, bookings, earnings, transfers, wallets};
 
 pub struct FinanceGrpc {
     pub app: Arc<App>,
@@ -34,6 +34,39 @@ impl Finance for FinanceGrpc {
         let ctx = RequestContext::of(&req)?;
         let user = &ctx.user()?.subject;
         ok(wallets::transfers(&self.app, ctx.platform()?, user, req.get_ref()).await?)
+    }
+
+    async fn list_my_earnings(
+        &self,
+        req: Request<pb::ListMyEarningsRequest>,
+    ) -> Res<pb::ListEarningsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        let (mentor, r) = (&ctx.user()?.subject, req.get_ref());
+        ok(earnings::list(
+            &self.app,
+            ctx.platform()?,
+            mentor,
+            r.page_size,
+            &r.page_token,
+        )
+        .await?)
+    }
+
+    async fn list_mentor_earnings(
+        &self,
+        req: Request<pb::ListMentorEarningsRequest>,
+    ) -> Res<pb::ListEarningsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        let r = req.get_ref();
+        let platform = ctx.platform()?;
+        ok(earnings::list(
+            &self.app,
+            platform,
+            &r.mentor_id,
+            r.page_size,
+            &r.page_token,
+        )
+        .await?)
     }
 
     async fn get_wallet(&self, req: Request<pb::GetWalletRequest>) -> Res<pb::Wallet> {

@@ -39,7 +39,7 @@ pub(crate) async fn user(s: &TestStack, admin: &str, role: &str) -> (String, Str
     (id, login.body["accessToken"].as_str().unwrap().to_owned())
 }
 
-async fn call(
+pub(crate) async fn call(
     s: &TestStack,
     method: Method,
     path: &str,

@@ -294,6 +294,7 @@ async fn record_hold(
         outcome: Set(String::new()),
         created_at: Set(now),
         updated_at: Set(now),
+        mentor_paise: Set(0),
     })
     .on_conflict_do_nothing()
     .exec(&app.db)
@@ -334,6 +335,8 @@ struct To {
     transfer_id: String,
     /// (to the mentor, to the platform)
     split: (i64, i64),
+    /// The mentor's share in paise.
+    paise: i64,
     outcome: String,
 }
 
@@ -343,6 +346,7 @@ impl To {
             state: CONFIRMED,
             transfer_id: confirmed_id(booking),
             split: (0, 0),
+            paise: 0,
             outcome: String::new(),
         }
     }
@@ -352,6 +356,7 @@ impl To {
             state: VOIDED,
             transfer_id: transfer_id.to_owned(),
             split: (0, 0),
+            paise: 0,
             outcome: outcome.to_owned(),
         }
     }
@@ -375,6 +380,7 @@ async fn advance(
             booking_hold::Column::CommissionTokens,
             Expr::value(to.split.1),
         )
+        .col_expr(booking_hold::Column::MentorPaise, Expr::value(to.paise))
         .col_expr(booking_hold::Column::Outcome, Expr::value(to.outcome))
         .col_expr(booking_hold::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(booking_hold::Column::Platform.eq(&h.platform))
@@ -528,6 +534,7 @@ async fn settle(
             state: POSTED,
             transfer_id: h.transfer_id.clone(),
             split: (h.tokens - commission, commission),
+            paise: (h.tokens - commission).saturating_mul(app.cfg.token_value_paise),
             outcome: outcome.to_owned(),
         };
         advance(app, &h, &from, to).await?

@@ -1,6 +1,7 @@
 //! finance's use cases, one module per area; `grpc.rs` unpacks requests and calls them.
 
 pub mod bookings;
+pub mod earnings;
 pub mod holds;
 pub mod transfers;
 pub mod wallets;

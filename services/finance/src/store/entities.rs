@@ -81,6 +81,7 @@ pub mod booking_hold {
         pub outcome: String,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        pub mentor_paise: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

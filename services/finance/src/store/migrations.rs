@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(mas_bus::BusTables),
             Box::new(mas_kit::idempotency::IdempotencyTable),
             Box::new(M0002BookingHolds),
+            Box::new(M0003Earnings),
         ]
     }
 }
@@ -75,6 +76,25 @@ impl MigrationTrait for M0002BookingHolds {
         mas_kit::db::run_script(
             manager.get_connection(),
             include_str!("../../migrations/0002_booking_holds.sql"),
+        )
+        .await
+    }
+}
+
+struct M0003Earnings;
+
+impl MigrationName for M0003Earnings {
+    fn name(&self) -> &str {
+        "m0003_finance_earnings"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Earnings {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0003_earnings.sql"),
         )
         .await
     }
