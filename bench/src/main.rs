@@ -7,7 +7,8 @@
 //!    from each request's scheduled time, so a stall is not hidden): the gateway's added p99;
 //! 3. `/me` latency at a fixed rate alone, then while logins saturate the password-hashing bound.
 //!
-//! The signalling suite (`signal`) compares meetings-signalling with a Node.js socket.io
+//! The ledger suite (`ledger`) measures finance's transfers on Postgres, group commit against a
+//! transaction per call. The signalling suite (`signal`) compares meetings-signalling with a Node.js socket.io
 //! server, then measures meetings-signalling's chat writer alone (`chat_writer`).
 
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,7 @@ use anyhow::Context;
 use clap::Parser;
 
 mod chat_writer;
+mod ledger;
 mod signal;
 use hdrhistogram::Histogram;
 use mas_kit::proto::mas::identity::v1 as pb;
@@ -35,8 +37,8 @@ struct Args {
     /// Concurrent callers in closed-loop phases.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Which comparisons to run: all, gateway, signalling (then the chat writer alone) or
-    /// chat-writer.
+    /// Which comparisons to run: all, gateway, ledger (finance on Postgres), signalling (then
+    /// the chat writer alone) or chat-writer.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Rooms of two peers in the signalling benchmark.
@@ -204,17 +206,24 @@ fn row(name: &str, s: &Stats) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (gateway, signalling, chat_writer) = match args.suite.as_str() {
-        "all" => (true, true, true),
-        "gateway" => (true, false, false),
-        "signalling" => (false, true, true),
-        "chat-writer" => (false, false, true),
+    let (gateway, ledger, signalling, chat_writer) = match args.suite.as_str() {
+        "all" => (true, true, true, true),
+        "gateway" => (true, false, false, false),
+        "ledger" => (false, true, false, false),
+        "signalling" => (false, false, true, true),
+        "chat-writer" => (false, false, false, true),
         other => {
-            anyhow::bail!("--suite {other}: expected all, gateway, signalling or chat-writer")
+            anyhow::bail!(
+                "--suite {other}: expected all, gateway, ledger, signalling or chat-writer"
+            )
         }
     };
     if gateway {
         tokio::runtime::Runtime::new()?.block_on(gateway_suite(&args))?;
+    }
+    if ledger {
+        // Before the signalling suites pin this process to the load generator's cores.
+        tokio::runtime::Runtime::new()?.block_on(ledger::bench(args.seconds.min(5)))?;
     }
     if signalling || chat_writer {
         // Before anything is started: mas dev and the load generator stay on the cores this
