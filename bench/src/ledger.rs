@@ -199,22 +199,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn drop_schemas(prefix: &str) {
-    let cfg = mas_kit::db::DbConfig::Postgres {
-        url: postgres_url(),
-        schema: "public".into(),
-        max_connections: 1,
-    };
-    if let Ok(db) = mas_kit::db::connect(&cfg).await {
-        for svc in ["identity", "notifier", "meetings_signalling", "finance"] {
-            let _ = db
-                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE"))
-                .await;
-        }
-        db.close().await.ok();
-    }
-}
-
 async fn synchronous_commit() -> anyhow::Result<String> {
     let cfg = mas_kit::db::DbConfig::Postgres {
         url: postgres_url(),
@@ -254,7 +238,7 @@ pub async fn bench(seconds: u64) -> anyhow::Result<()> {
             let prefix = p.schema_prefix.clone();
             let p = Arc::into_inner(p).context("callers still hold the platform")?;
             p.stack.stop().await?;
-            drop_schemas(&prefix).await;
+            stack::drop_schemas(&postgres_url(), &prefix).await;
             let range = format!(
                 "{:.0}-{:.0}",
                 runs.iter().copied().fold(f64::MAX, f64::min),

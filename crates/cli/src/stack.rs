@@ -39,6 +39,28 @@ pub struct Options {
     pub overrides: HashMap<&'static str, HashMap<String, String>>,
 }
 
+/// The Postgres schema of each service a stack starts, after its prefix (`<prefix>_<service>`).
+pub const SCHEMAS: [&str; 4] = ["identity", "notifier", "meetings_signalling", "finance"];
+
+/// Drops the schemas a stack on Postgres at `url` made under `prefix` (tests and benchmarks
+/// clean up after themselves); an unreachable server leaves them.
+pub async fn drop_schemas(url: &str, prefix: &str) {
+    use mas_kit::db::sea_orm::ConnectionTrait;
+    let cfg = mas_kit::db::DbConfig::Postgres {
+        url: url.to_owned(),
+        schema: "public".into(),
+        max_connections: 1,
+    };
+    if let Ok(db) = mas_kit::db::connect(&cfg).await {
+        for svc in SCHEMAS {
+            let _ = db
+                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE"))
+                .await;
+        }
+        db.close().await.ok();
+    }
+}
+
 impl Options {
     /// Sets one variable of one service (`identity`, `notifier`, `meetings-signalling`, `finance`, `gateway`).
     pub fn set(&mut self, service: &'static str, var: &str, value: &str) {

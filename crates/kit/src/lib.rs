@@ -44,4 +44,9 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
         nanos: t.timestamp_subsec_nanos() as i32,
     }
 }
+
+/// A protobuf `Timestamp` as a UTC time; `None` when it is out of chrono's range.
+pub fn datetime(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+}
 pub use shutdown::Shutdown;

@@ -383,22 +383,7 @@ impl TestStack {
             remove_broker_objects(&notifier).await;
         }
         if let Some(prefix) = self.schema_prefix {
-            let cfg = mas_kit::db::DbConfig::Postgres {
-                url: postgres_url(),
-                schema: "public".into(),
-                max_connections: 1,
-            };
-            if let Ok(db) = mas_kit::db::connect(&cfg).await {
-                use mas_kit::db::sea_orm::ConnectionTrait;
-                for svc in ["identity", "notifier", "meetings_signalling", "finance"] {
-                    let _ = db
-                        .execute_unprepared(&format!(
-                            "DROP SCHEMA IF EXISTS \"{prefix}_{svc}\" CASCADE"
-                        ))
-                        .await;
-                }
-                db.close().await.ok();
-            }
+            stack::drop_schemas(&postgres_url(), &prefix).await;
         }
     }
 }

@@ -202,7 +202,7 @@ pub async fn hold(
     let ends_at = r
         .ends_at
         .as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .and_then(mas_kit::datetime)
         .ok_or_else(|| AppError::invalid("endsAt", "is not a valid time"))?;
     if let Some(h) = find(&app.db, platform, &r.booking_id).await? {
         return same_hold(h, r);
@@ -608,9 +608,6 @@ impl Step {
 
     /// The step of a meeting event, if it moves money.
     fn of(msg: &Incoming) -> Result<Option<Step>, HandlerError> {
-        let time = |t: Option<prost_types::Timestamp>| {
-            t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        };
         Ok(match msg.routing_key.as_str() {
             ev::BookingBooked::ROUTING_KEY => {
                 let e: ev::BookingBooked = events::decode(msg)?;
@@ -630,10 +627,13 @@ impl Step {
             }
             ev::BookingRescheduled::ROUTING_KEY => {
                 let e: ev::BookingRescheduled = events::decode(msg)?;
-                time(e.ends_at).map(|ends_at| Step::Reschedule {
-                    booking_id: e.booking_id,
-                    ends_at,
-                })
+                e.ends_at
+                    .as_ref()
+                    .and_then(mas_kit::datetime)
+                    .map(|ends_at| Step::Reschedule {
+                        booking_id: e.booking_id,
+                        ends_at,
+                    })
             }
             ev::MeetingEnded::ROUTING_KEY => {
                 let e: ev::MeetingEnded = events::decode(msg)?;

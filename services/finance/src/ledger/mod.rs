@@ -17,6 +17,7 @@ use pb::{AccountKind, Ledger, TransferKind};
 
 pub use apply::{Actor, Applied, Resolution, Spec};
 pub use batch::{Request, Writer};
+pub use mas_kit::timestamp;
 
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{account, transfer};
@@ -129,13 +130,6 @@ pub fn spec(platform: &str, s: &pb::TransferSpec) -> AppResult<(Spec, Vec<accoun
         linked: s.linked,
     };
     Ok((spec, open))
-}
-
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
 }
 
 /// A transfer as the API shows it; `resolution` is what became of a pending one.
