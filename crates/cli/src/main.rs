@@ -132,17 +132,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The admin password for `mas dev`: from SEED_ADMIN_PASSWORD, else generated once and kept in
 /// the data directory (the seed is idempotent, so it must stay the same across runs).
 fn dev_admin_password(data_dir: &std::path::Path) -> anyhow::Result<String> {
-    if let Some(p) = std::env::var("SEED_ADMIN_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
+    kept_secret(
+        data_dir,
+        "SEED_ADMIN_PASSWORD",
+        "admin-password",
+        stack::random_secret,
+    )
+}
+
+/// The envelope key that seals finance's Razorpay secrets in `mas dev`: from SECRET_KEYS, else
+/// generated once and kept in the data directory (a new key would not open what the old sealed).
+fn dev_secret_keys(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    kept_secret(data_dir, "SECRET_KEYS", "secret-keys", || {
+        let key: [u8; 32] = rand::random();
+        format!(
+            "dev:{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)
+        )
+    })
+}
+
+/// `var` from the environment, else the value kept in `data_dir/file`, else a new one from
+/// `generate`, written there readable by its owner only.
+fn kept_secret(
+    data_dir: &std::path::Path,
+    var: &str,
+    file: &str,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    if let Some(p) = std::env::var(var).ok().filter(|p| !p.is_empty()) {
         return Ok(p);
     }
-    let path = data_dir.join("admin-password");
+    let path = data_dir.join(file);
     if let Ok(p) = std::fs::read_to_string(&path) {
         return Ok(p.trim().to_owned());
     }
-    let p = stack::random_secret();
+    let p = generate();
     std::fs::write(&path, &p).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     {
@@ -161,7 +186,8 @@ fn forward_env(opts: &mut stack::Options) {
         if notifier.iter().any(|p| k.starts_with(p)) {
             opts.set("notifier", &k, &v);
         }
-        if k == "HOLD_EXPIRY_EVERY_SECONDS" || k == "LEDGER_MAX_BATCH" {
+        if k == "HOLD_EXPIRY_EVERY_SECONDS" || k == "LEDGER_MAX_BATCH" || k.starts_with("RAZORPAY_")
+        {
             opts.set("finance", &k, &v);
         }
         if k == "SHUTDOWN_DELAY_MS" {
@@ -197,6 +223,7 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
         overrides: Default::default(),
     };
     forward_env(&mut opts);
+    opts.set("finance", "SECRET_KEYS", &dev_secret_keys(&data_dir)?);
     let stack = stack::start(opts).await?;
     let ready_ms = started.elapsed().as_millis();
     let base = format!("http://localhost:{}", stack.http_addr.port());

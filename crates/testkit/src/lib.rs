@@ -246,6 +246,16 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Options)) -> O
         opts.amqp = Some((amqp_url(), format!("{}.", unique("t"))));
     }
     let amqp = opts.amqp.is_some();
+    // finance seals the platforms' Razorpay secrets with this stack's own envelope key.
+    let key: [u8; 32] = rand::random();
+    opts.set(
+        "finance",
+        "SECRET_KEYS",
+        &format!(
+            "t1:{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)
+        ),
+    );
     tweak(&mut opts);
     let stack = stack::start(opts).await.expect("stack starts");
     let base = format!("http://{}", stack.http_addr);

@@ -1,8 +1,10 @@
 //! finance's configuration from the environment, validated at start.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mas_kit::config::{CommonConfig, ConfigError, Env, Secret};
+use mas_kit::secrets::SecretKeys;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -24,6 +26,15 @@ pub struct Config {
     pub commission_percent: i64,
     /// What a token is worth in paise when a mentor's earnings are counted in INR.
     pub token_value_paise: i64,
+    /// Razorpay's API (its fake in tests).
+    pub razorpay_api_url: String,
+    /// A payment not captured this long after its order is looked up in Razorpay's API.
+    pub reconcile_after: Duration,
+    /// How often the reconciliation schedule runs.
+    pub reconcile_every: Duration,
+    /// The envelope keys that seal the platforms' Razorpay secrets; without them payments are
+    /// off (their routes answer 503).
+    pub secret_keys: Option<Arc<SecretKeys>>,
 }
 
 impl Config {
@@ -63,6 +74,28 @@ impl Config {
                 "must be between 1 and 1000000",
             ));
         }
+        let reconcile_after: u64 = env.or("RAZORPAY_RECONCILE_AFTER_SECONDS", 900)?;
+        if !(1..=86_400).contains(&reconcile_after) {
+            return Err(ConfigError::new(
+                "RAZORPAY_RECONCILE_AFTER_SECONDS",
+                "must be between 1 and 86400",
+            ));
+        }
+        let reconcile_every: u64 = env.or("RAZORPAY_RECONCILE_EVERY_SECONDS", 300)?;
+        if !(1..=86_400).contains(&reconcile_every) {
+            return Err(ConfigError::new(
+                "RAZORPAY_RECONCILE_EVERY_SECONDS",
+                "must be between 1 and 86400",
+            ));
+        }
+        let razorpay_api_url: String =
+            env.or("RAZORPAY_API_URL", "https://api.razorpay.com".to_owned())?;
+        if !(razorpay_api_url.starts_with("https://") || razorpay_api_url.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "RAZORPAY_API_URL",
+                "must be an http(s) URL",
+            ));
+        }
         Ok(Config {
             common: CommonConfig::from_env(env, "finance")?,
             identity_grpc_url: env.required("IDENTITY_GRPC_URL")?,
@@ -74,6 +107,10 @@ impl Config {
             booking_confirm: Duration::from_secs(confirm_secs),
             commission_percent,
             token_value_paise,
+            razorpay_api_url,
+            reconcile_after: Duration::from_secs(reconcile_after),
+            reconcile_every: Duration::from_secs(reconcile_every),
+            secret_keys: SecretKeys::from_env(env)?.map(Arc::new),
         })
     }
 }
@@ -106,6 +143,10 @@ mod tests {
             ("BOOKING_COMMISSION_PERCENT", "101"),
             ("BOOKING_COMMISSION_PERCENT", "-1"),
             ("TOKEN_VALUE_PAISE", "0"),
+            ("RAZORPAY_RECONCILE_AFTER_SECONDS", "0"),
+            ("RAZORPAY_RECONCILE_EVERY_SECONDS", "0"),
+            ("RAZORPAY_API_URL", "ftp://x"),
+            ("SECRET_KEYS", "k1:short"),
         ] {
             let e = Config::from_env(&Env::new(&env(&[db, identity, (var, bad)])));
             assert_eq!(e.unwrap_err().var, var);
@@ -116,5 +157,8 @@ mod tests {
         assert_eq!(cfg.token_value_paise, 100);
         assert_eq!(cfg.expiry_every, Duration::from_secs(30));
         assert_eq!(cfg.ledger_max_batch, 512);
+        assert_eq!(cfg.razorpay_api_url, "https://api.razorpay.com");
+        assert_eq!(cfg.reconcile_after, Duration::from_secs(900));
+        assert!(cfg.secret_keys.is_none());
     }
 }

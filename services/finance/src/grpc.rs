@@ -7,7 +7,8 @@ use mas_kit::proto::mas::finance::v1::finance_server::Finance;
 use mas_kit::{RequestContext, idempotency};
 use tonic::{Request, Response, Status};
 
-use crate::app::{self, App, bookings, earnings, transfers, wallets};
+use crate::app::payments::{self, flow, reconcile, webhook};
+use crate::app::{self, App, bookings, earnings, invoices, transfers, wallets};
 
 pub struct FinanceGrpc {
     pub app: Arc<App>,
@@ -127,5 +128,160 @@ impl Finance for FinanceGrpc {
     ) -> Res<pb::BookingHold> {
         let ctx = RequestContext::of(&req)?;
         ok(bookings::release(&self.app, ctx.platform()?, &req.get_ref().booking_id).await?)
+    }
+
+    async fn list_products(
+        &self,
+        req: Request<pb::ListProductsRequest>,
+    ) -> Res<pb::ListProductsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        let inactive = req.get_ref().include_inactive;
+        ok(payments::list_products(&self.app, ctx.platform()?, ctx.user()?, inactive).await?)
+    }
+
+    async fn create_product(&self, req: Request<pb::CreateProductRequest>) -> Res<pb::Product> {
+        let ctx = RequestContext::of(&req)?;
+        ok(payments::create_product(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn update_product(&self, req: Request<pb::UpdateProductRequest>) -> Res<pb::Product> {
+        let ctx = RequestContext::of(&req)?;
+        ok(payments::update_product(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn get_razorpay_settings(
+        &self,
+        req: Request<pb::GetRazorpaySettingsRequest>,
+    ) -> Res<pb::RazorpaySettings> {
+        let ctx = RequestContext::of(&req)?;
+        ok(payments::settings(&self.app, ctx.platform()?).await?)
+    }
+
+    async fn set_razorpay_credentials(
+        &self,
+        req: Request<pb::SetRazorpayCredentialsRequest>,
+    ) -> Res<pb::RazorpaySettings> {
+        let ctx = RequestContext::of(&req)?;
+        let actor = &ctx.user()?.subject;
+        ok(payments::set_credentials(&self.app, ctx.platform()?, actor, req.get_ref()).await?)
+    }
+
+    async fn create_order(&self, req: Request<pb::CreateOrderRequest>) -> Res<pb::Payment> {
+        let ctx = RequestContext::of(&req)?;
+        let key = idempotency::key(&req)?;
+        let (platform, user) = (ctx.platform()?, &ctx.user()?.subject);
+        let r = req.get_ref();
+        let caller = format!("{platform}:{user}");
+        ok(idempotency::once(
+            &self.app.db,
+            "CreateOrder",
+            &caller,
+            key.as_deref(),
+            r,
+            || flow::create_order(&self.app, platform, user, r),
+        )
+        .await?)
+    }
+
+    async fn verify_payment(&self, req: Request<pb::VerifyPaymentRequest>) -> Res<pb::Payment> {
+        let ctx = RequestContext::of(&req)?;
+        ok(flow::verify(&self.app, ctx.platform()?, ctx.user()?, req.get_ref()).await?)
+    }
+
+    async fn get_payment(&self, req: Request<pb::GetPaymentRequest>) -> Res<pb::Payment> {
+        let ctx = RequestContext::of(&req)?;
+        ok(flow::get(&self.app, ctx.platform()?, ctx.user()?, &req.get_ref().id).await?)
+    }
+
+    async fn list_payments(
+        &self,
+        req: Request<pb::ListPaymentsRequest>,
+    ) -> Res<pb::ListPaymentsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(flow::list(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn reconcile_payment(
+        &self,
+        req: Request<pb::ReconcilePaymentRequest>,
+    ) -> Res<pb::Payment> {
+        let ctx = RequestContext::of(&req)?;
+        ok(reconcile::on_demand(&self.app, ctx.platform()?, &req.get_ref().id).await?)
+    }
+
+    async fn razorpay_webhook(
+        &self,
+        req: Request<pb::RazorpayWebhookRequest>,
+    ) -> Res<pb::RazorpayWebhookResponse> {
+        let header = |name: &str| {
+            req.metadata()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (signature, event_id) = (
+            header("x-razorpay-signature"),
+            header("x-razorpay-event-id"),
+        );
+        let body = req.into_inner().body.unwrap_or_default().data;
+        let outcome =
+            webhook::receive(&self.app, signature.as_deref(), event_id.as_deref(), &body).await?;
+        ok(pb::RazorpayWebhookResponse {
+            outcome: outcome.to_owned(),
+        })
+    }
+
+    async fn get_gst_settings(
+        &self,
+        req: Request<pb::GetGstSettingsRequest>,
+    ) -> Res<pb::GstSettings> {
+        let ctx = RequestContext::of(&req)?;
+        ok(invoices::settings(&self.app, ctx.platform()?).await?)
+    }
+
+    async fn set_gst_settings(
+        &self,
+        req: Request<pb::SetGstSettingsRequest>,
+    ) -> Res<pb::GstSettings> {
+        let ctx = RequestContext::of(&req)?;
+        let actor = &ctx.user()?.subject;
+        ok(invoices::set_settings(&self.app, ctx.platform()?, actor, req.get_ref()).await?)
+    }
+
+    async fn list_invoices(
+        &self,
+        req: Request<pb::ListInvoicesRequest>,
+    ) -> Res<pb::ListInvoicesResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(invoices::list(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn get_invoice(&self, req: Request<pb::GetInvoiceRequest>) -> Res<pb::Invoice> {
+        let ctx = RequestContext::of(&req)?;
+        let i =
+            invoices::find_for(&self.app, ctx.platform()?, ctx.user()?, &req.get_ref().id).await?;
+        ok(invoices::invoice_pb(&i))
+    }
+
+    async fn get_invoice_pdf(
+        &self,
+        req: Request<pb::GetInvoiceRequest>,
+    ) -> Res<mas_kit::proto::google::api::HttpBody> {
+        let ctx = RequestContext::of(&req)?;
+        let i =
+            invoices::find_for(&self.app, ctx.platform()?, ctx.user()?, &req.get_ref().id).await?;
+        ok(mas_kit::proto::google::api::HttpBody {
+            content_type: "application/pdf".into(),
+            data: invoices::pdf::render(&i),
+            extensions: vec![],
+        })
+    }
+
+    async fn list_gst_audit_log(
+        &self,
+        req: Request<pb::ListGstAuditLogRequest>,
+    ) -> Res<pb::ListGstAuditLogResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(invoices::audit_log(&self.app, ctx.platform()?, &req.get_ref().payment_id).await?)
     }
 }

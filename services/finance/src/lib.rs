@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use mas_bus::{Schedule, ScheduleSpec, Scheduler, Subscription};
 use mas_kit::config::Secret;
+use mas_kit::health::Need;
 use mas_kit::proto::mas::finance::v1::finance_server::FinanceServer;
 use mas_kit::service::ServiceBuilder;
 use mas_kit::{Shutdown, grpc as kgrpc};
@@ -32,6 +33,31 @@ pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
     mas_kit::service::migrate(SERVICE, &cfg.common.database, store::migrations::Migrator).await
 }
 
+/// finance's schedules and the tasks they run: the hold expiry and the payment reconciliation.
+fn schedules(app: &Arc<app::App>, cfg: &Config) -> anyhow::Result<(Arc<Scheduler>, [Schedule; 2])> {
+    let scheduler = Arc::new(
+        Scheduler::new(app.db.clone())
+            .task(
+                app::holds::SCHEDULE_ID,
+                Arc::new(app::holds::HoldExpiry { app: app.clone() }),
+            )
+            .task(
+                app::payments::reconcile::SCHEDULE_ID,
+                Arc::new(app::payments::reconcile::Reconcile { app: app.clone() }),
+            ),
+    );
+    let every = |id: &str, period| -> anyhow::Result<Schedule> {
+        Ok(Schedule::new(id, ScheduleSpec::every(period)?, id))
+    };
+    Ok((
+        scheduler,
+        [
+            every(app::holds::SCHEDULE_ID, cfg.expiry_every)?,
+            every(app::payments::reconcile::SCHEDULE_ID, cfg.reconcile_every)?,
+        ],
+    ))
+}
+
 /// Starts finance: migrates, starts the ledger's writer, binds its gRPC and admin ports, and
 /// returns at once.
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
@@ -46,28 +72,27 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let writer_db = mas_kit::db::connect_writer(&cfg.common.database).await?;
     let app = Arc::new(app::App {
         db: svc.db().clone(),
+        bus: bus.clone(),
         cfg: cfg.clone(),
         ledger: ledger::Writer::start(writer_db, ledger_metrics.clone(), cfg.ledger_max_batch),
         metrics: svc.metrics().clone(),
         ledger_metrics,
         booking_locks: app::bookings::Locks::default(),
+        razorpay: app::payments::razorpay::Razorpay::new(
+            mas_kit::http::Client::new()?.with_metrics(svc.metrics().clone()),
+            &cfg.razorpay_api_url,
+        ),
+        payment_metrics: app::payments::metrics::PaymentMetrics::new(&svc.metrics().registry),
     });
     svc.identity_link(&cfg.identity_grpc_url, Secret::default())
         .await?;
-    let scheduler = Arc::new(Scheduler::new(app.db.clone()).task(
-        app::holds::SCHEDULE_ID,
-        Arc::new(app::holds::HoldExpiry { app: app.clone() }),
-    ));
-    let expiry = Schedule::new(
-        app::holds::SCHEDULE_ID,
-        ScheduleSpec::every(cfg.expiry_every)?,
-        app::holds::SCHEDULE_ID,
-    );
+    let (scheduler, [expiry, reconcile]) = schedules(&app, &cfg)?;
     // Meeting events become settlement jobs (one per event, through the inbox); the jobs move
     // the money outside the event's transaction.
-    let (events_queue, jobs_queue) = (
+    let (events_queue, jobs_queue, grants_queue) = (
         app.queue("booking-events"),
         app.queue("booking-settlements"),
+        app.queue("payment-grants"),
     );
     let subs = [
         Subscription::events(
@@ -81,13 +106,29 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             &jobs_queue,
             Arc::new(app::bookings::Settlements { app: app.clone() }),
         ),
+        Subscription::jobs(
+            &grants_queue,
+            Arc::new(app::payments::flow::Grants { app: app.clone() }),
+        ),
     ];
     let server = FinanceServer::new(grpc::FinanceGrpc { app: app.clone() });
-    svc.queues([events_queue, jobs_queue])
+    // Razorpay's series exist before the first call, so its panels and rates are never empty.
+    for outcome in ["ok", "http_4xx", "http_5xx", "timeout", "error"] {
+        app.metrics
+            .external_http_requests
+            .with_label_values(&[SERVICE, "razorpay", outcome]);
+    }
+    let health_app = app.clone();
+    svc.health_check("razorpay", Need::Optional, move || {
+        let app = health_app.clone();
+        async move { app::payments::health(&app).await }
+    })
+    .queues([events_queue, jobs_queue, grants_queue])
         .consumers(subs)
         .grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
         .scheduler(scheduler)
         .schedule(expiry)
+        .schedule(reconcile)
         .announce(move |at| {
             tracing::info!(service = SERVICE, grpc = %at.grpc, admin = %at.admin, broker, "finance listening");
         })

@@ -3,6 +3,8 @@
 pub mod bookings;
 pub mod earnings;
 pub mod holds;
+pub mod invoices;
+pub mod payments;
 pub mod transfers;
 pub mod wallets;
 
@@ -18,6 +20,8 @@ use crate::ledger::{Actor, Writer};
 
 pub struct App {
     pub db: DatabaseConnection,
+    /// The outbox's relay, woken after a commit that published an event.
+    pub bus: mas_bus::Bus,
     pub cfg: Config,
     pub ledger: Writer,
     pub metrics: Arc<Metrics>,
@@ -25,6 +29,9 @@ pub struct App {
     /// One booking's steps (confirm, settle, release) run one at a time in this process;
     /// [`bookings`] adds a Postgres advisory lock across replicas.
     pub booking_locks: bookings::Locks,
+    /// Razorpay's API, and the payment metrics.
+    pub razorpay: payments::razorpay::Razorpay,
+    pub payment_metrics: payments::metrics::PaymentMetrics,
 }
 
 impl App {

@@ -89,3 +89,215 @@ pub mod booking_hold {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod product {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "products")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `token_pack` or `course`.
+        pub kind: String,
+        pub name: String,
+        pub price_paise: i64,
+        pub gst_rate_percent: i32,
+        pub tokens: i64,
+        pub course_id: String,
+        pub active: bool,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod razorpay_credentials {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "razorpay_credentials")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        pub key_id: String,
+        pub key_secret_sealed: String,
+        pub webhook_secret_sealed: String,
+        pub updated_by: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod payment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub product_id: String,
+        pub product_kind: String,
+        pub product_name: String,
+        pub amount_paise: i64,
+        pub taxable_paise: i64,
+        pub gst_paise: i64,
+        pub gst_rate_percent: i32,
+        pub currency: String,
+        pub tokens: i64,
+        pub course_id: String,
+        /// `created`, `failed`, `authorized`, `captured`.
+        pub state: String,
+        pub razorpay_order_id: String,
+        pub key_id: String,
+        pub razorpay_payment_id: String,
+        pub failure_reason: String,
+        pub captured_at: Option<DateTimeUtc>,
+        pub granted_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub billing_name: String,
+        pub billing_state: String,
+        pub billing_gstin: String,
+        pub billing_email: String,
+        pub invoice_id: String,
+        pub invoice_number: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod razorpay_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "razorpay_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+        pub platform: String,
+        pub event: String,
+        pub payment_id: String,
+        /// `verified`, `mismatch`, `ignored`.
+        pub outcome: String,
+        pub detail: String,
+        pub received_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod gst_settings {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "gst_settings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        pub legal_name: String,
+        pub gstin: String,
+        pub state_code: String,
+        pub address: String,
+        pub invoice_prefix: String,
+        pub sac_code: String,
+        pub updated_by: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod invoice {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "invoices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub kind: String,
+        pub number: String,
+        pub fy: String,
+        pub seq: i64,
+        pub payment_id: String,
+        pub user_id: String,
+        pub issued_at: DateTimeUtc,
+        pub supplier_name: String,
+        pub supplier_gstin: String,
+        pub supplier_state: String,
+        pub supplier_address: String,
+        pub buyer_name: String,
+        pub buyer_state: String,
+        pub buyer_gstin: String,
+        pub buyer_email: String,
+        pub b2b: bool,
+        pub place_of_supply: String,
+        pub description: String,
+        pub sac_code: String,
+        pub gst_rate_percent: i32,
+        pub taxable_paise: i64,
+        pub cgst_paise: i64,
+        pub sgst_paise: i64,
+        pub igst_paise: i64,
+        pub total_paise: i64,
+        /// A credit note's refund; empty for an invoice.
+        pub refund_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod gst_audit {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "gst_audit_log")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub platform: String,
+        pub invoice_id: String,
+        pub payment_id: String,
+        pub action: String,
+        pub field: String,
+        pub old_value: String,
+        pub new_value: String,
+        pub actor: String,
+        pub impersonator: String,
+        pub at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -15,6 +15,8 @@ impl MigratorTrait for Migrator {
             Box::new(mas_kit::idempotency::IdempotencyTable),
             Box::new(M0002BookingHolds),
             Box::new(M0003Earnings),
+            Box::new(M0004Payments),
+            Box::new(M0005Invoices),
         ]
     }
 }
@@ -97,5 +99,67 @@ impl MigrationTrait for M0003Earnings {
             include_str!("../../migrations/0003_earnings.sql"),
         )
         .await
+    }
+}
+
+struct M0004Payments;
+
+impl MigrationName for M0004Payments {
+    fn name(&self) -> &str {
+        "m0004_finance_payments"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004Payments {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0004_payments.sql"),
+        )
+        .await
+    }
+}
+
+struct M0005Invoices;
+
+impl MigrationName for M0005Invoices {
+    fn name(&self) -> &str {
+        "m0005_finance_invoices"
+    }
+}
+
+/// The audit log takes rows and gives none back: updates, deletes (and on Postgres truncation)
+/// are refused, whoever runs them.
+const POSTGRES_AUDIT_APPEND_ONLY: [&str; 3] = [
+    "CREATE FUNCTION gst_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
+     BEGIN RAISE EXCEPTION 'gst_audit_log is append-only' \
+     USING ERRCODE = 'restrict_violation'; END $$",
+    "CREATE TRIGGER gst_audit_no_change BEFORE UPDATE OR DELETE ON gst_audit_log \
+     FOR EACH ROW EXECUTE FUNCTION gst_audit_append_only()",
+    "CREATE TRIGGER gst_audit_no_truncate BEFORE TRUNCATE ON gst_audit_log \
+     FOR EACH STATEMENT EXECUTE FUNCTION gst_audit_append_only()",
+];
+
+const SQLITE_AUDIT_APPEND_ONLY: [&str; 2] = [
+    "CREATE TRIGGER gst_audit_no_update BEFORE UPDATE ON gst_audit_log BEGIN \
+     SELECT RAISE(ABORT, 'gst_audit_log is append-only'); END",
+    "CREATE TRIGGER gst_audit_no_delete BEFORE DELETE ON gst_audit_log BEGIN \
+     SELECT RAISE(ABORT, 'gst_audit_log is append-only'); END",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005Invoices {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        mas_kit::db::run_script(db, include_str!("../../migrations/0005_invoices.sql")).await?;
+        let triggers: &[&str] = match db.get_database_backend() {
+            DbBackend::Postgres => &POSTGRES_AUDIT_APPEND_ONLY,
+            _ => &SQLITE_AUDIT_APPEND_ONLY,
+        };
+        for statement in triggers {
+            db.execute_unprepared(statement).await?;
+        }
+        Ok(())
     }
 }

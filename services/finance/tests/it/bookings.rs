@@ -42,6 +42,14 @@ fn app_on(db: &Db, ledger: finance::ledger::Writer) -> Arc<App> {
         metrics: Arc::new(mas_kit::metrics::Metrics::new("finance")),
         ledger_metrics: LedgerMetrics::new(&prometheus::Registry::new()),
         booking_locks: bookings::Locks::default(),
+        bus: mas_bus::Bus::new(db.db.clone(), Arc::new(mas_bus::memory::Memory::new())),
+        razorpay: finance::app::payments::razorpay::Razorpay::new(
+            mas_kit::http::Client::new().unwrap(),
+            "http://127.0.0.1:1",
+        ),
+        payment_metrics: finance::app::payments::metrics::PaymentMetrics::new(
+            &prometheus::Registry::new(),
+        ),
     })
 }
 

@@ -2,6 +2,7 @@
 //! writer, as the service runs it. End-to-end tests through the gateway are in tests/it.
 
 mod bookings;
+mod invoices;
 mod ledger;
 mod rules;
 

@@ -1,0 +1,99 @@
+//! Razorpay's metrics: payments by the state they reach, webhook outcomes, the reconciliation
+//! (its lag and results), and the grants made.
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+use super::flow::State;
+
+#[derive(Clone)]
+pub struct PaymentMetrics {
+    /// `finance_payments_total{state}`: payments entering each state.
+    pub payments: IntCounterVec,
+    /// `finance_razorpay_webhooks_total{outcome}`: verified, duplicate, refused, mismatch, ignored.
+    pub webhooks: IntCounterVec,
+    /// `finance_payments_stuck`: payments past RAZORPAY_RECONCILE_AFTER_SECONDS not yet
+    /// captured, at the last reconciliation.
+    pub stuck: IntGauge,
+    /// `finance_payments_oldest_stuck_seconds`: the oldest of them (0: none).
+    pub oldest_stuck: IntGauge,
+    /// `finance_reconciliations_total{result}`: changed, unchanged, failed.
+    pub reconciliations: IntCounterVec,
+    /// `finance_payment_grants_total{kind}`: token_pack, course.
+    pub grants: IntCounterVec,
+    /// `finance_invoices_issued_total`: tax invoices issued.
+    pub invoices: prometheus::IntCounter,
+}
+
+impl PaymentMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let counter = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label]).expect("literal metric")
+        };
+        let m = PaymentMetrics {
+            payments: counter(
+                "finance_payments_total",
+                "Payments entering each state (created, failed, authorized, captured)",
+                "state",
+            ),
+            webhooks: counter(
+                "finance_razorpay_webhooks_total",
+                "Razorpay webhook deliveries by outcome (verified, duplicate, refused, mismatch, ignored)",
+                "outcome",
+            ),
+            stuck: IntGauge::new(
+                "finance_payments_stuck",
+                "Payments past the reconciliation threshold and not yet captured",
+            )
+            .expect("literal metric"),
+            oldest_stuck: IntGauge::new(
+                "finance_payments_oldest_stuck_seconds",
+                "Age of the oldest payment past the reconciliation threshold and not captured (0: none)",
+            )
+            .expect("literal metric"),
+            reconciliations: counter(
+                "finance_reconciliations_total",
+                "Payments looked up in Razorpay's API by result (changed, unchanged, failed)",
+                "result",
+            ),
+            grants: counter(
+                "finance_payment_grants_total",
+                "Captured payments whose product was granted, by kind (token_pack, course)",
+                "kind",
+            ),
+            invoices: prometheus::IntCounter::new(
+                "finance_invoices_issued_total",
+                "GST tax invoices issued (one per captured payment)",
+            )
+            .expect("literal metric"),
+        };
+        for c in [
+            Box::new(m.payments.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.webhooks.clone()),
+            Box::new(m.stuck.clone()),
+            Box::new(m.oldest_stuck.clone()),
+            Box::new(m.reconciliations.clone()),
+            Box::new(m.grants.clone()),
+            Box::new(m.invoices.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        // Every series exists from the start, so a rate over it is never empty.
+        for s in ["created", "failed", "authorized", "captured"] {
+            m.payments.with_label_values(&[s]);
+        }
+        for o in ["verified", "duplicate", "refused", "mismatch", "ignored"] {
+            m.webhooks.with_label_values(&[o]);
+        }
+        for r in ["changed", "unchanged", "failed"] {
+            m.reconciliations.with_label_values(&[r]);
+        }
+        for k in ["token_pack", "course"] {
+            m.grants.with_label_values(&[k]);
+        }
+        m
+    }
+
+    pub fn entered(&self, state: State) {
+        self.payments.with_label_values(&[state.as_str()]).inc();
+    }
+}
