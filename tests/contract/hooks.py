@@ -69,6 +69,9 @@ BODY = {
         "stateCode": const("29"),
         "invoicePrefix": const("CT"),
     },
+    # A full refund of the pass's purchase (the pack's own tokens, so the wallet covers it; how
+    # many tokens a pack holds is data, not schema).
+    "POST /api/finance/payments/{id}/refunds": {"tokens": const(0), "amountPaise": const(0)},
     # The checkout's callback as Razorpay signs it: the pass's own captured purchase.
     "POST /api/finance/payments/{id}/verify": {
         "razorpayPaymentId": env("MAS_CT_RAZORPAY_PAYMENT"),

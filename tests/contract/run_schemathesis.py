@@ -124,7 +124,7 @@ class RazorpayOrders:
     """Razorpay's API as far as the run reaches it (http.server from the standard library):
     `POST /v1/orders` answers an order for the amount asked; the fixtures pay orders with
     `pay`, and `GET /v1/payments/{id}` and `GET /v1/orders/{id}/payments` answer those payments
-    as captured."""
+    as captured; `POST /v1/payments/{id}/refund` refunds them."""
 
     def __init__(self) -> None:
         import http.server
@@ -140,6 +140,13 @@ class RazorpayOrders:
                     asked = json.loads(raw or b"{}")
                 except ValueError:
                     asked = {}
+                parts = self.path.strip("/").split("/")
+                if (len(parts) == 4 and parts[:2] == ["v1", "payments"] and parts[3] == "refund"
+                        and parts[2] in fake.payments and isinstance(asked, dict)):
+                    self.answer(200, {"id": "rfnd_" + secrets.token_hex(7), "entity": "refund",
+                                      "amount": asked.get("amount"), "currency": "INR",
+                                      "payment_id": parts[2], "status": "processed"})
+                    return
                 if self.path != "/v1/orders" or not isinstance(asked, dict):
                     self.answer(400, {"error": {"code": "BAD_REQUEST_ERROR", "description": "bad request"}})
                     return

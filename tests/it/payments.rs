@@ -17,6 +17,7 @@ on_both!(; with:
     webhooks_out_of_order_forged_or_for_another_amount_change_nothing_wrong,
     a_payment_nobody_reported_is_reconciled_on_demand_and_a_course_announced,
     concurrent_captures_get_consecutive_invoice_numbers_and_gst_splits_by_state,
+    refunds_take_tokens_back_pro_rata_with_credit_notes_and_never_overdraw,
     the_schedule_reconciles_a_missed_webhook_and_an_outage_changes_nothing,
     bad_requests_and_callers_without_the_right_are_refused,
 );
@@ -736,6 +737,237 @@ async fn concurrent_captures_get_consecutive_invoice_numbers_and_gst_splits_by_s
     ] {
         assert!(text.contains(want), "{want} not in {text}");
     }
+    s.stop().await;
+    fake.stop().await;
+}
+
+/// A token pack bought and captured through the checkout; the payment once granted.
+async fn bought(s: &TestStack, fake: &Fake, buyer: &str, product: &str) -> Value {
+    let o = order(s, buyer, product).await;
+    let (id, order_id) = (
+        o["id"].as_str().unwrap(),
+        o["razorpayOrderId"].as_str().unwrap(),
+    );
+    let paid = fake.pay(order_id, "captured", None);
+    let sig = Fake::checkout_signature(order_id, &paid);
+    let r = call(
+        s,
+        Method::POST,
+        &format!("/api/finance/payments/{id}/verify"),
+        buyer,
+        json!({"razorpayPaymentId": paid, "razorpaySignature": sig}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    granted(s, buyer, id).await
+}
+
+async fn refund(s: &TestStack, token: &str, payment: &Value, body: Value) -> Reply {
+    let id = payment["id"].as_str().unwrap();
+    call(
+        s,
+        Method::POST,
+        &format!("/api/finance/payments/{id}/refunds"),
+        token,
+        body,
+    )
+    .await
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom; its steps share the stack"
+)]
+async fn refunds_take_tokens_back_pro_rata_with_credit_notes_and_never_overdraw(backend: Backend) {
+    let fake = Fake::start().await;
+    let Some(s) = stack(backend, &fake, &[]).await else {
+        return fake.stop().await;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    configure(&s, &admin).await;
+    let pack = product(&s, &admin, pack_body()).await;
+    let (buyer, _) = user(&s).await;
+    let a = bought(&s, &fake, &buyer, &pack).await;
+    let b = bought(&s, &fake, &buyer, &pack).await;
+    assert_eq!(balance(&s, &buyer).await, 100);
+
+    // 20 of A's 50 tokens: 40% of 499.00 back, and a credit note in its own series.
+    let r = refund(
+        &s,
+        &admin,
+        &a,
+        json!({"tokens": 20, "reason": "asked within 7 days"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        (
+            int(&r.body["amountPaise"]),
+            int(&r.body["taxablePaise"]),
+            int(&r.body["gstPaise"]),
+            int(&r.body["tokens"])
+        ),
+        (19_960, 16_915, 3_045, 20)
+    );
+    let note = r.body["creditNoteNumber"].as_str().unwrap().to_owned();
+    assert_eq!(note, format!("CMM/{}/00001", financial_year()));
+    assert_eq!(balance(&s, &buyer).await, 80);
+    assert_eq!(fake.state.refunds.lock().unwrap()[0]["amount"], 19_960);
+    let cn = s
+        .get(
+            &format!(
+                "/api/finance/invoices/{}",
+                r.body["creditNoteId"].as_str().unwrap()
+            ),
+            &buyer,
+        )
+        .await;
+    assert_eq!(cn.status, 200, "{}", cn.body);
+    assert_eq!(
+        (
+            cn.body["kind"].as_str(),
+            int(&cn.body["cgstPaise"]),
+            int(&cn.body["sgstPaise"]),
+            int(&cn.body["totalPaise"])
+        ),
+        (Some("credit_note"), 1_522, 1_523, 19_960)
+    );
+    let text = pdf_text(&s, &buyer, cn.body["id"].as_str().unwrap()).await;
+    assert!(
+        text.contains("CREDIT NOTE") && text.contains(&note),
+        "{text}"
+    );
+
+    // Bad refunds: more tokens than are left, paise for a pack, another role, no reason.
+    refund(&s, &admin, &a, json!({"tokens": 31, "reason": "x"}))
+        .await
+        .problem(400);
+    refund(&s, &admin, &a, json!({"amountPaise": 1000, "reason": "x"}))
+        .await
+        .problem(400);
+    refund(&s, &buyer, &a, json!({"tokens": 1, "reason": "x"}))
+        .await
+        .problem(403);
+    refund(&s, &admin, &a, json!({"tokens": 1}))
+        .await
+        .problem(400);
+
+    // B's tokens are spent (reversed here, as a spend would take them): refunding B now would
+    // take the wallet below zero, so it is refused with the reason and nothing is refunded.
+    let spent = call(
+        &s,
+        Method::POST,
+        &format!(
+            "/api/finance/transfers/payment:{}:tokens/reverse",
+            b["id"].as_str().unwrap()
+        ),
+        &admin,
+        json!({"reason": "spent on bookings"}),
+    )
+    .await;
+    assert_eq!(spent.status, 201, "{}", spent.body);
+    assert_eq!(balance(&s, &buyer).await, 30);
+    // The rest of A: what is left, so the two refunds add up to the payment.
+    let r = refund(&s, &admin, &a, json!({"reason": "the rest"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        (int(&r.body["amountPaise"]), int(&r.body["tokens"])),
+        (29_940, 30)
+    );
+    assert_eq!(balance(&s, &buyer).await, 0);
+    refund(&s, &admin, &a, json!({"reason": "again"}))
+        .await
+        .problem(400);
+    let r = refund(&s, &admin, &b, json!({"reason": "not possible"})).await;
+    assert!(r.problem(400).contains("wallet has 0 tokens"), "{}", r.body);
+    assert_eq!(fake.state.refunds.lock().unwrap().len(), 2);
+    let listed = s
+        .get(
+            &format!(
+                "/api/finance/payments/{}/refunds",
+                a["id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        listed.body["refunds"].as_array().unwrap().len(),
+        2,
+        "{}",
+        listed.body
+    );
+
+    // Razorpay down: the holds void, the wallet is as it was; then the refund goes through, and
+    // a retry with the same Idempotency-Key answers it again.
+    let c = bought(&s, &fake, &buyer, &pack).await;
+    fake.state
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    refund(&s, &admin, &c, json!({"tokens": 10, "reason": "outage"}))
+        .await
+        .problem(503);
+    fake.state
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let w = s.get("/api/finance/wallet", &buyer).await;
+    assert_eq!(
+        (int(&w.body["balance"]), int(&w.body["available"])),
+        (50, 50),
+        "{}",
+        w.body
+    );
+    let keyed = || {
+        s.http
+            .post(s.url(&format!(
+                "/api/finance/payments/{}/refunds",
+                c["id"].as_str().unwrap()
+            )))
+            .header("X-Platform", PLATFORM)
+            .bearer_auth(&admin)
+            .header("Idempotency-Key", "refund-c-1")
+            .json(&json!({"tokens": 10, "reason": "after the outage"}))
+            .send()
+    };
+    let first = mas_testkit::reply(keyed().await.unwrap()).await;
+    let again = mas_testkit::reply(keyed().await.unwrap()).await;
+    assert_eq!(
+        (first.status.as_u16(), again.status.as_u16()),
+        (201, 201),
+        "{}",
+        first.body
+    );
+    assert_eq!(first.body["id"], again.body["id"]);
+    assert_eq!(balance(&s, &buyer).await, 40);
+    assert_eq!(fake.state.refunds.lock().unwrap().len(), 3);
+
+    // The ledger still balances: every refund's INR came back out of revenue and GST payable.
+    let (clearing_dr, clearing_cr) = inr(&s, &admin, "RAZORPAY_CLEARING").await;
+    assert_eq!(
+        clearing_dr - clearing_cr,
+        3 * 49_900 - 19_960 - 29_940 - 9_980
+    );
+    let audit = s
+        .get(
+            &format!(
+                "/api/finance/gst-audit-log?paymentId={}",
+                a["id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    let kinds: Vec<&str> = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["field"] == "kind")
+        .filter_map(|e| e["newValue"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["invoice", "credit_note", "credit_note"],
+        "{}",
+        audit.body
+    );
     s.stop().await;
     fake.stop().await;
 }

@@ -18,6 +18,7 @@ pub const WEBHOOK_SECRET: &str = "fake-webhook-secret-0001";
 pub struct State {
     pub orders: Mutex<HashMap<String, Value>>,
     pub payments: Mutex<HashMap<String, Value>>,
+    pub refunds: Mutex<Vec<Value>>,
     /// Razorpay answers 503 to every API call while set.
     pub down: std::sync::atomic::AtomicBool,
 }
@@ -90,29 +91,8 @@ async fn api(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> Htt
             Some(p) => HttpResponse::Ok().json(p),
             None => error(400, "BAD_REQUEST_ERROR", "The id provided does not exist"),
         },
-        ("POST", ["v1", "payments", pid, "capture"]) => {
-            let mut payments = state.payments.lock().unwrap();
-            let Some(p) = payments.get_mut(*pid) else {
-                return error(400, "BAD_REQUEST_ERROR", "The id provided does not exist");
-            };
-            if p["status"] != "authorized" {
-                return error(
-                    400,
-                    "BAD_REQUEST_ERROR",
-                    "This payment has already been captured",
-                );
-            }
-            if asked["amount"] != p["amount"] || asked["currency"] != p["currency"] {
-                return error(
-                    400,
-                    "BAD_REQUEST_ERROR",
-                    "Capture amount must be equal to the amount authorized",
-                );
-            }
-            p["status"] = "captured".into();
-            p["captured"] = true.into();
-            HttpResponse::Ok().json(p.clone())
-        }
+        ("POST", ["v1", "payments", pid, "capture"]) => capture(&state, pid, &asked),
+        ("POST", ["v1", "payments", pid, "refund"]) => refund(&state, pid, &asked),
         ("GET", ["v1", "orders", oid, "payments"]) => {
             let items: Vec<Value> = state
                 .payments
@@ -131,6 +111,64 @@ async fn api(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> Htt
             "The requested URL was not found on the server.",
         ),
     }
+}
+
+/// `POST /v1/payments/{id}/capture`: an authorized payment, at its amount.
+fn capture(state: &State, pid: &str, asked: &Value) -> HttpResponse {
+    let mut payments = state.payments.lock().unwrap();
+    let Some(p) = payments.get_mut(pid) else {
+        return error(400, "BAD_REQUEST_ERROR", "The id provided does not exist");
+    };
+    if p["status"] != "authorized" {
+        return error(
+            400,
+            "BAD_REQUEST_ERROR",
+            "This payment has already been captured",
+        );
+    }
+    if asked["amount"] != p["amount"] || asked["currency"] != p["currency"] {
+        return error(
+            400,
+            "BAD_REQUEST_ERROR",
+            "Capture amount must be equal to the amount authorized",
+        );
+    }
+    p["status"] = "captured".into();
+    p["captured"] = true.into();
+    HttpResponse::Ok().json(p.clone())
+}
+
+/// `POST /v1/payments/{id}/refund`: at most what was captured, in all.
+fn refund(state: &State, pid: &str, asked: &Value) -> HttpResponse {
+    let mut payments = state.payments.lock().unwrap();
+    let Some(p) = payments.get_mut(pid) else {
+        return error(400, "BAD_REQUEST_ERROR", "The id provided does not exist");
+    };
+    if p["status"] != "captured" {
+        return error(
+            400,
+            "BAD_REQUEST_ERROR",
+            "The payment has not been captured",
+        );
+    }
+    let amount = asked["amount"].as_i64().unwrap_or(0);
+    let refunded = p["amount_refunded"].as_i64().unwrap_or(0);
+    if amount <= 0 || refunded + amount > p["amount"].as_i64().unwrap() {
+        return error(
+            400,
+            "BAD_REQUEST_ERROR",
+            "The refund amount provided is greater than amount captured",
+        );
+    }
+    p["amount_refunded"] = (refunded + amount).into();
+    let r = json!({
+        "id": id("rfnd"), "entity": "refund", "amount": amount, "currency": "INR",
+        "payment_id": pid, "receipt": asked["receipt"], "notes": asked["notes"],
+        "status": "processed", "speed_processed": "normal",
+        "created_at": chrono::Utc::now().timestamp(),
+    });
+    state.refunds.lock().unwrap().push(r.clone());
+    HttpResponse::Ok().json(r)
 }
 
 pub fn hmac_hex(secret: &str, message: &[u8]) -> String {

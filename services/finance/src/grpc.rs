@@ -7,7 +7,7 @@ use mas_kit::proto::mas::finance::v1::finance_server::Finance;
 use mas_kit::{RequestContext, idempotency};
 use tonic::{Request, Response, Status};
 
-use crate::app::payments::{self, flow, reconcile, webhook};
+use crate::app::payments::{self, flow, reconcile, refunds, webhook};
 use crate::app::{self, App, bookings, earnings, invoices, transfers, wallets};
 
 pub struct FinanceGrpc {
@@ -283,5 +283,31 @@ impl Finance for FinanceGrpc {
     ) -> Res<pb::ListGstAuditLogResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(invoices::audit_log(&self.app, ctx.platform()?, &req.get_ref().payment_id).await?)
+    }
+
+    async fn refund_payment(&self, req: Request<pb::RefundPaymentRequest>) -> Res<pb::Refund> {
+        let ctx = RequestContext::of(&req)?;
+        let key = idempotency::key(&req)?;
+        let platform = ctx.platform()?;
+        let actor = app::actor(&ctx);
+        let r = req.get_ref();
+        let caller = format!("{platform}:{}", actor.subject);
+        ok(idempotency::once(
+            &self.app.db,
+            "RefundPayment",
+            &caller,
+            key.as_deref(),
+            r,
+            || refunds::refund(&self.app, platform, actor.clone(), r),
+        )
+        .await?)
+    }
+
+    async fn list_refunds(
+        &self,
+        req: Request<pb::ListRefundsRequest>,
+    ) -> Res<pb::ListRefundsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(refunds::list(&self.app, ctx.platform()?, &req.get_ref().id).await?)
     }
 }

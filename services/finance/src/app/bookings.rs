@@ -55,7 +55,7 @@ impl Default for Locks {
 /// Runs `f` as the only step of `booking` in flight: a striped lock in this process and, on
 /// Postgres, a transaction-scoped advisory lock that other replicas wait for. (SQLite runs one
 /// replica; its write lock could not be held across the ledger's own transaction anyway.)
-async fn exclusive<T, F>(app: &App, platform: &str, booking: &str, f: F) -> AppResult<T>
+pub(crate) async fn exclusive<T, F>(app: &App, platform: &str, booking: &str, f: F) -> AppResult<T>
 where
     F: std::future::Future<Output = AppResult<T>>,
 {

@@ -301,3 +301,35 @@ pub mod gst_audit {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod refund {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refunds")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub payment_id: String,
+        pub razorpay_refund_id: String,
+        pub amount_paise: i64,
+        pub taxable_paise: i64,
+        pub gst_paise: i64,
+        pub tokens: i64,
+        /// Razorpay's: `pending` or `processed`.
+        pub status: String,
+        pub reason: String,
+        pub credit_note_id: String,
+        pub credit_note_number: String,
+        pub actor: String,
+        pub impersonator: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Earnings),
             Box::new(M0004Payments),
             Box::new(M0005Invoices),
+            Box::new(M0006Refunds),
         ]
     }
 }
@@ -161,5 +162,24 @@ impl MigrationTrait for M0005Invoices {
             db.execute_unprepared(statement).await?;
         }
         Ok(())
+    }
+}
+
+struct M0006Refunds;
+
+impl MigrationName for M0006Refunds {
+    fn name(&self) -> &str {
+        "m0006_finance_refunds"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006Refunds {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0006_refunds.sql"),
+        )
+        .await
     }
 }

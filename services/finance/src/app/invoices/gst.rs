@@ -39,6 +39,16 @@ pub fn invoice_number(prefix: &str, fy: &str, seq: i64) -> Option<String> {
     (allowed && n.len() <= MAX_NUMBER_LEN && seq >= 1).then_some(n)
 }
 
+/// A credit note's number, from its own series: `C<prefix>/<financial year>/<five digits>`,
+/// e.g. `CMM/26-27/00042`, within the same 16 characters.
+pub fn credit_note_number(prefix: &str, fy: &str, seq: i64) -> Option<String> {
+    let n = format!("C{prefix}/{fy}/{seq:05}");
+    let allowed = n
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '/');
+    (allowed && n.len() <= MAX_NUMBER_LEN && seq >= 1).then_some(n)
+}
+
 /// The states and union territories by their GST code.
 pub const STATES: [(&str, &str); 38] = [
     ("01", "Jammu and Kashmir"),
@@ -191,6 +201,15 @@ mod tests {
         assert_eq!(invoice_number("MMX", "26-27", 1_000_000), None);
         assert_eq!(invoice_number("M_M", "26-27", 1), None);
         assert_eq!(invoice_number("MM", "26-27", 0), None);
+        assert_eq!(
+            credit_note_number("MM", "26-27", 42).as_deref(),
+            Some("CMM/26-27/00042")
+        );
+        assert_eq!(
+            credit_note_number("MMX", "26-27", 99_999).unwrap().len(),
+            16
+        );
+        assert_eq!(credit_note_number("MMX", "26-27", 100_000), None);
     }
 
     #[test]

@@ -22,9 +22,10 @@ use super::App;
 use super::payments::is_staff;
 use crate::error::{AppError, AppResult};
 use crate::ledger::{Actor, timestamp};
-use crate::store::entities::{gst_audit, gst_settings, invoice, payment};
+use crate::store::entities::{gst_audit, gst_settings, invoice, payment, refund};
 
 pub const INVOICE: &str = "invoice";
+pub const CREDIT_NOTE: &str = "credit_note";
 
 fn settings_pb(s: &gst_settings::Model) -> pb::GstSettings {
     pb::GstSettings {
@@ -157,6 +158,82 @@ async fn next_number<C: ConnectionTrait>(
     Ok(row.try_get::<i64>("", "last_number")?)
 }
 
+/// What one document (an invoice, or a refund's credit note) of payment `p` carries.
+struct Document {
+    kind: &'static str,
+    description: String,
+    taxable: i64,
+    gst: i64,
+    total: i64,
+    refund_id: String,
+}
+
+/// Numbers `d` from its series inside `txn`, writes it and its audit rows.
+async fn write<C: ConnectionTrait>(
+    txn: &C,
+    p: &payment::Model,
+    d: Document,
+    at: DateTime<Utc>,
+    actor: &Actor,
+) -> AppResult<invoice::Model> {
+    let s = find_settings(txn, &p.platform).await?.ok_or_else(|| {
+        AppError::Precondition("the platform has no GST settings; invoices cannot be issued".into())
+    })?;
+    let fy = gst::financial_year(at);
+    let seq = next_number(txn, &p.platform, d.kind, &fy).await?;
+    let number = if d.kind == CREDIT_NOTE {
+        gst::credit_note_number(&s.invoice_prefix, &fy, seq)
+    } else {
+        gst::invoice_number(&s.invoice_prefix, &fy, seq)
+    }
+    .ok_or_else(|| {
+        AppError::internal(format!(
+            "{} {seq} of {fy} does not fit 16 characters with prefix {}",
+            d.kind, s.invoice_prefix
+        ))
+    })?;
+    // The place of supply is the buyer's state (the supplier's for a payment without one).
+    let place = if p.billing_state.is_empty() {
+        s.state_code.clone()
+    } else {
+        p.billing_state.clone()
+    };
+    let split = gst::split(d.gst, &s.state_code, &place);
+    let row = invoice::Model {
+        platform: p.platform.clone(),
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: d.kind.into(),
+        number,
+        fy,
+        seq,
+        payment_id: p.id.clone(),
+        user_id: p.user_id.clone(),
+        issued_at: at,
+        supplier_name: s.legal_name.clone(),
+        supplier_gstin: s.gstin.clone(),
+        supplier_state: s.state_code.clone(),
+        supplier_address: s.address.clone(),
+        buyer_name: p.billing_name.clone(),
+        buyer_state: p.billing_state.clone(),
+        buyer_gstin: p.billing_gstin.clone(),
+        buyer_email: p.billing_email.clone(),
+        b2b: !p.billing_gstin.is_empty(),
+        place_of_supply: place,
+        description: d.description,
+        sac_code: s.sac_code.clone(),
+        gst_rate_percent: p.gst_rate_percent,
+        taxable_paise: d.taxable,
+        cgst_paise: split.cgst,
+        sgst_paise: split.sgst,
+        igst_paise: split.igst,
+        total_paise: d.total,
+        refund_id: d.refund_id,
+    };
+    invoice::ActiveModel::from(row.clone()).insert(txn).await?;
+    audit(txn, &row, actor, at).await?;
+    Ok(row)
+}
+
 /// Issues `p`'s tax invoice at `at`, inside the capture's transaction `txn`. Answers the
 /// invoice, or the one issued before (a payment has one).
 pub async fn issue<C: ConnectionTrait>(
@@ -174,56 +251,35 @@ pub async fn issue<C: ConnectionTrait>(
     {
         return Ok(done);
     }
-    let s = find_settings(txn, &p.platform).await?.ok_or_else(|| {
-        AppError::Precondition("the platform has no GST settings; invoices cannot be issued".into())
-    })?;
-    let fy = gst::financial_year(at);
-    let seq = next_number(txn, &p.platform, INVOICE, &fy).await?;
-    let number = gst::invoice_number(&s.invoice_prefix, &fy, seq).ok_or_else(|| {
-        AppError::internal(format!(
-            "invoice number {seq} of {fy} does not fit 16 characters with prefix {}",
-            s.invoice_prefix
-        ))
-    })?;
-    let place = if p.billing_state.is_empty() {
-        s.state_code.clone()
-    } else {
-        p.billing_state.clone()
-    };
-    let split = gst::split(p.gst_paise, &s.state_code, &place);
-    let row = invoice::Model {
-        platform: p.platform.clone(),
-        id: uuid::Uuid::new_v4().to_string(),
-        kind: INVOICE.into(),
-        number,
-        fy,
-        seq,
-        payment_id: p.id.clone(),
-        user_id: p.user_id.clone(),
-        issued_at: at,
-        supplier_name: s.legal_name.clone(),
-        supplier_gstin: s.gstin.clone(),
-        supplier_state: s.state_code.clone(),
-        supplier_address: s.address.clone(),
-        buyer_name: p.billing_name.clone(),
-        buyer_state: p.billing_state.clone(),
-        buyer_gstin: p.billing_gstin.clone(),
-        buyer_email: p.billing_email.clone(),
-        b2b: !p.billing_gstin.is_empty(),
-        place_of_supply: place,
+    let d = Document {
+        kind: INVOICE,
         description: p.product_name.clone(),
-        sac_code: s.sac_code.clone(),
-        gst_rate_percent: p.gst_rate_percent,
-        taxable_paise: p.taxable_paise,
-        cgst_paise: split.cgst,
-        sgst_paise: split.sgst,
-        igst_paise: split.igst,
-        total_paise: p.amount_paise,
+        taxable: p.taxable_paise,
+        gst: p.gst_paise,
+        total: p.amount_paise,
         refund_id: String::new(),
     };
-    invoice::ActiveModel::from(row.clone()).insert(txn).await?;
-    audit(txn, &row, actor, at).await?;
-    Ok(row)
+    write(txn, p, d, at, actor).await
+}
+
+/// The credit note of refund `r` of `p`, inside the refund's transaction: its own series, the
+/// refunded taxable value and GST split as the invoice's was (same place of supply).
+pub async fn credit_note<C: ConnectionTrait>(
+    txn: &C,
+    p: &payment::Model,
+    r: &refund::Model,
+    at: DateTime<Utc>,
+    actor: &Actor,
+) -> AppResult<invoice::Model> {
+    let d = Document {
+        kind: CREDIT_NOTE,
+        description: format!("Refund: {} (invoice {})", p.product_name, p.invoice_number),
+        taxable: r.taxable_paise,
+        gst: r.gst_paise,
+        total: r.amount_paise,
+        refund_id: r.id.clone(),
+    };
+    write(txn, p, d, at, actor).await
 }
 
 /// The invoice's fields as written, one `create` row each, then its `issue`.
@@ -233,7 +289,8 @@ async fn audit<C: ConnectionTrait>(
     actor: &Actor,
     at: DateTime<Utc>,
 ) -> AppResult<()> {
-    let fields: [(&str, String); 16] = [
+    let fields: [(&str, String); 17] = [
+        ("kind", i.kind.clone()),
         ("number", i.number.clone()),
         ("issued_at", i.issued_at.to_rfc3339()),
         ("supplier_gstin", i.supplier_gstin.clone()),
@@ -279,6 +336,8 @@ pub fn invoice_pb(i: &invoice::Model) -> pb::Invoice {
     pb::Invoice {
         id: i.id.clone(),
         number: i.number.clone(),
+        kind: i.kind.clone(),
+        refund_id: i.refund_id.clone(),
         payment_id: i.payment_id.clone(),
         user_id: i.user_id.clone(),
         issued_at: Some(timestamp(i.issued_at)),

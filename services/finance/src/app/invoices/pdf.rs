@@ -26,86 +26,76 @@ fn state(code: &str) -> String {
     }
 }
 
-/// The lines of the page, top to bottom: (font size, x, text).
-fn lines(i: &invoice::Model) -> Vec<(f32, f32, String)> {
+/// The lines of the page, top to bottom: (font size, text); an empty text is a gap.
+fn lines(i: &invoice::Model) -> Vec<(f32, String)> {
     let date = i
         .issued_at
         .with_timezone(&super::gst::ist())
         .format("%d-%m-%Y");
+    let credit = i.kind == super::CREDIT_NOTE;
+    let (title, what) = if credit {
+        ("CREDIT NOTE", "Credit Note")
+    } else {
+        ("TAX INVOICE", "Invoice")
+    };
+    let supplier = format!(
+        "GSTIN: {}   State: {}",
+        i.supplier_gstin,
+        state(&i.supplier_state)
+    );
     let mut l = vec![
-        (18.0, 56.0, "TAX INVOICE".to_owned()),
-        (11.0, 56.0, i.supplier_name.clone()),
-        (10.0, 56.0, i.supplier_address.clone()),
-        (
-            10.0,
-            56.0,
-            format!(
-                "GSTIN: {}   State: {}",
-                i.supplier_gstin,
-                state(&i.supplier_state)
-            ),
-        ),
-        (10.0, 56.0, String::new()),
-        (11.0, 56.0, format!("Invoice No: {}", i.number)),
-        (11.0, 56.0, format!("Invoice Date: {date}")),
+        (18.0, title.to_owned()),
+        (11.0, i.supplier_name.clone()),
+        (10.0, i.supplier_address.clone()),
+        (10.0, supplier),
+        (10.0, String::new()),
+        (11.0, format!("{what} No: {}", i.number)),
+        (11.0, format!("Date: {date}")),
         (
             11.0,
-            56.0,
             format!("Place of Supply: {}", state(&i.place_of_supply)),
         ),
-        (10.0, 56.0, String::new()),
-        (11.0, 56.0, format!("Bill To: {}", i.buyer_name)),
+        (10.0, String::new()),
+        (11.0, format!("Bill To: {}", i.buyer_name)),
     ];
     if i.b2b {
-        l.push((10.0, 56.0, format!("Buyer GSTIN: {}", i.buyer_gstin)));
+        l.push((10.0, format!("Buyer GSTIN: {}", i.buyer_gstin)));
     }
-    l.push((
-        10.0,
-        56.0,
-        format!("Buyer State: {}", state(&i.buyer_state)),
-    ));
-    l.push((10.0, 56.0, String::new()));
-    l.push((10.0, 56.0, format!("Description: {}", i.description)));
-    l.push((
-        10.0,
-        56.0,
-        format!("SAC: {}   GST rate: {}%", i.sac_code, i.gst_rate_percent),
-    ));
-    l.push((
-        10.0,
-        56.0,
-        format!("Taxable value: INR {}", rupees(i.taxable_paise)),
-    ));
-    if i.igst_paise > 0 || i.cgst_paise + i.sgst_paise == 0 {
+    let rate = i.gst_rate_percent;
+    l.extend([
+        (10.0, format!("Buyer State: {}", state(&i.buyer_state))),
+        (10.0, String::new()),
+        (10.0, format!("Description: {}", i.description)),
+        (10.0, format!("SAC: {}   GST rate: {rate}%", i.sac_code)),
+        (
+            10.0,
+            format!("Taxable value: INR {}", rupees(i.taxable_paise)),
+        ),
+    ]);
+    if i.cgst_paise + i.sgst_paise == 0 {
         l.push((
             10.0,
-            56.0,
-            format!(
-                "IGST @ {}%: INR {}",
-                i.gst_rate_percent,
-                rupees(i.igst_paise)
-            ),
+            format!("IGST @ {rate}%: INR {}", rupees(i.igst_paise)),
         ));
     } else {
-        let half = f64::from(i.gst_rate_percent) / 2.0;
+        let half = f64::from(rate) / 2.0;
         l.push((
             10.0,
-            56.0,
             format!("CGST @ {half}%: INR {}", rupees(i.cgst_paise)),
         ));
         l.push((
             10.0,
-            56.0,
             format!("SGST @ {half}%: INR {}", rupees(i.sgst_paise)),
         ));
     }
-    l.push((12.0, 56.0, format!("Total: INR {}", rupees(i.total_paise))));
-    l.push((10.0, 56.0, String::new()));
-    l.push((
-        8.0,
-        56.0,
-        "Amounts in Indian rupees; GST included in the price paid.".to_owned(),
-    ));
+    l.extend([
+        (12.0, format!("Total: INR {}", rupees(i.total_paise))),
+        (10.0, String::new()),
+        (
+            8.0,
+            "Amounts in Indian rupees; GST included in the price paid.".to_owned(),
+        ),
+    ]);
     l
 }
 
@@ -135,11 +125,11 @@ pub fn render(i: &invoice::Model) -> Vec<u8> {
     pdf.document_info(info).title(TextStr(&title));
     let mut content = Content::new();
     let mut y = 790.0;
-    for (size, x, text) in lines(i) {
+    for (size, text) in lines(i) {
         if !text.is_empty() {
             content.begin_text();
             content.set_font(name, size);
-            content.next_line(x, y);
+            content.next_line(56.0, y);
             content.show(Str(&ascii(&text)));
             content.end_text();
         }

@@ -22,6 +22,8 @@ pub struct PaymentMetrics {
     pub grants: IntCounterVec,
     /// `finance_invoices_issued_total`: tax invoices issued.
     pub invoices: prometheus::IntCounter,
+    /// `finance_refunds_total`: refunds Razorpay accepted (each with its credit note).
+    pub refunds: prometheus::IntCounter,
 }
 
 impl PaymentMetrics {
@@ -60,6 +62,11 @@ impl PaymentMetrics {
                 "Captured payments whose product was granted, by kind (token_pack, course)",
                 "kind",
             ),
+            refunds: prometheus::IntCounter::new(
+                "finance_refunds_total",
+                "Refunds Razorpay accepted, each with its GST credit note",
+            )
+            .expect("literal metric"),
             invoices: prometheus::IntCounter::new(
                 "finance_invoices_issued_total",
                 "GST tax invoices issued (one per captured payment)",
@@ -74,6 +81,7 @@ impl PaymentMetrics {
             Box::new(m.reconciliations.clone()),
             Box::new(m.grants.clone()),
             Box::new(m.invoices.clone()),
+            Box::new(m.refunds.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }

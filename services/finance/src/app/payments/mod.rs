@@ -9,6 +9,7 @@ pub mod flow;
 pub mod metrics;
 pub mod razorpay;
 pub mod reconcile;
+pub mod refunds;
 pub mod webhook;
 
 use chrono::Utc;

@@ -41,6 +41,15 @@ pub struct Payment {
     pub error_description: Option<String>,
 }
 
+/// A Razorpay refund, as its API answers.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Refund {
+    pub id: String,
+    pub amount: i64,
+    /// pending, processed or failed.
+    pub status: String,
+}
+
 #[derive(Deserialize)]
 struct Collection {
     #[serde(default)]
@@ -197,6 +206,26 @@ impl Razorpay {
             .send()
             .await;
         self.answer("capturing a payment", r)
+    }
+
+    /// `POST /v1/payments/{id}/refund`: `amount` paise back to the buyer, our refund id as
+    /// the receipt.
+    pub async fn refund(
+        &self,
+        c: &Credentials,
+        payment_id: &str,
+        amount: i64,
+        receipt: &str,
+    ) -> AppResult<Refund> {
+        let r = self
+            .http
+            .post(PROVIDER, &format!("{}/v1/payments/{payment_id}/refund", self.base))
+            .basic_auth(&c.key_id, c.key_secret.expose())
+            .json(&json!({"amount": amount, "speed": "normal", "receipt": receipt, "notes": {"refund_id": receipt}}))
+            .timeout(TIMEOUT)
+            .send()
+            .await;
+        self.answer("refunding a payment", r)
     }
 
     /// `GET /v1/orders/{id}/payments`: every attempt to pay an order.
