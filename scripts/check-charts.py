@@ -545,8 +545,8 @@ NEGATIVE = [
      {"config": {"OPS_DASHBOARD_PASSWORD": "correct-horse-battery"}}, None, "holds no credentials"),
     ("a variable the service does not read is refused", "identity",
      {"config": {"IDENTITY_DATABASE_URL_TYPO": "x"}}, None, "every variable set is one"),
-    ("a SERVICE_SECRET copied into finance (which reads none) is refused", "finance",
-     {"secretEnv": {"SERVICE_SECRET": {"secret": "finance-secrets", "key": "service-secret"}}},
+    ("a FINANCE_GRPC_URL copied into finance (which reads none) is refused", "finance",
+     {"config": {"FINANCE_GRPC_URL": "http://finance-headless:50051"}},
      None, "every variable set is one finance reads"),
     ("a migration Job without its hook is refused", "identity", {},
      lambda objs: [o.doc["metadata"]["annotations"].pop("helm.sh/hook")

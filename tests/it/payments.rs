@@ -206,6 +206,13 @@ fn financial_year() -> String {
     format!("{:02}-{:02}", start % 100, (start + 1) % 100)
 }
 
+/// This month of India's calendar (`2026-12`).
+fn this_month() -> String {
+    (chrono::Utc::now() + chrono::Duration::minutes(330))
+        .format("%Y-%m")
+        .to_string()
+}
+
 /// The text of an invoice's PDF, as pdftotext (poppler, from make test-deps) extracts it.
 async fn pdf_text(s: &TestStack, token: &str, invoice: &str) -> String {
     let res = s
@@ -289,7 +296,13 @@ async fn a_token_pack_bought_at_the_checkout_is_credited_once(backend: Backend) 
             .any(|p| p["id"] == pack)
     );
 
-    let o = order(&s, &buyer, &pack).await;
+    let o = order_billed(
+        &s,
+        &buyer,
+        &pack,
+        json!({"name": "Asha Rao", "stateCode": "29", "email": "asha.rao@example.com"}),
+    )
+    .await;
     // 499.00 with 18% GST inside: 422.88 taxable, 76.12 GST.
     assert_eq!(
         (
@@ -446,6 +459,27 @@ async fn a_token_pack_bought_at_the_checkout_is_credited_once(backend: Backend) 
         "{entries:?}"
     );
     audit_log_refuses_changes(&s).await;
+    // The invoice is emailed to the billing address through notifier, once.
+    let mut emailed = Vec::new();
+    for _ in 0..200 {
+        let r = s.get("/api/admin/deliveries?pageSize=200", &admin).await;
+        emailed = r.body["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d["template"] == "invoice")
+            .collect();
+        if !emailed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(emailed.len(), 1, "{emailed:?}");
+    assert_eq!(
+        emailed[0]["recipient"], "asha.rao@example.com",
+        "{emailed:?}"
+    );
     s.get(
         &format!("/api/finance/gst-audit-log?paymentId={id}"),
         &buyer,
@@ -737,6 +771,8 @@ async fn concurrent_captures_get_consecutive_invoice_numbers_and_gst_splits_by_s
     ] {
         assert!(text.contains(want), "{want} not in {text}");
     }
+
+    reports_match_the_invoices(&s, &admin, &buyer).await;
     s.stop().await;
     fake.stop().await;
 }
@@ -970,6 +1006,137 @@ async fn refunds_take_tokens_back_pro_rata_with_credit_notes_and_never_overdraw(
     );
     s.stop().await;
     fake.stop().await;
+}
+
+/// The reports after `concurrent_captures_...`: 100 packs of one buyer, one of them B2B.
+#[allow(
+    clippy::too_many_lines,
+    reason = "each report checked in turn against the same 100 invoices"
+)]
+async fn reports_match_the_invoices(s: &TestStack, admin: &str, buyer: &str) {
+    // Every grant done (they are jobs), then the reports: this month's GST in GSTR-1's shape,
+    // revenue, what the wallets hold, the journal as CSV.
+    for _ in 0..600 {
+        if balance(s, buyer).await == 5_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let month = this_month();
+    let g = s
+        .get(
+            &format!("/api/finance/reports/gst-summary?month={month}"),
+            admin,
+        )
+        .await;
+    assert_eq!(g.status, 200, "{}", g.body);
+    let b2b = g.body["b2b"].as_array().unwrap();
+    assert_eq!(b2b.len(), 1, "{}", g.body);
+    assert_eq!(
+        (
+            b2b[0]["buyerGstin"].as_str(),
+            int(&b2b[0]["totals"]["igstPaise"])
+        ),
+        (Some("27AAPFU0939F1ZV"), 7_612)
+    );
+    let b2c = g.body["b2c"].as_array().unwrap();
+    assert_eq!(b2c.len(), 1, "{}", g.body);
+    assert_eq!(
+        (
+            b2c[0]["placeOfSupply"].as_str(),
+            b2c[0]["documents"].as_i64(),
+            int(&b2c[0]["totals"]["taxablePaise"]),
+            int(&b2c[0]["totals"]["cgstPaise"])
+        ),
+        (Some("29"), Some(99), 99 * 42_288, 99 * 3_806)
+    );
+    let rev = s
+        .get(
+            &format!("/api/finance/reports/revenue?from={month}&to={month}"),
+            admin,
+        )
+        .await;
+    assert_eq!(rev.status, 200, "{}", rev.body);
+    assert_eq!(
+        (
+            rev.body["months"][0]["invoices"].as_i64(),
+            int(&rev.body["totals"]["totalPaise"])
+        ),
+        (Some(100), 100 * 49_900)
+    );
+    s.get(
+        &format!("/api/finance/reports/revenue?from={month}&to=2000-01"),
+        admin,
+    )
+    .await
+    .problem(400);
+    s.get("/api/finance/reports/gst-summary?month=2026-13", admin)
+        .await
+        .problem(400);
+    s.get(
+        &format!("/api/finance/reports/gst-summary?month={month}"),
+        buyer,
+    )
+    .await
+    .problem(403);
+    let l = s.get("/api/finance/reports/wallet-liability", admin).await;
+    assert_eq!(
+        (int(&l.body["tokens"]), int(&l.body["paise"])),
+        (5_000, 500_000),
+        "{}",
+        l.body
+    );
+    let res = s
+        .http
+        .get(s.url("/api/finance/reports/ledger.csv"))
+        .header("X-Platform", PLATFORM)
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/csv");
+    let csv = res.text().await.unwrap();
+    assert!(csv.starts_with("created_at,id,ledger,kind,"), "{csv}");
+    // 100 payments of three transfers each.
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",payment:")).count(),
+        300,
+        "{csv}"
+    );
+    // No report crosses tenants: the other platform's staff see none of it.
+    let other = s.admin_token(mas_testkit::OTHER_PLATFORM).await;
+    let theirs = |path: String| {
+        let (s, other) = (s, &other);
+        async move {
+            s.call(
+                Method::GET,
+                &path,
+                Some(mas_testkit::OTHER_PLATFORM),
+                Some(other),
+                None,
+            )
+            .await
+        }
+    };
+    let l = theirs("/api/finance/reports/wallet-liability".into()).await;
+    assert_eq!(
+        (l.status.as_u16(), int(&l.body["tokens"])),
+        (200, 0),
+        "{}",
+        l.body
+    );
+    let g = theirs(format!("/api/finance/reports/gst-summary?month={month}")).await;
+    assert_eq!(g.status, 200, "{}", g.body);
+    assert!(
+        g.body["b2c"].as_array().is_none_or(Vec::is_empty),
+        "{}",
+        g.body
+    );
+    assert!(
+        g.body["b2b"].as_array().is_none_or(Vec::is_empty),
+        "{}",
+        g.body
+    );
 }
 
 async fn the_schedule_reconciles_a_missed_webhook_and_an_outage_changes_nothing(backend: Backend) {
@@ -1236,6 +1403,7 @@ async fn bad_requests_and_callers_without_the_right_are_refused(backend: Backend
         json!({"productId": pack, "billing": {"name": "A", "stateCode": "27", "gstin": "27AAPFU0939F1ZW"}}),
         json!({"productId": pack, "billing": {"name": "A", "stateCode": "29", "gstin": "27AAPFU0939F1ZV"}}),
         json!({"productId": pack, "billing": {"name": " ", "stateCode": "29"}}),
+        json!({"productId": pack, "billing": {"name": "A", "stateCode": "29", "email": "not-an-address"}}),
         json!({"productId": pack}),
     ] {
         let r = s

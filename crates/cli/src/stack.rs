@@ -181,6 +181,7 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
     let gateway_secret = random_secret();
     let notifier_secret = random_secret();
     let meetings_secret = random_secret();
+    let finance_secret = random_secret();
     // Without RabbitMQ the services of this stack share one in-process broker under this name
     // (their BUS_EXCHANGE), and no other stack's.
     let memory_exchange = format!("mas.events.{}", &random_secret()[..12]);
@@ -226,6 +227,7 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
                 "gateway": gateway_secret,
                 "notifier": notifier_secret,
                 "meetings-signalling": meetings_secret,
+                "finance": finance_secret,
             });
             for (name, secret) in &opts.service_accounts {
                 accounts[name] = secret.as_str().into();
@@ -279,6 +281,12 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
             format!("http://{}", identity.grpc_addr),
         ),
         ("BUS_EXCHANGE".into(), memory_exchange.clone()),
+        // Invoices are emailed through notifier, as finance's own service account.
+        (
+            "NOTIFIER_GRPC_URL".into(),
+            format!("http://{notifier_grpc_addr}"),
+        ),
+        ("SERVICE_SECRET".into(), finance_secret),
     ]);
     if let Some((url, prefix)) = &opts.amqp {
         fvars.insert("AMQP_URL".into(), url.clone());

@@ -35,65 +35,36 @@ pub struct Config {
     /// The envelope keys that seal the platforms' Razorpay secrets; without them payments are
     /// off (their routes answer 503).
     pub secret_keys: Option<Arc<SecretKeys>>,
+    /// notifier, which emails each tax invoice to its buyer; unset: invoices are not emailed.
+    pub notifier_grpc_url: Option<String>,
+    /// finance's service-account secret (identity's SERVICE_ACCOUNTS entry `finance`), for its
+    /// calls to notifier.
+    pub service_secret: Option<Secret>,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let expiry_secs: u64 = env.or("HOLD_EXPIRY_EVERY_SECONDS", 30)?;
-        if expiry_secs == 0 {
-            return Err(ConfigError::new(
-                "HOLD_EXPIRY_EVERY_SECONDS",
-                "must be at least 1",
-            ));
-        }
-        let ledger_max_batch: usize = env.or("LEDGER_MAX_BATCH", 512)?;
-        if !(1..=4096).contains(&ledger_max_batch) {
-            return Err(ConfigError::new(
-                "LEDGER_MAX_BATCH",
-                "must be between 1 and 4096",
-            ));
-        }
-        let confirm_secs: u64 = env.or("BOOKING_CONFIRM_SECONDS", 300)?;
-        if !(30..=86_400).contains(&confirm_secs) {
-            return Err(ConfigError::new(
-                "BOOKING_CONFIRM_SECONDS",
-                "must be between 30 and 86400",
-            ));
-        }
-        let commission_percent: i64 = env.or("BOOKING_COMMISSION_PERCENT", 20)?;
-        if !(0..=100).contains(&commission_percent) {
-            return Err(ConfigError::new(
-                "BOOKING_COMMISSION_PERCENT",
-                "must be between 0 and 100",
-            ));
-        }
-        let token_value_paise: i64 = env.or("TOKEN_VALUE_PAISE", 100)?;
-        if !(1..=1_000_000).contains(&token_value_paise) {
-            return Err(ConfigError::new(
-                "TOKEN_VALUE_PAISE",
-                "must be between 1 and 1000000",
-            ));
-        }
-        let reconcile_after: u64 = env.or("RAZORPAY_RECONCILE_AFTER_SECONDS", 900)?;
-        if !(1..=86_400).contains(&reconcile_after) {
-            return Err(ConfigError::new(
-                "RAZORPAY_RECONCILE_AFTER_SECONDS",
-                "must be between 1 and 86400",
-            ));
-        }
-        let reconcile_every: u64 = env.or("RAZORPAY_RECONCILE_EVERY_SECONDS", 300)?;
-        if !(1..=86_400).contains(&reconcile_every) {
-            return Err(ConfigError::new(
-                "RAZORPAY_RECONCILE_EVERY_SECONDS",
-                "must be between 1 and 86400",
-            ));
-        }
+        let expiry_secs: u64 = ranged(env, "HOLD_EXPIRY_EVERY_SECONDS", 30, 1, 86_400)?;
+        let ledger_max_batch: usize = ranged(env, "LEDGER_MAX_BATCH", 512, 1, 4096)?;
+        let confirm_secs: u64 = ranged(env, "BOOKING_CONFIRM_SECONDS", 300, 30, 86_400)?;
+        let commission_percent: i64 = ranged(env, "BOOKING_COMMISSION_PERCENT", 20, 0, 100)?;
+        let token_value_paise: i64 = ranged(env, "TOKEN_VALUE_PAISE", 100, 1, 1_000_000)?;
+        let reconcile_after: u64 = ranged(env, "RAZORPAY_RECONCILE_AFTER_SECONDS", 900, 1, 86_400)?;
+        let reconcile_every: u64 = ranged(env, "RAZORPAY_RECONCILE_EVERY_SECONDS", 300, 1, 86_400)?;
         let razorpay_api_url: String =
             env.or("RAZORPAY_API_URL", "https://api.razorpay.com".to_owned())?;
         if !(razorpay_api_url.starts_with("https://") || razorpay_api_url.starts_with("http://")) {
             return Err(ConfigError::new(
                 "RAZORPAY_API_URL",
                 "must be an http(s) URL",
+            ));
+        }
+        let notifier_grpc_url = env.raw("NOTIFIER_GRPC_URL").filter(|u| !u.is_empty());
+        let service_secret = env.secret("SERVICE_SECRET");
+        if notifier_grpc_url.is_some() && service_secret.is_none() {
+            return Err(ConfigError::new(
+                "SERVICE_SECRET",
+                "is required with NOTIFIER_GRPC_URL (notifier's Send takes a service token)",
             ));
         }
         Ok(Config {
@@ -111,8 +82,26 @@ impl Config {
             reconcile_after: Duration::from_secs(reconcile_after),
             reconcile_every: Duration::from_secs(reconcile_every),
             secret_keys: SecretKeys::from_env(env)?.map(Arc::new),
+            notifier_grpc_url,
+            service_secret,
         })
     }
+}
+
+/// A number from the environment (`default` when unset) that must lie in `min..=max`.
+fn ranged<T>(env: &Env, var: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let v: T = env.or(var, default)?;
+    if v < min || v > max {
+        return Err(ConfigError::new(
+            var,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -151,7 +140,11 @@ mod tests {
             let e = Config::from_env(&Env::new(&env(&[db, identity, (var, bad)])));
             assert_eq!(e.unwrap_err().var, var);
         }
+        let notifier = ("NOTIFIER_GRPC_URL", "http://127.0.0.1:2");
+        let e = Config::from_env(&Env::new(&env(&[db, identity, notifier]))).unwrap_err();
+        assert_eq!(e.var, "SERVICE_SECRET");
         let cfg = Config::from_env(&Env::new(&env(&[db, identity]))).unwrap();
+        assert!(cfg.notifier_grpc_url.is_none());
         assert_eq!(cfg.booking_confirm, Duration::from_secs(300));
         assert_eq!(cfg.commission_percent, 20);
         assert_eq!(cfg.token_value_paise, 100);

@@ -8,7 +8,7 @@ use mas_kit::{RequestContext, idempotency};
 use tonic::{Request, Response, Status};
 
 use crate::app::payments::{self, flow, reconcile, refunds, webhook};
-use crate::app::{self, App, bookings, earnings, invoices, transfers, wallets};
+use crate::app::{self, App, bookings, earnings, invoices, reports, transfers, wallets};
 
 pub struct FinanceGrpc {
     pub app: Arc<App>,
@@ -309,5 +309,38 @@ impl Finance for FinanceGrpc {
     ) -> Res<pb::ListRefundsResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(refunds::list(&self.app, ctx.platform()?, &req.get_ref().id).await?)
+    }
+
+    async fn revenue_report(
+        &self,
+        req: Request<pb::RevenueReportRequest>,
+    ) -> Res<pb::RevenueReport> {
+        let ctx = RequestContext::of(&req)?;
+        ok(reports::revenue(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn gst_summary(&self, req: Request<pb::GstSummaryRequest>) -> Res<pb::GstSummary> {
+        let ctx = RequestContext::of(&req)?;
+        ok(reports::gst_summary(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn wallet_liability(
+        &self,
+        req: Request<pb::WalletLiabilityRequest>,
+    ) -> Res<pb::WalletLiability> {
+        let ctx = RequestContext::of(&req)?;
+        ok(reports::wallet_liability(&self.app, ctx.platform()?).await?)
+    }
+
+    async fn export_ledger(
+        &self,
+        req: Request<pb::ExportLedgerRequest>,
+    ) -> Res<mas_kit::proto::google::api::HttpBody> {
+        let ctx = RequestContext::of(&req)?;
+        ok(mas_kit::proto::google::api::HttpBody {
+            content_type: "text/csv".into(),
+            data: reports::ledger_csv(&self.app, ctx.platform()?).await?,
+            extensions: vec![],
+        })
     }
 }

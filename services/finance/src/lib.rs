@@ -13,7 +13,6 @@ pub mod store;
 use std::sync::Arc;
 
 use mas_bus::{Schedule, ScheduleSpec, Scheduler, Subscription};
-use mas_kit::config::Secret;
 use mas_kit::health::Need;
 use mas_kit::proto::mas::finance::v1::finance_server::FinanceServer;
 use mas_kit::service::ServiceBuilder;
@@ -58,6 +57,40 @@ fn schedules(app: &Arc<app::App>, cfg: &Config) -> anyhow::Result<(Arc<Scheduler
     ))
 }
 
+/// finance's queues and their consumers. Meeting events become settlement jobs (one per event,
+/// through the inbox), which move the money outside the event's transaction; captures queue the
+/// grant and the invoice email.
+fn consumers(app: &Arc<app::App>) -> ([String; 4], [Subscription; 4]) {
+    let (events, settlements, grants, emails) = (
+        app.queue("booking-events"),
+        app.queue("booking-settlements"),
+        app.queue("payment-grants"),
+        app.queue("invoice-emails"),
+    );
+    let subs = [
+        Subscription::events(
+            &events,
+            &app::bookings::EVENTS,
+            Arc::new(app::bookings::BookingEvents {
+                queue: settlements.clone(),
+            }),
+        ),
+        Subscription::jobs(
+            &settlements,
+            Arc::new(app::bookings::Settlements { app: app.clone() }),
+        ),
+        Subscription::jobs(
+            &grants,
+            Arc::new(app::payments::flow::Grants { app: app.clone() }),
+        ),
+        Subscription::jobs(
+            &emails,
+            Arc::new(app::invoices::email::InvoiceEmails { app: app.clone() }),
+        ),
+    ];
+    ([events, settlements, grants, emails], subs)
+}
+
 /// Starts finance: migrates, starts the ledger's writer, binds its gRPC and admin ports, and
 /// returns at once.
 pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
@@ -70,6 +103,15 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     // The writer's own connection: it never waits for the pool, and on SQLite its page cache
     // stays warm between batches.
     let writer_db = mas_kit::db::connect_writer(&cfg.common.database).await?;
+    let secret = cfg.service_secret.clone().unwrap_or_default();
+    let link = svc.identity_link(&cfg.identity_grpc_url, secret).await?;
+    let mailer = match &cfg.notifier_grpc_url {
+        Some(url) => Some(app::invoices::email::Mailer::new(
+            kgrpc::channel(url).map_err(anyhow::Error::msg)?,
+            link,
+        )),
+        None => None,
+    };
     let app = Arc::new(app::App {
         db: svc.db().clone(),
         bus: bus.clone(),
@@ -83,34 +125,10 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
             &cfg.razorpay_api_url,
         ),
         payment_metrics: app::payments::metrics::PaymentMetrics::new(&svc.metrics().registry),
+        mailer,
     });
-    svc.identity_link(&cfg.identity_grpc_url, Secret::default())
-        .await?;
     let (scheduler, [expiry, reconcile]) = schedules(&app, &cfg)?;
-    // Meeting events become settlement jobs (one per event, through the inbox); the jobs move
-    // the money outside the event's transaction.
-    let (events_queue, jobs_queue, grants_queue) = (
-        app.queue("booking-events"),
-        app.queue("booking-settlements"),
-        app.queue("payment-grants"),
-    );
-    let subs = [
-        Subscription::events(
-            &events_queue,
-            &app::bookings::EVENTS,
-            Arc::new(app::bookings::BookingEvents {
-                queue: jobs_queue.clone(),
-            }),
-        ),
-        Subscription::jobs(
-            &jobs_queue,
-            Arc::new(app::bookings::Settlements { app: app.clone() }),
-        ),
-        Subscription::jobs(
-            &grants_queue,
-            Arc::new(app::payments::flow::Grants { app: app.clone() }),
-        ),
-    ];
+    let (queues, subs) = consumers(&app);
     let server = FinanceServer::new(grpc::FinanceGrpc { app: app.clone() });
     // Razorpay's series exist before the first call, so its panels and rates are never empty.
     for outcome in ["ok", "http_4xx", "http_5xx", "timeout", "error"] {
@@ -123,7 +141,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         let app = health_app.clone();
         async move { app::payments::health(&app).await }
     })
-    .queues([events_queue, jobs_queue, grants_queue])
+    .queues(queues)
         .consumers(subs)
         .grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
         .scheduler(scheduler)

@@ -5,6 +5,7 @@ pub mod earnings;
 pub mod holds;
 pub mod invoices;
 pub mod payments;
+pub mod reports;
 pub mod transfers;
 pub mod wallets;
 
@@ -32,6 +33,8 @@ pub struct App {
     /// Razorpay's API, and the payment metrics.
     pub razorpay: payments::razorpay::Razorpay,
     pub payment_metrics: payments::metrics::PaymentMetrics,
+    /// notifier, for the invoice emails; `None` without NOTIFIER_GRPC_URL.
+    pub mailer: Option<invoices::email::Mailer>,
 }
 
 impl App {

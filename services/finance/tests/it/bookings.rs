@@ -50,6 +50,7 @@ fn app_on(db: &Db, ledger: finance::ledger::Writer) -> Arc<App> {
         payment_metrics: finance::app::payments::metrics::PaymentMetrics::new(
             &prometheus::Registry::new(),
         ),
+        mailer: None,
     })
 }
 

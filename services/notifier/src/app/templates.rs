@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::entities::template;
 
 /// (channel, name, subject, body) every platform starts with.
-const DEFAULTS: [(&str, &str, &str, &str); 11] = [
+const DEFAULTS: [(&str, &str, &str, &str); 12] = [
     (
         "email",
         "otp",
@@ -43,6 +43,14 @@ const DEFAULTS: [(&str, &str, &str, &str); 11] = [
         "This is a test message sent by {{ sender | default('an admin') }}.\n",
     ),
     ("in_app", "message", "{{ title }}", "{{ body }}"),
+    // finance's tax invoice for a captured payment: `number`, `total` (rupees), `product`,
+    // `link` (the PDF's path on the platform's API).
+    (
+        "email",
+        "invoice",
+        "Tax invoice {{ number }}",
+        "Hello {{ name | default('there') }},\n\nThank you for your purchase of {{ product }}. Your tax invoice {{ number }} for INR {{ total }} is ready: {{ link }}\n",
+    ),
     // Meeting events (meetings-signalling), one email to each side: `name` is the recipient,
     // `otherName` the other side, `role` the recipient's (mentor or student), times in UTC.
     (

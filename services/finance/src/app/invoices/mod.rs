@@ -6,6 +6,7 @@
 //! supplier's state, IGST otherwise ([`gst::split`]). Every field written is one row of
 //! `gst_audit_log`, which the database keeps append-only.
 
+pub mod email;
 pub mod gst;
 pub mod pdf;
 

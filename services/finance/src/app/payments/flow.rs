@@ -421,6 +421,16 @@ async fn on_capture(
     .key(p.id.clone())
     .key(razorpay_payment.to_owned());
     mas_bus::jobs::enqueue(txn, job).await?;
+    if app.mailer.is_some() && !invoice.buyer_email.is_empty() {
+        let email = NewJob::new(
+            app.queue("invoice-emails"),
+            &p.platform,
+            crate::app::invoices::email::payload(&invoice.id),
+        )
+        .key(p.id.clone())
+        .key(invoice.number.clone());
+        mas_bus::jobs::enqueue(txn, email).await?;
+    }
     Ok(invoice.number)
 }
 
