@@ -194,6 +194,39 @@ async fn run(p: &Arc<Platform>, case: Case, tag: &str, seconds: u64) -> anyhow::
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Where a group commit's time went: the mean of each step of finance's ledger transactions
+/// (`finance_ledger_phase_seconds`) over the runs, read from its /metrics.
+async fn phases(p: &Platform) -> anyhow::Result<String> {
+    let url = format!("http://{}/metrics", p.stack.finance_admin_addr);
+    let text = reqwest::get(&url).await?.text().await?;
+    let value = |name: &str, phase: &str| -> f64 {
+        let key = format!("{name}{{phase=\"{phase}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut out = vec![];
+    let mut total = 0.0;
+    for phase in finance::ledger::metrics::PHASES {
+        let (sum, count) = (
+            value("finance_ledger_phase_seconds_sum", phase),
+            value("finance_ledger_phase_seconds_count", phase),
+        );
+        let mean = if count > 0.0 {
+            sum / count * 1000.0
+        } else {
+            0.0
+        };
+        total += mean;
+        out.push(format!("{phase} {mean:.2}"));
+    }
+    Ok(format!(
+        "{} = {total:.2} ms per transaction",
+        out.join(", ")
+    ))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -235,6 +268,11 @@ pub async fn bench(seconds: u64) -> anyhow::Result<()> {
             for r in 0..RUNS {
                 runs.push(run(&p, case, &format!("r{r}"), seconds).await?);
             }
+            println!(
+                "  {:24} LEDGER_MAX_BATCH={max_batch}: {}",
+                case.name(),
+                phases(&p).await?
+            );
             let prefix = p.schema_prefix.clone();
             let p = Arc::into_inner(p).context("callers still hold the platform")?;
             p.stack.stop().await?;

@@ -52,6 +52,8 @@ mod notifier;
 mod otp;
 mod paid_bookings;
 mod payments;
+mod payouts;
+mod pipeline_costs;
 mod process;
 mod providers;
 mod razorpay_fake;

@@ -38,7 +38,7 @@ async fn paid_mentor_and_student(
 }
 
 /// A mentor charging `price` tokens.
-async fn priced_mentor(s: &TestStack, admin: &str, price: i64) -> (String, String) {
+pub(crate) async fn priced_mentor(s: &TestStack, admin: &str, price: i64) -> (String, String) {
     let (id, token) = m::mentor(s, admin).await;
     let r = call(
         s,
@@ -53,7 +53,7 @@ async fn priced_mentor(s: &TestStack, admin: &str, price: i64) -> (String, Strin
     (id, token)
 }
 
-async fn grant(s: &TestStack, admin: &str, user: &str, tokens: i64) {
+pub(crate) async fn grant(s: &TestStack, admin: &str, user: &str, tokens: i64) {
     let r = s
         .post(
             &format!("/api/finance/wallets/{user}/grants"),
@@ -64,7 +64,7 @@ async fn grant(s: &TestStack, admin: &str, user: &str, tokens: i64) {
     assert_eq!(r.status, 201, "grant: {}", r.body);
 }
 
-fn int(v: &Value) -> i64 {
+pub(crate) fn int(v: &Value) -> i64 {
     v.as_str()
         .map_or_else(|| v.as_i64().unwrap_or(0), |s| s.parse().unwrap())
 }
@@ -81,7 +81,7 @@ async fn wallet(s: &TestStack, admin: &str, user: &str) -> (i64, i64, i64) {
 }
 
 /// The platform's accounts by id suffix (`TOKENS:EARNINGS:<mentor>`, `TOKENS:REVENUE`).
-async fn posted(s: &TestStack, admin: &str, suffix: &str) -> (i64, i64) {
+pub(crate) async fn posted(s: &TestStack, admin: &str, suffix: &str) -> (i64, i64) {
     let r = s.get("/api/finance/accounts?pageSize=200", admin).await;
     assert_eq!(r.status, 200, "accounts: {}", r.body);
     let id = format!("{PLATFORM}:{suffix}");
@@ -148,7 +148,7 @@ async fn settles_to(s: &TestStack, admin: &str, user: &str, want: (i64, i64, i64
     panic!("wallet {user}: {last:?}, expected {want:?}");
 }
 
-async fn book(s: &TestStack, token: &str, slot: &Value) -> mas_testkit::Reply {
+pub(crate) async fn book(s: &TestStack, token: &str, slot: &Value) -> mas_testkit::Reply {
     call(
         s,
         Method::POST,

@@ -40,6 +40,10 @@ pub struct Config {
     /// finance's service-account secret (identity's SERVICE_ACCOUNTS entry `finance`), for its
     /// calls to notifier.
     pub service_secret: Option<Secret>,
+    /// When the monthly payout run fires: a cron pattern in Asia/Kolkata.
+    pub payout_schedule: String,
+    /// Paise per unit of each foreign currency a pipeline cost may be in (INR is 1:1).
+    pub cost_fx_rates: std::collections::BTreeMap<String, i64>,
 }
 
 impl Config {
@@ -67,6 +71,11 @@ impl Config {
                 "is required with NOTIFIER_GRPC_URL (notifier's Send takes a service token)",
             ));
         }
+        let payout_schedule: String = env.or("PAYOUT_SCHEDULE", "0 6 1 * *".to_owned())?;
+        mas_bus::ScheduleSpec::cron(&payout_schedule, mas_bus::schedule::DEFAULT_TZ)
+            .map_err(|e| ConfigError::new("PAYOUT_SCHEDULE", e.to_string()))?;
+        let cost_fx_rates = fx_rates(&env.or("COST_FX_RATES", "USD:84.00".to_owned())?)
+            .map_err(|why| ConfigError::new("COST_FX_RATES", why))?;
         Ok(Config {
             common: CommonConfig::from_env(env, "finance")?,
             identity_grpc_url: env.required("IDENTITY_GRPC_URL")?,
@@ -84,8 +93,42 @@ impl Config {
             secret_keys: SecretKeys::from_env(env)?.map(Arc::new),
             notifier_grpc_url,
             service_secret,
+            payout_schedule,
+            cost_fx_rates,
         })
     }
+}
+
+/// `USD:84.00,EUR:91.25`: rupees per unit of each currency (at most two decimals), as paise.
+/// Empty: only INR costs are taken.
+pub fn fx_rates(list: &str) -> Result<std::collections::BTreeMap<String, i64>, String> {
+    let mut rates = std::collections::BTreeMap::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (code, rate) = item
+            .split_once(':')
+            .ok_or_else(|| format!("{item:?}: expected CODE:rupees, as USD:84.00"))?;
+        let code = code.trim();
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) || code == "INR" {
+            return Err(format!(
+                "{code:?}: a currency is three capital letters, other than INR"
+            ));
+        }
+        let (whole, frac) = rate.trim().split_once('.').unwrap_or((rate.trim(), ""));
+        let paise = (|| {
+            if frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let whole: i64 = whole.parse().ok()?;
+            let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+            whole.checked_mul(100)?.checked_add(frac)
+        })()
+        .filter(|p| (1..=100_000_000).contains(p))
+        .ok_or_else(|| format!("{code}: {rate:?} is not a rate in rupees (as 84.00)"))?;
+        if rates.insert(code.to_owned(), paise).is_some() {
+            return Err(format!("{code} is listed twice"));
+        }
+    }
+    Ok(rates)
 }
 
 /// A number from the environment (`default` when unset) that must lie in `min..=max`.
@@ -136,6 +179,14 @@ mod tests {
             ("RAZORPAY_RECONCILE_EVERY_SECONDS", "0"),
             ("RAZORPAY_API_URL", "ftp://x"),
             ("SECRET_KEYS", "k1:short"),
+            ("PAYOUT_SCHEDULE", "every month"),
+            ("PAYOUT_SCHEDULE", "0 6 32 * *"),
+            ("COST_FX_RATES", "USD=84"),
+            ("COST_FX_RATES", "USD:84.001"),
+            ("COST_FX_RATES", "INR:1"),
+            ("COST_FX_RATES", "USD:84,USD:85"),
+            ("COST_FX_RATES", "usd:84"),
+            ("COST_FX_RATES", "USD:0"),
         ] {
             let e = Config::from_env(&Env::new(&env(&[db, identity, (var, bad)])));
             assert_eq!(e.unwrap_err().var, var);
@@ -153,5 +204,18 @@ mod tests {
         assert_eq!(cfg.razorpay_api_url, "https://api.razorpay.com");
         assert_eq!(cfg.reconcile_after, Duration::from_secs(900));
         assert!(cfg.secret_keys.is_none());
+        assert_eq!(cfg.payout_schedule, "0 6 1 * *");
+        assert_eq!(cfg.cost_fx_rates.get("USD"), Some(&8400));
+    }
+
+    #[test]
+    fn fx_rates_are_rupees_with_at_most_two_decimals() {
+        let r = fx_rates("USD:84.5, EUR:91.25,GBP:107").unwrap();
+        assert_eq!(r["USD"], 8450);
+        assert_eq!(r["EUR"], 9125);
+        assert_eq!(r["GBP"], 10_700);
+        assert!(fx_rates("").unwrap().is_empty());
+        assert!(fx_rates("USD:-1").is_err());
+        assert!(fx_rates("USD:84.").is_ok(), "a trailing point is 84.00");
     }
 }

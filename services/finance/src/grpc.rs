@@ -8,7 +8,9 @@ use mas_kit::{RequestContext, idempotency};
 use tonic::{Request, Response, Status};
 
 use crate::app::payments::{self, flow, reconcile, refunds, webhook};
-use crate::app::{self, App, bookings, earnings, invoices, reports, transfers, wallets};
+use crate::app::{
+    self, App, bookings, costs, earnings, invoices, payouts, reports, transfers, wallets,
+};
 
 pub struct FinanceGrpc {
     pub app: Arc<App>,
@@ -70,6 +72,114 @@ impl Finance for FinanceGrpc {
         .await?)
     }
 
+    async fn get_my_bank_account(
+        &self,
+        req: Request<pb::GetMyBankAccountRequest>,
+    ) -> Res<pb::BankAccount> {
+        let ctx = RequestContext::of(&req)?;
+        ok(payouts::bank_account(&self.app, ctx.platform()?, &ctx.user()?.subject).await?)
+    }
+
+    async fn set_my_bank_account(
+        &self,
+        req: Request<pb::SetMyBankAccountRequest>,
+    ) -> Res<pb::BankAccount> {
+        let ctx = RequestContext::of(&req)?;
+        let (platform, mentor) = (ctx.platform()?, &ctx.user()?.subject);
+        let account = req.get_ref().account.as_ref();
+        ok(
+            payouts::set_bank_account(&self.app, platform, mentor, &app::actor(&ctx), account)
+                .await?,
+        )
+    }
+
+    async fn get_mentor_bank_account(
+        &self,
+        req: Request<pb::GetMentorBankAccountRequest>,
+    ) -> Res<pb::BankAccount> {
+        let ctx = RequestContext::of(&req)?;
+        ok(payouts::bank_account(&self.app, ctx.platform()?, &req.get_ref().mentor_id).await?)
+    }
+
+    async fn set_mentor_bank_account(
+        &self,
+        req: Request<pb::SetMentorBankAccountRequest>,
+    ) -> Res<pb::BankAccount> {
+        let ctx = RequestContext::of(&req)?;
+        let r = req.get_ref();
+        let actor = app::actor(&ctx);
+        let account = r.account.as_ref();
+        ok(
+            payouts::set_bank_account(&self.app, ctx.platform()?, &r.mentor_id, &actor, account)
+                .await?,
+        )
+    }
+
+    async fn create_payout_run(
+        &self,
+        req: Request<pb::CreatePayoutRunRequest>,
+    ) -> Res<pb::PayoutRun> {
+        let ctx = RequestContext::of(&req)?;
+        let key = idempotency::key(&req)?;
+        let platform = ctx.platform()?;
+        let actor = app::actor(&ctx);
+        let r = req.get_ref();
+        let caller = format!("{platform}:{}", actor.subject);
+        ok(idempotency::once(
+            &self.app.db,
+            "CreatePayoutRun",
+            &caller,
+            key.as_deref(),
+            r,
+            || {
+                let new = payouts::NewRun {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    trigger: payouts::ON_DEMAND,
+                    note: &r.note,
+                    cutoff: chrono::Utc::now(),
+                    actor: actor.clone(),
+                };
+                payouts::create_run(&self.app, platform, new)
+            },
+        )
+        .await?)
+    }
+
+    async fn list_payout_runs(
+        &self,
+        req: Request<pb::ListPayoutRunsRequest>,
+    ) -> Res<pb::ListPayoutRunsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(payouts::list_runs(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn get_payout_run(&self, req: Request<pb::GetPayoutRunRequest>) -> Res<pb::PayoutRun> {
+        let ctx = RequestContext::of(&req)?;
+        ok(payouts::get_run(&self.app, ctx.platform()?, &req.get_ref().id).await?)
+    }
+
+    async fn get_payout_bank_file(
+        &self,
+        req: Request<pb::GetPayoutRunRequest>,
+    ) -> Res<mas_kit::proto::google::api::HttpBody> {
+        let ctx = RequestContext::of(&req)?;
+        let actor = app::actor(&ctx);
+        let data =
+            payouts::confirm::bank_file(&self.app, ctx.platform()?, &req.get_ref().id, &actor)
+                .await?;
+        ok(mas_kit::proto::google::api::HttpBody {
+            content_type: "text/csv".into(),
+            data,
+            extensions: vec![],
+        })
+    }
+
+    async fn confirm_payouts(&self, req: Request<pb::ConfirmPayoutsRequest>) -> Res<pb::PayoutRun> {
+        let ctx = RequestContext::of(&req)?;
+        let actor = app::actor(&ctx);
+        ok(payouts::confirm::confirm(&self.app, ctx.platform()?, &actor, req.get_ref()).await?)
+    }
+
     async fn get_wallet(&self, req: Request<pb::GetWalletRequest>) -> Res<pb::Wallet> {
         let ctx = RequestContext::of(&req)?;
         ok(wallets::get(&self.app, ctx.platform()?, &req.get_ref().user_id).await?)
@@ -115,6 +225,28 @@ impl Finance for FinanceGrpc {
         let ctx = RequestContext::of(&req)?;
         let actor = app::actor(&ctx);
         ok(transfers::create(&self.app, ctx.platform()?, actor, req.get_ref()).await?)
+    }
+
+    async fn record_costs(
+        &self,
+        req: Request<pb::RecordCostsRequest>,
+    ) -> Res<pb::RecordCostsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        let service = ctx
+            .principal
+            .as_ref()
+            .filter(|p| p.is_service())
+            .map(|p| p.subject.trim_start_matches("service:").to_owned())
+            .ok_or_else(|| Status::permission_denied("costs are recorded by service accounts"))?;
+        ok(costs::record(&self.app, ctx.platform()?, &service, req.get_ref()).await?)
+    }
+
+    async fn pipeline_cost_report(
+        &self,
+        req: Request<pb::PipelineCostReportRequest>,
+    ) -> Res<pb::PipelineCostReport> {
+        let ctx = RequestContext::of(&req)?;
+        ok(costs::report(&self.app, ctx.platform()?, req.get_ref()).await?)
     }
 
     async fn hold_booking(&self, req: Request<pb::HoldBookingRequest>) -> Res<pb::BookingHold> {

@@ -32,8 +32,9 @@ pub async fn migrate(cfg: &Config) -> anyhow::Result<()> {
     mas_kit::service::migrate(SERVICE, &cfg.common.database, store::migrations::Migrator).await
 }
 
-/// finance's schedules and the tasks they run: the hold expiry and the payment reconciliation.
-fn schedules(app: &Arc<app::App>, cfg: &Config) -> anyhow::Result<(Arc<Scheduler>, [Schedule; 2])> {
+/// finance's schedules and the tasks they run: the hold expiry, the payment reconciliation and
+/// the monthly payout run.
+fn schedules(app: &Arc<app::App>, cfg: &Config) -> anyhow::Result<(Arc<Scheduler>, [Schedule; 3])> {
     let scheduler = Arc::new(
         Scheduler::new(app.db.clone())
             .task(
@@ -43,6 +44,10 @@ fn schedules(app: &Arc<app::App>, cfg: &Config) -> anyhow::Result<(Arc<Scheduler
             .task(
                 app::payments::reconcile::SCHEDULE_ID,
                 Arc::new(app::payments::reconcile::Reconcile { app: app.clone() }),
+            )
+            .task(
+                app::payouts::schedule::SCHEDULE_ID,
+                Arc::new(app::payouts::schedule::MonthlyPayouts { app: app.clone() }),
             ),
     );
     let every = |id: &str, period| -> anyhow::Result<Schedule> {
@@ -53,19 +58,25 @@ fn schedules(app: &Arc<app::App>, cfg: &Config) -> anyhow::Result<(Arc<Scheduler
         [
             every(app::holds::SCHEDULE_ID, cfg.expiry_every)?,
             every(app::payments::reconcile::SCHEDULE_ID, cfg.reconcile_every)?,
+            Schedule::new(
+                app::payouts::schedule::SCHEDULE_ID,
+                ScheduleSpec::cron(&cfg.payout_schedule, mas_bus::schedule::DEFAULT_TZ)?,
+                app::payouts::schedule::SCHEDULE_ID,
+            ),
         ],
     ))
 }
 
 /// finance's queues and their consumers. Meeting events become settlement jobs (one per event,
 /// through the inbox), which move the money outside the event's transaction; captures queue the
-/// grant and the invoice email.
-fn consumers(app: &Arc<app::App>) -> ([String; 4], [Subscription; 4]) {
-    let (events, settlements, grants, emails) = (
+/// grant and the invoice email; a payout run queues its ledger moves.
+fn consumers(app: &Arc<app::App>) -> ([String; 5], [Subscription; 5]) {
+    let (events, settlements, grants, emails, payouts) = (
         app.queue("booking-events"),
         app.queue("booking-settlements"),
         app.queue("payment-grants"),
         app.queue("invoice-emails"),
+        app.queue(app::payouts::TRANSFERS_QUEUE),
     );
     let subs = [
         Subscription::events(
@@ -87,8 +98,12 @@ fn consumers(app: &Arc<app::App>) -> ([String; 4], [Subscription; 4]) {
             &emails,
             Arc::new(app::invoices::email::InvoiceEmails { app: app.clone() }),
         ),
+        Subscription::jobs(
+            &payouts,
+            Arc::new(app::payouts::schedule::PayoutTransfers { app: app.clone() }),
+        ),
     ];
-    ([events, settlements, grants, emails], subs)
+    ([events, settlements, grants, emails, payouts], subs)
 }
 
 /// Starts finance: migrates, starts the ledger's writer, binds its gRPC and admin ports, and
@@ -127,7 +142,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         payment_metrics: app::payments::metrics::PaymentMetrics::new(&svc.metrics().registry),
         mailer,
     });
-    let (scheduler, [expiry, reconcile]) = schedules(&app, &cfg)?;
+    let (scheduler, [expiry, reconcile, payouts]) = schedules(&app, &cfg)?;
     let (queues, subs) = consumers(&app);
     let server = FinanceServer::new(grpc::FinanceGrpc { app: app.clone() });
     // Razorpay's series exist before the first call, so its panels and rates are never empty.
@@ -147,6 +162,7 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         .scheduler(scheduler)
         .schedule(expiry)
         .schedule(reconcile)
+        .schedule(payouts)
         .announce(move |at| {
             tracing::info!(service = SERVICE, grpc = %at.grpc, admin = %at.admin, broker, "finance listening");
         })

@@ -295,6 +295,7 @@ async fn record_hold(
         created_at: Set(now),
         updated_at: Set(now),
         mentor_paise: Set(0),
+        payout_id: Set(None),
     })
     .on_conflict_do_nothing()
     .exec(&app.db)

@@ -24,6 +24,7 @@ fn earning(h: booking_hold::Model) -> pb::Earning {
         outcome: h.outcome,
         meeting_ends_at: Some(timestamp(h.ends_at)),
         paid_at: Some(timestamp(h.updated_at)),
+        payout_id: h.payout_id.unwrap_or_default(),
     }
 }
 

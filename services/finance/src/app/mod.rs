@@ -1,10 +1,12 @@
 //! finance's use cases, one module per area; `grpc.rs` unpacks requests and calls them.
 
 pub mod bookings;
+pub mod costs;
 pub mod earnings;
 pub mod holds;
 pub mod invoices;
 pub mod payments;
+pub mod payouts;
 pub mod reports;
 pub mod transfers;
 pub mod wallets;

@@ -20,7 +20,7 @@ use crate::store::entities::{account, invoice, transfer};
 const MAX_MONTHS: i32 = 36;
 
 /// `2026-04` as (year, month).
-fn month_of(field: &'static str, s: &str) -> AppResult<(i32, u32)> {
+pub(crate) fn month_of(field: &'static str, s: &str) -> AppResult<(i32, u32)> {
     let (y, m) = s
         .split_once('-')
         .and_then(|(y, m)| Some((y.parse().ok()?, m.parse().ok()?)))
@@ -42,7 +42,7 @@ fn next_month(y: i32, m: u32) -> (i32, u32) {
     if m == 12 { (y + 1, 1) } else { (y, m + 1) }
 }
 
-fn label(at: DateTime<Utc>) -> String {
+pub(crate) fn label(at: DateTime<Utc>) -> String {
     let l = at.with_timezone(&gst::ist());
     format!("{:04}-{:02}", l.year(), l.month())
 }

@@ -86,7 +86,7 @@ async fn run(
         }
         metrics.batch_size.observe(count as f64);
         let reqs: Vec<&Request> = jobs.iter().map(|j| &j.req).collect();
-        match commit(&db, &reqs, &mut known).await {
+        match commit(&db, &reqs, &mut known, &metrics).await {
             Ok(results) => {
                 for (job, result) in jobs.into_iter().zip(results) {
                     metrics.count(&result);
@@ -99,7 +99,7 @@ async fn run(
             Err(e) => {
                 tracing::warn!(error = %e, requests = jobs.len(), "ledger batch failed; applying its requests one by one");
                 for job in jobs {
-                    let result = alone(&db, &job.req, &mut known).await;
+                    let result = alone(&db, &job.req, &mut known, &metrics).await;
                     if let Ok(r) = &result {
                         metrics.count(r);
                     }
@@ -114,6 +114,7 @@ async fn alone(
     db: &DatabaseConnection,
     req: &Request,
     known: &mut HashSet<String>,
+    metrics: &LedgerMetrics,
 ) -> AppResult<Vec<Applied>> {
     let mut last = None;
     for attempt in 0..3u64 {
@@ -121,7 +122,7 @@ async fn alone(
             // A lost race or a busy database clears in moments.
             tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
         }
-        match commit(db, &[req], known).await {
+        match commit(db, &[req], known, metrics).await {
             Ok(mut r) => return Ok(r.pop().unwrap_or_default()),
             Err(e) => last = Some(e),
         }
@@ -135,15 +136,20 @@ async fn commit(
     db: &DatabaseConnection,
     reqs: &[&Request],
     known: &mut HashSet<String>,
+    metrics: &LedgerMetrics,
 ) -> Result<Vec<Vec<Applied>>, DbErr> {
     let now = Utc::now();
+    let mut clock = Phases::new(metrics);
     let txn = db.begin().await?;
+    clock.lap("begin");
     open_accounts(&txn, reqs, known).await?;
+    clock.lap("open");
     let mut state = State::default();
     let wanted = named_transfers(reqs);
     // The accounts a post or a void touches are its pending transfer's (immutable, so they may
     // be read before the locks).
     let pendings = load_transfers(&txn, &pending_ids(reqs)).await?;
+    clock.lap("pendings");
     let mut ids = BTreeSet::new();
     for s in reqs.iter().flat_map(|r| &r.specs) {
         if matches!(s.kind, TransferKind::Posted | TransferKind::Pending) {
@@ -156,6 +162,7 @@ async fn commit(
         ids.insert(p.credit_account_id.clone());
     }
     let before = lock_accounts(&txn, ids).await?;
+    clock.lap("lock");
     state.accounts = before.clone();
     // After the locks: whatever another writer did to these accounts has committed.
     for t in load_transfers(&txn, &wanted).await? {
@@ -163,14 +170,43 @@ async fn commit(
             .transfers
             .insert((t.platform.clone(), t.id.clone()), t);
     }
+    clock.lap("transfers");
     load_resolutions(&txn, &mut state).await?;
+    clock.lap("resolutions");
     let results: Vec<Vec<Applied>> = reqs
         .iter()
         .map(|r| state.apply(&r.specs, &r.actor, now))
         .collect();
+    clock.lap("apply");
     write(&txn, &state, &before).await?;
+    clock.lap("write");
     txn.commit().await?;
+    clock.lap("commit");
     Ok(results)
+}
+
+/// Times the steps of one transaction into `finance_ledger_phase_seconds`.
+struct Phases<'a> {
+    metrics: &'a LedgerMetrics,
+    at: std::time::Instant,
+}
+
+impl<'a> Phases<'a> {
+    fn new(metrics: &'a LedgerMetrics) -> Self {
+        Phases {
+            metrics,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        self.metrics
+            .phase
+            .with_label_values(&[phase])
+            .observe((now - self.at).as_secs_f64());
+        self.at = now;
+    }
 }
 
 async fn open_accounts(

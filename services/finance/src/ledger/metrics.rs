@@ -2,7 +2,7 @@
 //! the pending transfers still holding money.
 
 use mas_kit::proto::mas::finance::v1::Refusal;
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::apply::Applied;
 
@@ -24,7 +24,23 @@ pub struct LedgerMetrics {
     /// `finance_booking_holds_past_end_seconds`: how long after its meeting's end the oldest
     /// unsettled booking hold is (0: none).
     pub bookings_past_end: IntGauge,
+    /// `finance_ledger_phase_seconds{phase}`: each step of a ledger transaction (begin, open,
+    /// pendings, lock, transfers, resolutions, apply, write, commit), so a slow batch says where.
+    pub phase: HistogramVec,
 }
+
+/// The steps of one ledger transaction, in order.
+pub const PHASES: [&str; 9] = [
+    "begin",
+    "open",
+    "pendings",
+    "lock",
+    "transfers",
+    "resolutions",
+    "apply",
+    "write",
+    "commit",
+];
 
 impl LedgerMetrics {
     pub fn new(registry: &Registry) -> Self {
@@ -70,9 +86,22 @@ impl LedgerMetrics {
                 "Seconds since its meeting ended of the oldest booking hold not yet settled",
             )
             .expect("literal metric"),
+            phase: HistogramVec::new(
+                HistogramOpts::new(
+                    "finance_ledger_phase_seconds",
+                    "Time of each step of a ledger transaction (group commit)",
+                )
+                .buckets(vec![
+                    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064,
+                    0.128, 0.5,
+                ]),
+                &["phase"],
+            )
+            .expect("literal metric"),
         };
         for c in [
             Box::new(m.transfers.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.phase.clone()),
             Box::new(m.batch_size.clone()),
             Box::new(m.holds_pending.clone()),
             Box::new(m.holds_overdue.clone()),
@@ -83,6 +112,9 @@ impl LedgerMetrics {
         }
         for result in ["posted", "voided", "unpaid"] {
             m.bookings_settled.with_label_values(&[result]);
+        }
+        for p in PHASES {
+            m.phase.with_label_values(&[p]);
         }
         m
     }

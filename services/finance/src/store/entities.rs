@@ -82,6 +82,7 @@ pub mod booking_hold {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub mentor_paise: i64,
+        pub payout_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -326,6 +327,126 @@ pub mod refund {
         pub actor: String,
         pub impersonator: String,
         pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod bank_account {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "bank_accounts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub mentor_id: String,
+        pub holder_name: String,
+        pub ifsc: String,
+        pub account_number_sealed: String,
+        pub account_last4: String,
+        pub updated_by: String,
+        pub updated_by_impersonator: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod payout_run {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payout_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `on_demand`, `monthly`.
+        pub run_trigger: String,
+        /// `open`, `completed`, `failed`.
+        pub state: String,
+        pub note: String,
+        pub cutoff: DateTimeUtc,
+        pub mentors_without_bank_account: i32,
+        pub actor: String,
+        pub impersonator: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod payout {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payouts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub run_id: String,
+        pub mentor_id: String,
+        pub tokens: i64,
+        pub amount_paise: i64,
+        pub meetings: i32,
+        /// `pending`, `in_transit`, `paid`, `failed`.
+        pub state: String,
+        pub holder_name: String,
+        pub ifsc: String,
+        pub account_last4: String,
+        pub account_number_sealed: String,
+        pub bank_reference: String,
+        pub failure_reason: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod pipeline_cost {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pipeline_costs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub service: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub pipeline: String,
+        /// `ai_call`, `telephony`.
+        pub kind: String,
+        pub amount_minor: i64,
+        pub currency: String,
+        pub rate_paise: i64,
+        pub amount_paise: i64,
+        pub quantity: i64,
+        pub detail: String,
+        pub occurred_at: DateTimeUtc,
+        /// India's calendar month of `occurred_at`, `2026-04`.
+        pub month: String,
+        pub recorded_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

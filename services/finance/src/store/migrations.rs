@@ -18,6 +18,8 @@ impl MigratorTrait for Migrator {
             Box::new(M0004Payments),
             Box::new(M0005Invoices),
             Box::new(M0006Refunds),
+            Box::new(M0007Payouts),
+            Box::new(M0008PipelineCosts),
         ]
     }
 }
@@ -179,6 +181,44 @@ impl MigrationTrait for M0006Refunds {
         mas_kit::db::run_script(
             manager.get_connection(),
             include_str!("../../migrations/0006_refunds.sql"),
+        )
+        .await
+    }
+}
+
+struct M0007Payouts;
+
+impl MigrationName for M0007Payouts {
+    fn name(&self) -> &str {
+        "m0007_finance_payouts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0007Payouts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0007_payouts.sql"),
+        )
+        .await
+    }
+}
+
+struct M0008PipelineCosts;
+
+impl MigrationName for M0008PipelineCosts {
+    fn name(&self) -> &str {
+        "m0008_finance_pipeline_costs"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0008PipelineCosts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        mas_kit::db::run_script(
+            manager.get_connection(),
+            include_str!("../../migrations/0008_pipeline_costs.sql"),
         )
         .await
     }

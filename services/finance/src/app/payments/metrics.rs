@@ -1,5 +1,5 @@
 //! Razorpay's metrics: payments by the state they reach, webhook outcomes, the reconciliation
-//! (its lag and results), and the grants made.
+//! (its lag and results), the grants made, refunds, and mentor payouts.
 
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
@@ -24,6 +24,15 @@ pub struct PaymentMetrics {
     pub invoices: prometheus::IntCounter,
     /// `finance_refunds_total`: refunds Razorpay accepted (each with its credit note).
     pub refunds: prometheus::IntCounter,
+    /// `finance_payout_runs_total{result}`: opened, failed (no payout moved, or the monthly
+    /// run could not be made).
+    pub payout_runs: IntCounterVec,
+    /// `finance_payouts_total{state}`: payouts entering in_transit, paid, failed.
+    pub payouts: IntCounterVec,
+    /// `finance_pipeline_costs_total{service}`: pipeline cost entries recorded.
+    pub costs: IntCounterVec,
+    /// `finance_pipeline_cost_paise_total{service}`: their amount in INR paise.
+    pub cost_paise: IntCounterVec,
 }
 
 impl PaymentMetrics {
@@ -67,38 +76,76 @@ impl PaymentMetrics {
                 "Refunds Razorpay accepted, each with its GST credit note",
             )
             .expect("literal metric"),
+            payout_runs: counter(
+                "finance_payout_runs_total",
+                "Mentor payout runs by result (opened, failed)",
+                "result",
+            ),
+            payouts: counter(
+                "finance_payouts_total",
+                "Mentor payouts entering each state (in_transit, paid, failed)",
+                "state",
+            ),
+            costs: counter(
+                "finance_pipeline_costs_total",
+                "Pipeline cost entries recorded, by the service that recorded them",
+                "service",
+            ),
+            cost_paise: counter(
+                "finance_pipeline_cost_paise_total",
+                "Pipeline costs recorded in INR paise, by service",
+                "service",
+            ),
             invoices: prometheus::IntCounter::new(
                 "finance_invoices_issued_total",
                 "GST tax invoices issued (one per captured payment)",
             )
             .expect("literal metric"),
         };
+        m.register(registry);
+        m.seed();
+        m
+    }
+
+    fn register(&self, registry: &Registry) {
         for c in [
-            Box::new(m.payments.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.webhooks.clone()),
-            Box::new(m.stuck.clone()),
-            Box::new(m.oldest_stuck.clone()),
-            Box::new(m.reconciliations.clone()),
-            Box::new(m.grants.clone()),
-            Box::new(m.invoices.clone()),
-            Box::new(m.refunds.clone()),
+            Box::new(self.payments.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(self.webhooks.clone()),
+            Box::new(self.stuck.clone()),
+            Box::new(self.oldest_stuck.clone()),
+            Box::new(self.reconciliations.clone()),
+            Box::new(self.grants.clone()),
+            Box::new(self.invoices.clone()),
+            Box::new(self.refunds.clone()),
+            Box::new(self.payout_runs.clone()),
+            Box::new(self.payouts.clone()),
+            Box::new(self.costs.clone()),
+            Box::new(self.cost_paise.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
-        // Every series exists from the start, so a rate over it is never empty.
+    }
+
+    /// Every series exists from the start, so a rate over it is never empty.
+    fn seed(&self) {
         for s in ["created", "failed", "authorized", "captured"] {
-            m.payments.with_label_values(&[s]);
+            self.payments.with_label_values(&[s]);
         }
         for o in ["verified", "duplicate", "refused", "mismatch", "ignored"] {
-            m.webhooks.with_label_values(&[o]);
+            self.webhooks.with_label_values(&[o]);
         }
         for r in ["changed", "unchanged", "failed"] {
-            m.reconciliations.with_label_values(&[r]);
+            self.reconciliations.with_label_values(&[r]);
         }
         for k in ["token_pack", "course"] {
-            m.grants.with_label_values(&[k]);
+            self.grants.with_label_values(&[k]);
         }
-        m
+        for r in ["opened", "failed"] {
+            self.payout_runs.with_label_values(&[r]);
+        }
+        for s in ["in_transit", "paid", "failed"] {
+            self.payouts.with_label_values(&[s]);
+        }
     }
 
     pub fn entered(&self, state: State) {
