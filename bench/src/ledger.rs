@@ -63,6 +63,10 @@ async fn start(max_batch: usize) -> anyhow::Result<Platform> {
     opts.service_accounts = vec![("bench".into(), secret.clone())];
     opts.set("finance", "LEDGER_MAX_BATCH", &max_batch.to_string());
     opts.set("finance", "DATABASE_MAX_CONNECTIONS", "8");
+    // To compare writer counts: LEDGER_WRITERS in the bench's environment.
+    if let Ok(w) = std::env::var("LEDGER_WRITERS") {
+        opts.set("finance", "LEDGER_WRITERS", &w);
+    }
     let stack = stack::start(opts).await.context("starting the platform")?;
     let url = format!("http://{}", stack.identity_grpc_addr);
     let link = IdentityLink::new(

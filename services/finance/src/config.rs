@@ -20,6 +20,8 @@ pub struct Config {
     pub expiry_every: Duration,
     /// Transfers per ledger transaction at most (group commit); 1 commits each request alone.
     pub ledger_max_batch: usize,
+    /// Ledger writers taking turns at the queue (Postgres; SQLite has one).
+    pub ledger_writers: usize,
     /// How long a booking's hold waits for the booking's `booked` event before it voids itself.
     pub booking_confirm: Duration,
     /// The platform's share of a paid meeting, in percent of its price (rounded down).
@@ -50,6 +52,7 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let expiry_secs: u64 = ranged(env, "HOLD_EXPIRY_EVERY_SECONDS", 30, 1, 86_400)?;
         let ledger_max_batch: usize = ranged(env, "LEDGER_MAX_BATCH", 512, 1, 4096)?;
+        let ledger_writers: usize = ranged(env, "LEDGER_WRITERS", 1, 1, 16)?;
         let confirm_secs: u64 = ranged(env, "BOOKING_CONFIRM_SECONDS", 300, 30, 86_400)?;
         let commission_percent: i64 = ranged(env, "BOOKING_COMMISSION_PERCENT", 20, 0, 100)?;
         let token_value_paise: i64 = ranged(env, "TOKEN_VALUE_PAISE", 100, 1, 1_000_000)?;
@@ -74,8 +77,7 @@ impl Config {
         let payout_schedule: String = env.or("PAYOUT_SCHEDULE", "0 6 1 * *".to_owned())?;
         mas_bus::ScheduleSpec::cron(&payout_schedule, mas_bus::schedule::DEFAULT_TZ)
             .map_err(|e| ConfigError::new("PAYOUT_SCHEDULE", e.to_string()))?;
-        let cost_fx_rates = fx_rates(&env.or("COST_FX_RATES", "USD:84.00".to_owned())?)
-            .map_err(|why| ConfigError::new("COST_FX_RATES", why))?;
+        let cost_fx_rates = fx_rates(&env.or("COST_FX_RATES", "USD:84.00".to_owned())?)?;
         Ok(Config {
             common: CommonConfig::from_env(env, "finance")?,
             identity_grpc_url: env.required("IDENTITY_GRPC_URL")?,
@@ -84,6 +86,7 @@ impl Config {
             bus_queue_prefix: env.or("BUS_QUEUE_PREFIX", String::new())?,
             expiry_every: Duration::from_secs(expiry_secs),
             ledger_max_batch,
+            ledger_writers,
             booking_confirm: Duration::from_secs(confirm_secs),
             commission_percent,
             token_value_paise,
@@ -101,17 +104,18 @@ impl Config {
 
 /// `USD:84.00,EUR:91.25`: rupees per unit of each currency (at most two decimals), as paise.
 /// Empty: only INR costs are taken.
-pub fn fx_rates(list: &str) -> Result<std::collections::BTreeMap<String, i64>, String> {
+pub fn fx_rates(list: &str) -> Result<std::collections::BTreeMap<String, i64>, ConfigError> {
+    let bad = |why: String| ConfigError::new("COST_FX_RATES", why);
     let mut rates = std::collections::BTreeMap::new();
     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (code, rate) = item
             .split_once(':')
-            .ok_or_else(|| format!("{item:?}: expected CODE:rupees, as USD:84.00"))?;
+            .ok_or_else(|| bad(format!("{item:?}: expected CODE:rupees, as USD:84.00")))?;
         let code = code.trim();
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) || code == "INR" {
-            return Err(format!(
+            return Err(bad(format!(
                 "{code:?}: a currency is three capital letters, other than INR"
-            ));
+            )));
         }
         let (whole, frac) = rate.trim().split_once('.').unwrap_or((rate.trim(), ""));
         let paise = (|| {
@@ -123,9 +127,13 @@ pub fn fx_rates(list: &str) -> Result<std::collections::BTreeMap<String, i64>, S
             whole.checked_mul(100)?.checked_add(frac)
         })()
         .filter(|p| (1..=100_000_000).contains(p))
-        .ok_or_else(|| format!("{code}: {rate:?} is not a rate in rupees (as 84.00)"))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "{code}: {rate:?} is not a rate in rupees (as 84.00)"
+            ))
+        })?;
         if rates.insert(code.to_owned(), paise).is_some() {
-            return Err(format!("{code} is listed twice"));
+            return Err(bad(format!("{code} is listed twice")));
         }
     }
     Ok(rates)

@@ -115,9 +115,15 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let bus = svc.bus(cfg.amqp_url.as_ref(), &cfg.bus_exchange);
     let broker = bus.broker.kind();
     let ledger_metrics = ledger::metrics::LedgerMetrics::new(&svc.metrics().registry);
-    // The writer's own connection: it never waits for the pool, and on SQLite its page cache
-    // stays warm between batches.
-    let writer_db = mas_kit::db::connect_writer(&cfg.common.database).await?;
+    // The writers' own connections: they never wait for the pool, and on SQLite the one
+    // writer's page cache stays warm between batches.
+    let writers = match cfg.common.database {
+        mas_kit::db::DbConfig::Sqlite { .. } => 1,
+        _ => cfg.ledger_writers,
+    };
+    let writer_db =
+        mas_kit::db::connect_writers(&cfg.common.database, u32::try_from(writers).unwrap_or(1))
+            .await?;
     let secret = cfg.service_secret.clone().unwrap_or_default();
     let link = svc.identity_link(&cfg.identity_grpc_url, secret).await?;
     let mailer = match &cfg.notifier_grpc_url {
@@ -131,7 +137,12 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         db: svc.db().clone(),
         bus: bus.clone(),
         cfg: cfg.clone(),
-        ledger: ledger::Writer::start(writer_db, ledger_metrics.clone(), cfg.ledger_max_batch),
+        ledger: ledger::Writer::start_many(
+            writer_db,
+            writers,
+            ledger_metrics.clone(),
+            cfg.ledger_max_batch,
+        ),
         metrics: svc.metrics().clone(),
         ledger_metrics,
         booking_locks: app::bookings::Locks::default(),

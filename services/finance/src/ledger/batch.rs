@@ -5,6 +5,7 @@
 //! never deadlock), which makes the checks of [`State::apply`] hold against every writer.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::Utc;
 use mas_kit::proto::mas::finance::v1::TransferKind;
@@ -13,7 +14,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, TryInsert,
     Value,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::apply::{Actor, Applied, Resolution, Spec, State};
 use super::metrics::LedgerMetrics;
@@ -47,8 +48,29 @@ impl Writer {
     /// Starts the writer task on `db`, committing up to `max_batch` transfers per transaction
     /// (a larger backlog waits for the next one); it ends when the last handle is dropped.
     pub fn start(db: DatabaseConnection, metrics: LedgerMetrics, max_batch: usize) -> Writer {
+        Self::start_many(db, 1, metrics, max_batch)
+    }
+
+    /// Starts `writers` tasks on `db` (a pool with a connection for each) that take turns at
+    /// the queue: while one commits, the next gathers and applies the requests that arrived
+    /// meanwhile. Transactions touching the same accounts still run one after the other (the
+    /// rows' locks), as they do across replicas; the others overlap.
+    pub fn start_many(
+        db: DatabaseConnection,
+        writers: usize,
+        metrics: LedgerMetrics,
+        max_batch: usize,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run(db, rx, metrics, max_batch.max(1)));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run(
+                db.clone(),
+                rx.clone(),
+                metrics.clone(),
+                max_batch.max(1),
+            ));
+        }
         Writer { tx }
     }
 
@@ -65,25 +87,34 @@ impl Writer {
     }
 }
 
+/// The requests waiting now, up to `max_batch` transfers (at least one request); `None` when
+/// every handle is gone.
+async fn gather(rx: &Mutex<mpsc::Receiver<Job>>, max_batch: usize) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut count = first.req.specs.len();
+    let mut jobs = vec![first];
+    while count < max_batch {
+        match rx.try_recv() {
+            Ok(job) => {
+                count += job.req.specs.len();
+                jobs.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(jobs)
+}
+
 async fn run(
     db: DatabaseConnection,
-    mut rx: mpsc::Receiver<Job>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     metrics: LedgerMetrics,
     max_batch: usize,
 ) {
     let mut known = HashSet::new();
-    while let Some(first) = rx.recv().await {
-        let mut count = first.req.specs.len();
-        let mut jobs = vec![first];
-        while count < max_batch {
-            match rx.try_recv() {
-                Ok(job) => {
-                    count += job.req.specs.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+    while let Some(jobs) = gather(&rx, max_batch).await {
+        let count: usize = jobs.iter().map(|j| j.req.specs.len()).sum();
         metrics.batch_size.observe(count as f64);
         let reqs: Vec<&Request> = jobs.iter().map(|j| &j.req).collect();
         match commit(&db, &reqs, &mut known, &metrics).await {
@@ -93,7 +124,7 @@ async fn run(
                     let _ = job.reply.send(Ok(result));
                 }
             }
-            // Something only the database knew (another replica got there first, a lost
+            // Something only the database knew (another writer got there first, a lost
             // connection): each request again on its own, from a fresh read, so that one
             // request's conflict fails only that request.
             Err(e) => {
