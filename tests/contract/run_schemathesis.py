@@ -14,7 +14,7 @@ with a fixed seed, `--checks all` and all four phases. The settings are in schem
 beside this file; the ids of the fixtures reach it through MAS_CT_* variables.
 
 From the JUnit and NDJSON reports it counts failures per check (must be none) and successful
-answers (2xx, or a documented 302) per operation over all passes (each must have one, except EXCLUDED). Exits non-zero otherwise.
+answers (2xx, or a documented 302) per operation over all passes (each must have one, except EXCLUDED and NO_2XX_HERE). Exits non-zero otherwise.
 """
 
 from __future__ import annotations
@@ -47,6 +47,17 @@ SEED = 20261202
 # Operations left out: they end the session the pass runs on.
 EXCLUDED = {
     "POST /api/auth/logout": "revokes the pass's own access token, so every later request is 401",
+}
+
+# Fuzzed and checked like every operation, but not required to reach a 2xx here: a payout run
+# needs paid meetings (a priced mentor booked, the meeting ended, the hold settled) from a mentor
+# with a bank account, which the runner's fixtures do not make. tests/it/payouts.rs takes each
+# of them to its 2xx through the gateway on both backends.
+NO_2XX_HERE = {
+    "POST /api/finance/payout-runs": "needs paid meetings to pay (tests/it/payouts.rs)",
+    "GET /api/finance/payout-runs/{id}": "no run without paid meetings (tests/it/payouts.rs)",
+    "GET /api/finance/payout-runs/{id}/bank-file": "no run without paid meetings (tests/it/payouts.rs)",
+    "POST /api/finance/payout-runs/{id}/confirmations": "no run without paid meetings (tests/it/payouts.rs)",
 }
 
 # Seconds of schemathesis per pass (fuzzing and stateful repeat until it is spent): four passes
@@ -736,6 +747,8 @@ def summarize(base: str, reports: Path, timings: dict) -> int:
         mark = ""
         if op in EXCLUDED:
             mark = "  excluded: " + EXCLUDED[op]
+        elif ok[op] == 0 and op in NO_2XX_HERE:
+            mark = "  no 2xx expected: " + NO_2XX_HERE[op]
         elif ok[op] == 0:
             mark = "  <-- no 2xx"
             missing.append(op)

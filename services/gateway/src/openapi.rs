@@ -805,7 +805,10 @@ mod tests {
             json!(["string", "null"])
         );
         // A blank name is refused where one is sent, but an update may leave it out.
-        assert_eq!(update["properties"]["fullName"]["pattern"], "\\S");
+        assert_eq!(
+            update["properties"]["fullName"]["pattern"],
+            "[^\\t\\n\\f\\r ]"
+        );
         assert!(
             !update["required"]
                 .as_array()

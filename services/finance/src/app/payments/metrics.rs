@@ -146,6 +146,11 @@ impl PaymentMetrics {
         for s in ["in_transit", "paid", "failed"] {
             self.payouts.with_label_values(&[s]);
         }
+        // The services that record pipeline costs (their service accounts).
+        for service in ["hire", "crm", "lms"] {
+            self.costs.with_label_values(&[service]);
+            self.cost_paise.with_label_values(&[service]);
+        }
     }
 
     pub fn entered(&self, state: State) {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{
     FAILED, IN_TRANSIT, PAID, PENDING, RUN_COMPLETED, earnings, find_run, get_run, payout_spec,
-    payouts_of, service_actor, set_run_state, settle, system,
+    payouts_of, set_run_state, settle, system,
 };
 use crate::app::App;
 use crate::error::{AppError, AppResult};
@@ -243,7 +243,7 @@ pub async fn confirm(
             .ledger
             .submit(Request {
                 specs,
-                actor: service_actor(),
+                actor: actor.clone(),
                 open,
             })
             .await?;

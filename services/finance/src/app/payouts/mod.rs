@@ -437,6 +437,9 @@ pub(crate) fn service_actor() -> Actor {
 /// (idempotent: the transfer ids follow from the payouts). A payout the ledger refuses fails
 /// with the reason and gives its meetings back; a run none of whose payouts moved fails.
 pub async fn move_run(app: &App, platform: &str, run: &str) -> AppResult<()> {
+    let Some(made) = find_run(&app.db, platform, run).await? else {
+        return Err(AppError::NotFound("payout run"));
+    };
     let pending: Vec<payout::Model> = payouts_of(&app.db, platform, run)
         .await?
         .into_iter()
@@ -464,7 +467,11 @@ pub async fn move_run(app: &App, platform: &str, run: &str) -> AppResult<()> {
         .ledger
         .submit(Request {
             specs,
-            actor: service_actor(),
+            // The transfers name who made the run, even when the job finishes them.
+            actor: Actor {
+                subject: made.actor.clone(),
+                impersonator: made.impersonator.clone(),
+            },
             open,
         })
         .await?;

@@ -83,8 +83,12 @@ impl JobHandler for PayoutTransfers {
         let run = job.payload["run_id"]
             .as_str()
             .ok_or_else(|| HandlerError::permanent(format!("{}: no run_id", job.id)))?;
-        move_run(&self.app, &job.platform, run)
-            .await
-            .map_err(|e| HandlerError::new(format!("payout run {run}: {e}")))
+        match move_run(&self.app, &job.platform, run).await {
+            Ok(()) => Ok(()),
+            Err(AppError::NotFound(_)) => Err(HandlerError::permanent(format!(
+                "payout run {run} does not exist"
+            ))),
+            Err(e) => Err(HandlerError::new(format!("payout run {run}: {e}"))),
+        }
     }
 }
