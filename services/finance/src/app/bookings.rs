@@ -88,13 +88,6 @@ fn confirmed_id(booking: &str) -> String {
     format!("booking:{booking}:confirmed")
 }
 
-fn service_actor() -> Actor {
-    Actor {
-        subject: format!("service:{}", crate::SERVICE),
-        impersonator: String::new(),
-    }
-}
-
 fn state_pb(state: &str) -> HoldState {
     match state {
         HELD => HoldState::Held,
@@ -399,7 +392,7 @@ async fn steps(app: &App, specs: Vec<Spec>, open: Vec<account::Model>) -> AppRes
     app.ledger
         .submit(Request {
             specs,
-            actor: service_actor(),
+            actor: super::service_actor(),
             open,
         })
         .await

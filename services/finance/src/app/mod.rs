@@ -46,6 +46,28 @@ impl App {
     }
 }
 
+/// finance itself, as the actor of what it does on its own (grants, settlements, schedules).
+pub fn service_actor() -> Actor {
+    Actor {
+        subject: format!("service:{}", crate::SERVICE),
+        impersonator: String::new(),
+    }
+}
+
+/// The envelope keys that seal secret fields; without SECRET_KEYS, `what` is unavailable
+/// (503) with the reason.
+pub fn secret_keys<'a>(
+    app: &'a App,
+    what: &str,
+) -> crate::error::AppResult<&'a mas_kit::secrets::SecretKeys> {
+    app.cfg.secret_keys.as_deref().ok_or_else(|| {
+        crate::error::AppError::Unavailable(
+            format!("{what} not available: SECRET_KEYS is not set, so its secrets cannot be kept")
+                .into(),
+        )
+    })
+}
+
 /// Who is moving money: the caller (a user or a service account) and its impersonator.
 pub fn actor(ctx: &RequestContext) -> Actor {
     ctx.principal

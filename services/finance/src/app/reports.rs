@@ -38,6 +38,29 @@ fn month_start(y: i32, m: u32) -> AppResult<DateTime<Utc>> {
         .ok_or_else(|| AppError::invalid("month", "is not a month"))
 }
 
+/// The months of a report from `from` to `to`, both included, as labels (`2026-04`): `to`
+/// before `from`, or more than MAX_MONTHS, is refused.
+pub(crate) fn months_between(from: (i32, u32), to: (i32, u32)) -> AppResult<Vec<String>> {
+    let span = (to.0 - from.0) * 12 + i32::try_from(to.1).unwrap_or(0)
+        - i32::try_from(from.1).unwrap_or(0);
+    if span < 0 {
+        return Err(AppError::invalid("to", "is before `from`"));
+    }
+    if span >= MAX_MONTHS {
+        return Err(AppError::invalid(
+            "to",
+            format!("at most {MAX_MONTHS} months in one report"),
+        ));
+    }
+    let (mut y, mut m) = from;
+    let mut out = vec![];
+    for _ in 0..=span {
+        out.push(format!("{y:04}-{m:02}"));
+        (y, m) = next_month(y, m);
+    }
+    Ok(out)
+}
+
 fn next_month(y: i32, m: u32) -> (i32, u32) {
     if m == 12 { (y + 1, 1) } else { (y, m + 1) }
 }
@@ -90,16 +113,7 @@ pub async fn revenue(
 ) -> AppResult<pb::RevenueReport> {
     let (fy, fm) = month_of("from", &r.from)?;
     let (ty, tm) = month_of("to", &r.to)?;
-    let span = (ty - fy) * 12 + i32::try_from(tm).unwrap_or(0) - i32::try_from(fm).unwrap_or(0);
-    if span < 0 {
-        return Err(AppError::invalid("to", "is before `from`"));
-    }
-    if span >= MAX_MONTHS {
-        return Err(AppError::invalid(
-            "to",
-            format!("at most {MAX_MONTHS} months in one report"),
-        ));
-    }
+    months_between((fy, fm), (ty, tm))?;
     let (ny, nm) = next_month(ty, tm);
     let docs = documents(app, platform, month_start(fy, fm)?, month_start(ny, nm)?).await?;
     let mut months: BTreeMap<String, pb::RevenueMonth> = BTreeMap::new();
@@ -260,4 +274,19 @@ pub async fn ledger_csv(app: &App, platform: &str) -> AppResult<Vec<u8>> {
     }
     w.into_inner()
         .map_err(|e| AppError::internal(format!("writing the ledger CSV: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_spans_whole_months_in_order() {
+        assert_eq!(
+            months_between((2026, 11), (2027, 2)).unwrap(),
+            ["2026-11", "2026-12", "2027-01", "2027-02"]
+        );
+        assert!(months_between((2026, 5), (2026, 4)).is_err());
+        assert!(months_between((2020, 1), (2026, 1)).is_err());
+    }
 }

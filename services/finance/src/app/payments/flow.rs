@@ -26,7 +26,7 @@ use super::razorpay::{self, Payment as RzPayment};
 use super::{COURSE, CURRENCY, TOKEN_PACK, is_staff, payment_pb, split_gst};
 use crate::app::App;
 use crate::error::{AppError, AppResult};
-use crate::ledger::{self, Actor, Applied, Request, Spec, timestamp};
+use crate::ledger::{self, Applied, Request, Spec, timestamp};
 use crate::store::entities::{payment, product};
 use mas_kit::auth::Principal;
 
@@ -106,13 +106,6 @@ pub enum Advance {
     Unchanged,
     /// The report's order, amount or currency are not the payment's: nothing changed.
     Mismatch,
-}
-
-fn ledger_actor() -> Actor {
-    Actor {
-        subject: format!("service:{}", crate::SERVICE),
-        impersonator: String::new(),
-    }
 }
 
 /// Creates the order at Razorpay, then our payment for it at the product's price.
@@ -402,7 +395,7 @@ async fn on_capture(
     razorpay_payment: &str,
     now: chrono::DateTime<Utc>,
 ) -> AppResult<String> {
-    let invoice = crate::app::invoices::issue(txn, p, now, &ledger_actor()).await?;
+    let invoice = crate::app::invoices::issue(txn, p, now, &crate::app::service_actor()).await?;
     payment::Entity::update_many()
         .col_expr(payment::Column::InvoiceId, Expr::value(invoice.id.clone()))
         .col_expr(
@@ -509,7 +502,7 @@ pub async fn grant(app: &App, platform: &str, id: &str) -> AppResult<bool> {
         .ledger
         .submit(Request {
             specs,
-            actor: ledger_actor(),
+            actor: crate::app::service_actor(),
             open,
         })
         .await?;

@@ -197,12 +197,7 @@ fn aad(column: &str, platform: &str) -> Vec<u8> {
 }
 
 fn keys(app: &App) -> AppResult<&SecretKeys> {
-    app.cfg.secret_keys.as_deref().ok_or_else(|| {
-        AppError::Unavailable(
-            "Razorpay is not available: SECRET_KEYS is not set, so its credentials cannot be kept"
-                .into(),
-        )
-    })
+    super::secret_keys(app, "Razorpay is")
 }
 
 fn settings_pb(row: Option<&razorpay_credentials::Model>) -> pb::RazorpaySettings {

@@ -51,12 +51,7 @@ fn aad(platform: &str, mentor: &str) -> Vec<u8> {
 }
 
 fn keys(app: &App) -> AppResult<&SecretKeys> {
-    app.cfg.secret_keys.as_deref().ok_or_else(|| {
-        AppError::Unavailable(
-            "payouts are not available: SECRET_KEYS is not set, so bank accounts cannot be kept"
-                .into(),
-        )
-    })
+    super::secret_keys(app, "payouts are")
 }
 
 fn bank_pb(b: &bank_account::Model) -> pb::BankAccount {
@@ -423,13 +418,6 @@ fn payout_spec(p: &payout::Model, step: &str, debit: String, credit: String) -> 
         reference: p.run_id.clone(),
         memo: String::new(),
         linked: false,
-    }
-}
-
-pub(crate) fn service_actor() -> Actor {
-    Actor {
-        subject: format!("service:{}", crate::SERVICE),
-        impersonator: String::new(),
     }
 }
 

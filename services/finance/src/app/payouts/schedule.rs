@@ -8,9 +8,10 @@ use chrono::Utc;
 use mas_bus::{HandlerError, Incoming, JobHandler};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
-use super::{MONTHLY, NewRun, create_run, monthly_id, move_run, service_actor};
+use super::{MONTHLY, NewRun, create_run, monthly_id, move_run};
 use crate::app::App;
 use crate::app::bookings::POSTED;
+use crate::app::service_actor;
 use crate::error::AppError;
 use crate::store::entities::booking_hold;
 
