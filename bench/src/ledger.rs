@@ -225,8 +225,19 @@ async fn phases(p: &Platform) -> anyhow::Result<String> {
         total += mean;
         out.push(format!("{phase} {mean:.2}"));
     }
+    let batch = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (sum, count) = (
+        batch("finance_ledger_batch_transfers_sum "),
+        batch("finance_ledger_batch_transfers_count "),
+    );
+    let mean_batch = if count > 0.0 { sum / count } else { 0.0 };
     Ok(format!(
-        "{} = {total:.2} ms per transaction",
+        "{} = {total:.2} ms per transaction of {mean_batch:.1} transfers",
         out.join(", ")
     ))
 }

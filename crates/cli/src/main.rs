@@ -186,8 +186,12 @@ fn forward_env(opts: &mut stack::Options) {
         if notifier.iter().any(|p| k.starts_with(p)) {
             opts.set("notifier", &k, &v);
         }
-        if k == "HOLD_EXPIRY_EVERY_SECONDS" || k == "LEDGER_MAX_BATCH" || k.starts_with("RAZORPAY_")
-        {
+        let finance = [
+            "HOLD_EXPIRY_EVERY_SECONDS",
+            "LEDGER_MAX_BATCH",
+            "LEDGER_WRITERS",
+        ];
+        if finance.contains(&k.as_str()) || k.starts_with("RAZORPAY_") {
             opts.set("finance", &k, &v);
         }
         if k == "SHUTDOWN_DELAY_MS" {

@@ -120,7 +120,19 @@ async fn connect_sized(cfg: &DbConfig, size: Option<u32>) -> Result<DatabaseConn
             // Names the service's sessions in pg_stat_activity (`mas-<schema>`), so operators
             // and the long-running-query gauge tell one service's statements from another's.
             let app_name = format!("mas-{schema}");
-            opts.map_sqlx_postgres_opts(move |o| o.application_name(&app_name));
+            // A batch writer's statements are planned for their values each time. A cached
+            // generic plan is made once, from the table as it was then: made while a table was
+            // new and small, it kept scanning a whole index for a lookup by primary key (the
+            // ledger's writer, bench/RESULTS.md 2026-12-07), until the next ANALYZE.
+            let writer = size.is_some();
+            opts.map_sqlx_postgres_opts(move |o| {
+                let o = o.application_name(&app_name);
+                if writer {
+                    o.options([("plan_cache_mode", "force_custom_plan")])
+                } else {
+                    o
+                }
+            });
             Database::connect(opts).await.map_err(DbError::Connect)
         }
         DbConfig::Sqlite { path } => {

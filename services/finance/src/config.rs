@@ -52,7 +52,7 @@ impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let expiry_secs: u64 = ranged(env, "HOLD_EXPIRY_EVERY_SECONDS", 30, 1, 86_400)?;
         let ledger_max_batch: usize = ranged(env, "LEDGER_MAX_BATCH", 512, 1, 4096)?;
-        let ledger_writers: usize = ranged(env, "LEDGER_WRITERS", 1, 1, 16)?;
+        let ledger_writers: usize = ranged(env, "LEDGER_WRITERS", 2, 1, 16)?;
         let confirm_secs: u64 = ranged(env, "BOOKING_CONFIRM_SECONDS", 300, 30, 86_400)?;
         let commission_percent: i64 = ranged(env, "BOOKING_COMMISSION_PERCENT", 20, 0, 100)?;
         let token_value_paise: i64 = ranged(env, "TOKEN_VALUE_PAISE", 100, 1, 1_000_000)?;

@@ -1,27 +1,32 @@
-//! Group commit: every write to the ledger goes through one task per process, which takes the
-//! requests that arrived while its last transaction ran and applies them all in the next one.
-//! One gRPC call stays one request with its own results; concurrent callers share the commit's
-//! fsync. Across replicas the account rows are locked (`FOR UPDATE`, in id order, so two batches
-//! never deadlock), which makes the checks of [`State::apply`] hold against every writer.
+//! Group commit: every write to the ledger goes through a few writer tasks per process, each of
+//! which takes the requests that arrived while its last transaction ran and applies them all in
+//! the next one. One gRPC call stays one request with its own results; concurrent callers share
+//! the commit's fsync.
+//!
+//! Two kinds of account are written two ways. A guarded account (a wallet or earnings, which
+//! may never go below zero) is locked at the start (`FOR NO KEY UPDATE`, in id order, so two
+//! batches never deadlock) and its totals read, which makes the checks of [`State::apply`] hold
+//! against every writer, here and in other replicas. The platform's own accounts (revenue,
+//! promotions, clearing, ...) have no limit, so nothing is decided on their totals: they are
+//! neither locked nor read, and the batch adds what it moved to them in its last statement,
+//! again in id order. A hot system account (every booking credits revenue) is then locked only
+//! for that statement and the commit, and the writers' batches overlap everywhere else.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::Utc;
 use mas_kit::proto::mas::finance::v1::TransferKind;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, TryInsert,
-    Value,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, TryInsert};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::apply::{Actor, Applied, Resolution, Spec, State};
 use super::metrics::LedgerMetrics;
+use super::sql::{self, Four, Totals};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{account, transfer};
 
-/// Rows per INSERT statement (SQLite binds at most 32766 values; a transfer binds 15).
+/// Accounts per INSERT statement (SQLite binds at most 32766 values; an account binds 11).
 const INSERT_CHUNK: usize = 500;
 
 /// One caller's transfers, with the accounts they may need opened.
@@ -106,13 +111,17 @@ async fn gather(rx: &Mutex<mpsc::Receiver<Job>>, max_batch: usize) -> Option<Vec
     Some(jobs)
 }
 
+/// The fixed part of accounts (everything but the totals) by id, of the accounts known to be
+/// committed: accounts are never removed and never change ledger, kind or limit.
+type Known = HashMap<String, account::Model>;
+
 async fn run(
     db: DatabaseConnection,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     metrics: LedgerMetrics,
     max_batch: usize,
 ) {
-    let mut known = HashSet::new();
+    let mut known = Known::new();
     while let Some(jobs) = gather(&rx, max_batch).await {
         let count: usize = jobs.iter().map(|j| j.req.specs.len()).sum();
         metrics.batch_size.observe(count as f64);
@@ -144,7 +153,7 @@ async fn run(
 async fn alone(
     db: &DatabaseConnection,
     req: &Request,
-    known: &mut HashSet<String>,
+    known: &mut Known,
     metrics: &LedgerMetrics,
 ) -> AppResult<Vec<Applied>> {
     let mut last = None;
@@ -161,47 +170,59 @@ async fn alone(
     Err(last.map_or_else(|| AppError::internal("ledger commit"), AppError::from))
 }
 
-/// One transaction: open missing accounts, lock the touched ones, load the transfers the
-/// requests name, apply them in order, write the new transfers and the changed balances.
+/// One transaction: open missing accounts, lock the guarded ones it touches, load the
+/// transfers the requests name, apply them in order, write the new transfers and the changed
+/// totals. The accounts it saw are `known` once it has committed.
 async fn commit(
     db: &DatabaseConnection,
     reqs: &[&Request],
-    known: &mut HashSet<String>,
+    known: &mut Known,
     metrics: &LedgerMetrics,
 ) -> Result<Vec<Vec<Applied>>, DbErr> {
     let now = Utc::now();
     let mut clock = Phases::new(metrics);
     let txn = db.begin().await?;
     clock.lap("begin");
-    open_accounts(&txn, reqs, known).await?;
+    let mut seen = open_accounts(&txn, reqs, known).await?;
     clock.lap("open");
-    let mut state = State::default();
     let wanted = named_transfers(reqs);
     // The accounts a post or a void touches are its pending transfer's (immutable, so they may
     // be read before the locks).
     let pendings = load_transfers(&txn, &pending_ids(reqs)).await?;
     clock.lap("pendings");
-    let mut ids = BTreeSet::new();
-    for s in reqs.iter().flat_map(|r| &r.specs) {
-        if matches!(s.kind, TransferKind::Posted | TransferKind::Pending) {
-            ids.insert(s.debit.clone());
-            ids.insert(s.credit.clone());
-        }
-    }
-    for p in &pendings {
-        ids.insert(p.debit_account_id.clone());
-        ids.insert(p.credit_account_id.clone());
-    }
-    let before = lock_accounts(&txn, ids).await?;
+    let ids = touched(reqs, &pendings);
+    read_unseen(&txn, &ids, known, &mut seen).await?;
+    let fixed = |id: &String| known.get(id).or_else(|| seen.get(id));
+    let guarded: BTreeSet<&String> = ids
+        .iter()
+        .filter(|id| fixed(id).is_some_and(|a| a.no_overdraft))
+        .collect();
+    let before = lock_accounts(&txn, guarded).await?;
     clock.lap("lock");
+    let mut state = State::default();
     state.accounts = before.clone();
-    // After the locks: whatever another writer did to these accounts has committed.
+    // The others from zero: what the batch moves to them is all it writes.
+    let shared: HashMap<String, account::Model> = ids
+        .iter()
+        .filter_map(fixed)
+        .filter(|a| !a.no_overdraft)
+        .map(|a| (a.id.clone(), zeroed(a)))
+        .collect();
+    state.accounts.extend(shared.clone());
+    // After the locks: whatever another writer did to these accounts has committed (and two
+    // writers creating one id meet at its primary key).
     for t in load_transfers(&txn, &wanted).await? {
         state
             .transfers
             .insert((t.platform.clone(), t.id.clone()), t);
     }
     clock.lap("transfers");
+    if let Some(id) = raced(reqs, &state) {
+        // Its accounts are neither locked nor loaded: begin again, from a fresh read.
+        return Err(DbErr::Custom(format!(
+            "pending transfer {id} was committed by another writer while this batch began"
+        )));
+    }
     load_resolutions(&txn, &mut state).await?;
     clock.lap("resolutions");
     let results: Vec<Vec<Applied>> = reqs
@@ -209,11 +230,72 @@ async fn commit(
         .map(|r| state.apply(&r.specs, &r.actor, now))
         .collect();
     clock.lap("apply");
-    write(&txn, &state, &before).await?;
+    write(&txn, &state, &before, &shared).await?;
     clock.lap("write");
     txn.commit().await?;
     clock.lap("commit");
+    known.extend(seen);
     Ok(results)
+}
+
+/// A pending transfer that a post or a void names and another writer committed after
+/// [`commit`] read the pending ones (before its locks), so that its accounts are not in the
+/// batch.
+fn raced<'a>(reqs: &[&'a Request], state: &State) -> Option<&'a str> {
+    reqs.iter().flat_map(|r| &r.specs).find_map(|s| {
+        let id = s.pending_id.as_deref()?;
+        let p = state.transfers.get(&(s.platform.clone(), id.to_owned()))?;
+        let missing = |a: &String| !state.accounts.contains_key(a);
+        (p.kind == TransferKind::Pending as i32
+            && (missing(&p.debit_account_id) || missing(&p.credit_account_id)))
+        .then_some(id)
+    })
+}
+
+/// Every account the requests' transfers and the pending transfers they resolve touch.
+fn touched(reqs: &[&Request], pendings: &[transfer::Model]) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for s in reqs.iter().flat_map(|r| &r.specs) {
+        if matches!(s.kind, TransferKind::Posted | TransferKind::Pending) {
+            ids.insert(s.debit.clone());
+            ids.insert(s.credit.clone());
+        }
+    }
+    for p in pendings {
+        ids.insert(p.debit_account_id.clone());
+        ids.insert(p.credit_account_id.clone());
+    }
+    ids
+}
+
+/// Adds to `seen` the accounts of `ids` this writer knows nothing of yet (one that does not
+/// exist stays out, and a transfer naming it is refused).
+async fn read_unseen(
+    txn: &DatabaseTransaction,
+    ids: &BTreeSet<String>,
+    known: &Known,
+    seen: &mut Known,
+) -> Result<(), DbErr> {
+    let unseen: Vec<&str> = ids
+        .iter()
+        .filter(|id| !known.contains_key(*id) && !seen.contains_key(*id))
+        .map(String::as_str)
+        .collect();
+    for a in sql::accounts(txn, &unseen, false).await? {
+        seen.insert(a.id.clone(), a);
+    }
+    Ok(())
+}
+
+/// An account with its totals at zero.
+fn zeroed(a: &account::Model) -> account::Model {
+    account::Model {
+        debits_pending: 0,
+        debits_posted: 0,
+        credits_pending: 0,
+        credits_posted: 0,
+        ..a.clone()
+    }
 }
 
 /// Times the steps of one transaction into `finance_ledger_phase_seconds`.
@@ -240,29 +322,30 @@ impl<'a> Phases<'a> {
     }
 }
 
+/// Opens the accounts the requests name that this writer has not seen, and answers them (an
+/// account's fixed part follows from its id, so the one asked for is the one there).
 async fn open_accounts(
     txn: &DatabaseTransaction,
     reqs: &[&Request],
-    known: &mut HashSet<String>,
-) -> Result<(), DbErr> {
-    let mut new: HashMap<&str, &account::Model> = HashMap::new();
+    known: &Known,
+) -> Result<Known, DbErr> {
+    let mut new = Known::new();
     for a in reqs.iter().flat_map(|r| &r.open) {
-        if !known.contains(&a.id) {
-            new.insert(&a.id, a);
+        if !known.contains_key(&a.id) {
+            new.insert(a.id.clone(), a.clone());
         }
     }
     if new.is_empty() {
-        return Ok(());
+        return Ok(new);
     }
-    let ids: Vec<String> = new.keys().map(|k| (*k).to_owned()).collect();
-    let models: Vec<account::ActiveModel> = new.into_values().cloned().map(Into::into).collect();
-    TryInsert::many(models)
-        .on_conflict_do_nothing()
-        .exec_without_returning(txn)
-        .await?;
-    // Accounts are never removed: once open, open for good.
-    known.extend(ids);
-    Ok(())
+    let models: Vec<account::ActiveModel> = new.values().cloned().map(Into::into).collect();
+    for chunk in models.chunks(INSERT_CHUNK) {
+        TryInsert::many(chunk.to_vec())
+            .on_conflict_do_nothing()
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(new)
 }
 
 /// (platform, id) of every transfer the requests name: their own ids and the pending ones.
@@ -294,32 +377,19 @@ async fn load_transfers(
 ) -> Result<Vec<transfer::Model>, DbErr> {
     let mut out = vec![];
     for (platform, ids) in ids {
-        let ids: Vec<&String> = ids.iter().collect();
-        for chunk in ids.chunks(INSERT_CHUNK) {
-            out.extend(
-                transfer::Entity::find()
-                    .filter(transfer::Column::Platform.eq(platform.as_str()))
-                    .filter(transfer::Column::Id.is_in(chunk.iter().map(|s| s.as_str())))
-                    .all(txn)
-                    .await?,
-            );
-        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        out.extend(sql::transfers(txn, platform, transfer::Column::Id, &ids).await?);
     }
     Ok(out)
 }
 
+/// The guarded accounts, locked until the commit, with their totals.
 async fn lock_accounts(
     txn: &DatabaseTransaction,
-    ids: BTreeSet<String>,
+    ids: BTreeSet<&String>,
 ) -> Result<HashMap<String, account::Model>, DbErr> {
-    let mut q = account::Entity::find()
-        .filter(account::Column::Id.is_in(ids))
-        .order_by_asc(account::Column::Id);
-    // SQLite has one writer at a time; Postgres locks the rows until the commit.
-    if txn.get_database_backend() == DbBackend::Postgres {
-        q = q.lock_exclusive();
-    }
-    Ok(q.all(txn)
+    let ids: Vec<&str> = ids.into_iter().map(String::as_str).collect();
+    Ok(sql::accounts(txn, &ids, true)
         .await?
         .into_iter()
         .map(|a| (a.id.clone(), a))
@@ -328,112 +398,71 @@ async fn lock_accounts(
 
 /// Which of the loaded pending transfers are posted or voided already.
 async fn load_resolutions(txn: &DatabaseTransaction, state: &mut State) -> Result<(), DbErr> {
-    let mut by_platform: HashMap<String, Vec<String>> = HashMap::new();
+    let mut by_platform: HashMap<String, Vec<&str>> = HashMap::new();
     for t in state.transfers.values() {
         if t.kind == TransferKind::Pending as i32 {
             by_platform
                 .entry(t.platform.clone())
                 .or_default()
-                .push(t.id.clone());
+                .push(t.id.as_str());
         }
     }
+    let mut resolved = vec![];
     for (platform, ids) in by_platform {
-        let rows = transfer::Entity::find()
-            .filter(transfer::Column::Platform.eq(platform.as_str()))
-            .filter(transfer::Column::PendingId.is_in(ids))
-            .all(txn)
-            .await?;
-        for r in rows {
+        for r in sql::transfers(txn, &platform, transfer::Column::PendingId, &ids).await? {
             if let Some(p) = r.pending_id.clone() {
-                state
-                    .resolved
-                    .insert((platform.clone(), p), Resolution::of(&r));
+                resolved.push(((platform.clone(), p), Resolution::of(&r)));
             }
         }
     }
+    state.resolved.extend(resolved);
     Ok(())
 }
 
-/// One statement that sets the totals of many accounts (`UPDATE ... FROM (VALUES ...)`): a hot
-/// batch changes a hundred accounts, and a statement each would be a round trip each.
-fn balances_update(backend: DbBackend, accounts: &[&account::Model]) -> Statement {
-    let mut values: Vec<Value> = Vec::with_capacity(accounts.len() * 5);
-    let mut rows = Vec::with_capacity(accounts.len());
-    for (i, a) in accounts.iter().enumerate() {
-        let n = i * 5;
-        rows.push(match backend {
-            // The first row's casts type the VALUES list's columns.
-            DbBackend::Postgres if i == 0 => format!(
-                "(${}::text, ${}::bigint, ${}::bigint, ${}::bigint, ${}::bigint)",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5
-            ),
-            DbBackend::Postgres => {
-                format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5
-                )
-            }
-            _ => "(?, ?, ?, ?, ?)".to_owned(),
-        });
-        values.extend([
-            a.id.clone().into(),
-            a.debits_pending.into(),
-            a.debits_posted.into(),
-            a.credits_pending.into(),
-            a.credits_posted.into(),
-        ]);
-    }
-    let rows = rows.join(", ");
-    let sql = match backend {
-        DbBackend::Postgres => format!(
-            "UPDATE accounts AS a SET debits_pending = v.dp, debits_posted = v.dpo, \
-             credits_pending = v.cp, credits_posted = v.cpo \
-             FROM (VALUES {rows}) AS v (id, dp, dpo, cp, cpo) WHERE a.id = v.id"
-        ),
-        // SQLite names a VALUES list's columns column1, column2, ...
-        _ => format!(
-            "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, \
-             credits_pending = v.column4, credits_posted = v.column5 \
-             FROM (VALUES {rows}) AS v WHERE accounts.id = v.column1"
-        ),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
+fn totals(a: &account::Model) -> Four {
+    [
+        a.debits_pending,
+        a.debits_posted,
+        a.credits_pending,
+        a.credits_posted,
+    ]
 }
 
+/// The new transfers, then the guarded accounts' new totals, then what the batch moved to the
+/// others (last, so that a hot account is locked only for that statement and the commit).
 async fn write(
     txn: &DatabaseTransaction,
     state: &State,
     before: &HashMap<String, account::Model>,
+    shared: &HashMap<String, account::Model>,
 ) -> Result<(), DbErr> {
-    let rows: Vec<transfer::ActiveModel> = state
+    let rows: Vec<&transfer::Model> = state
         .created
         .iter()
         .filter_map(|k| state.transfers.get(k))
-        .cloned()
-        .map(Into::into)
         .collect();
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        transfer::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
-    }
-    let changed: Vec<&account::Model> = state
-        .accounts
+    sql::insert_transfers(txn, &rows).await?;
+    let changed: Vec<(&str, Four)> = before
         .iter()
-        .filter(|(id, a)| before.get(*id) != Some(*a))
-        .map(|(_, a)| a)
+        .filter_map(|(id, old)| {
+            let now = state.accounts.get(id)?;
+            (now != old).then(|| (id.as_str(), totals(now)))
+        })
         .collect();
-    for chunk in changed.chunks(INSERT_CHUNK) {
-        txn.execute_raw(balances_update(txn.get_database_backend(), chunk))
-            .await?;
+    sql::totals(txn, &changed, Totals::Set).await?;
+    // In id order (a BTreeMap), like the guarded locks: two batches adding to the same system
+    // accounts take them one after the other, never crosswise.
+    let moved: BTreeMap<&str, Four> = shared
+        .keys()
+        .filter_map(|id| {
+            let t = totals(state.accounts.get(id)?);
+            (t != [0; 4]).then_some((id.as_str(), t))
+        })
+        .collect();
+    if moved.len() > 1 {
+        let ids: Vec<&str> = moved.keys().copied().collect();
+        sql::accounts(txn, &ids, true).await?;
     }
-    Ok(())
+    let moved: Vec<(&str, Four)> = moved.into_iter().collect();
+    sql::totals(txn, &moved, Totals::Add).await
 }

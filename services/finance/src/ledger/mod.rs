@@ -10,6 +10,7 @@ pub mod apply;
 pub mod batch;
 pub mod metrics;
 pub mod reads;
+mod sql;
 
 use chrono::{DateTime, Utc};
 use mas_kit::proto::mas::finance::v1 as pb;

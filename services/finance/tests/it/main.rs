@@ -31,7 +31,7 @@ pub enum Backend {
 }
 
 /// A migrated database of its own (a temp SQLite file, or a Postgres schema dropped at the end)
-/// and the ledger's writer on its own connection, as `finance::start` sets them up.
+/// and the ledger's writers on connections of their own, as `finance::start` sets them up.
 pub struct Db {
     pub db: DatabaseConnection,
     pub writer: Writer,
@@ -72,11 +72,13 @@ impl Db {
             }
             Err(e) => panic!("finance's database: {e:#}"),
         };
-        let writer_db = mas_kit::db::connect_writer(&cfg).await.unwrap();
+        // On Postgres several writers take turns at the queue, as LEDGER_WRITERS runs them.
+        let writers = if backend == Backend::Postgres { 3 } else { 1 };
+        let writer_db = mas_kit::db::connect_writers(&cfg, writers).await.unwrap();
         let metrics = LedgerMetrics::new(&prometheus::Registry::new());
         Some(Db {
             db,
-            writer: Writer::start(writer_db, metrics, 512),
+            writer: Writer::start_many(writer_db, writers as usize, metrics, 512),
             cfg,
             schema,
             _dir: dir,
