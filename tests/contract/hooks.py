@@ -83,6 +83,9 @@ BODY = {
         "productId": env("MAS_CT_PRODUCT"),
         "billing": const({"name": "Contract Buyer", "stateCode": "29", "gstin": "", "email": ""}),
     },
+    # The bank's confirmation of the runner's payout run: a generated file names no payout of
+    # the run.
+    "POST /api/finance/payout-runs/{id}/confirmations": {"csv": env("MAS_CT_PAYOUT_CSV")},
     # The recipient's form depends on the channel and the template must exist: an in-app
     # message from the runner's template to the pass's own user.
     "POST /api/admin/notifications/send": {
