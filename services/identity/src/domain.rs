@@ -82,8 +82,11 @@ pub fn parse_platform_id(raw: &str) -> AppResult<String> {
     }
 }
 
+/// A name without the white space around it. Only ASCII white space is trimmed, the same set
+/// as the proto's not-blank pattern `[^\t\n\f\r ]`, so a value the schema accepts is never
+/// refused here as blank.
 pub fn parse_name(field: &'static str, raw: &str, required: bool) -> AppResult<String> {
-    let v = raw.trim();
+    let v = raw.trim_ascii();
     if required && v.is_empty() {
         return Err(AppError::invalid(field, "is required"));
     }
