@@ -18,6 +18,7 @@ on_both!(; with:
     a_payment_nobody_reported_is_reconciled_on_demand_and_a_course_announced,
     concurrent_captures_get_consecutive_invoice_numbers_and_gst_splits_by_state,
     refunds_take_tokens_back_pro_rata_with_credit_notes_and_never_overdraw,
+    a_refund_is_settled_once_by_razorpay_s_webhook,
     the_schedule_reconciles_a_missed_webhook_and_an_outage_changes_nothing,
     bad_requests_and_callers_without_the_right_are_refused,
 );
@@ -633,6 +634,149 @@ async fn webhooks_out_of_order_forged_or_for_another_amount_change_nothing_wrong
         let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(n >= f64::from(at_least), "{line}");
     }
+    s.stop().await;
+    fake.stop().await;
+}
+
+/// The refunds of a payment, as finance staff list them: (status, Razorpay's id).
+async fn refund_statuses(s: &TestStack, admin: &str, payment: &Value) -> Vec<(String, String)> {
+    let id = payment["id"].as_str().unwrap();
+    let r = s
+        .get(&format!("/api/finance/payments/{id}/refunds"), admin)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["refunds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["status"].as_str().unwrap().to_owned(),
+                x["razorpayRefundId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} series"))
+}
+
+/// Refund events that are not applied: another amount (after refund 1 of the fake's), a refund
+/// of our payment not recorded yet, and a refund of another system's payment.
+async fn unapplied_refund_events(s: &TestStack, fake: &Fake) {
+    // Another amount: recorded as a mismatch, not applied.
+    let mut other = fake.state.refunds.lock().unwrap()[1].clone();
+    other["amount"] = 1.into();
+    fake.state.refunds.lock().unwrap().push(other.clone());
+    let (b, sg) = fake.refund_webhook("refund.failed", 2);
+    let r = webhook(s, &b, Some(&sg), Some("evt_rf_amount")).await;
+    assert_eq!(r.body["outcome"], "mismatch", "{}", r.body);
+    // A refund of our payment that is not recorded (yet: Razorpay may report an instant refund
+    // before its answer is stored) is 503 and not recorded, so Razorpay delivers it again.
+    other["amount"] = 100.into();
+    other["id"] = "rfnd_NotYet0000001".into();
+    fake.state.refunds.lock().unwrap().push(other.clone());
+    let (b, sg) = fake.refund_webhook("refund.processed", 3);
+    for _ in 0..2 {
+        // Delivered again, it is still not a duplicate: the first was not recorded.
+        webhook(s, &b, Some(&sg), Some("evt_rf_early"))
+            .await
+            .problem(503);
+    }
+    // Another system's payment's refund (on the same Razorpay account): ignored.
+    let mut foreign = fake.payment(other["payment_id"].as_str().unwrap());
+    foreign["id"] = "pay_NotOurs0000001".into();
+    fake.state
+        .payments
+        .lock()
+        .unwrap()
+        .insert("pay_NotOurs0000001".into(), foreign);
+    other["id"] = "rfnd_NotOurs000001".into();
+    other["payment_id"] = "pay_NotOurs0000001".into();
+    fake.state.refunds.lock().unwrap().push(other);
+    let (b, sg) = fake.refund_webhook("refund.failed", 4);
+    let r = webhook(s, &b, Some(&sg), Some("evt_rf_stranger")).await;
+    assert_eq!(r.body["outcome"], "ignored", "{}", r.body);
+}
+
+/// Razorpay answers a refund `pending` and reports by webhook whether the money reached the
+/// buyer: `processed` and `failed` are each final, a redelivery or a contradicting late event
+/// changes nothing, a refund for another amount or of another system's is not applied, one of
+/// ours not recorded yet is delivered again, and a failure is counted for its alert.
+async fn a_refund_is_settled_once_by_razorpay_s_webhook(backend: Backend) {
+    let fake = Fake::start().await;
+    let Some(s) = stack(backend, &fake, &[]).await else {
+        return fake.stop().await;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    configure(&s, &admin).await;
+    let pack = product(&s, &admin, pack_body()).await;
+    let (buyer, _) = user(&s).await;
+    let a = bought(&s, &fake, &buyer, &pack).await;
+    for (tokens, why) in [(10, "first"), (10, "second")] {
+        let r = refund(&s, &admin, &a, json!({"tokens": tokens, "reason": why})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["status"], "pending", "{}", r.body);
+    }
+    let statuses = |v: Vec<(String, String)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(
+        statuses(refund_statuses(&s, &admin, &a).await),
+        ["pending", "pending"]
+    );
+
+    // The first is processed; delivered again, and contradicted later, it stays processed.
+    let (b, sg) = fake.refund_webhook("refund.processed", 0);
+    let r = webhook(&s, &b, Some(&sg), Some("evt_rf_1")).await;
+    assert_eq!(r.body["outcome"], "verified", "{}", r.body);
+    let r = webhook(&s, &b, Some(&sg), Some("evt_rf_1")).await;
+    assert_eq!(r.body["outcome"], "duplicate", "{}", r.body);
+    let (b, sg) = fake.refund_webhook("refund.failed", 0);
+    let r = webhook(&s, &b, Some(&sg), Some("evt_rf_1_late")).await;
+    assert_eq!(r.body["outcome"], "verified", "{}", r.body);
+    // Forged: refused, nothing changes.
+    let (b, _) = fake.refund_webhook("refund.failed", 1);
+    webhook(&s, &b, Some(&"0".repeat(64)), Some("evt_rf_forged"))
+        .await
+        .problem(400);
+    unapplied_refund_events(&s, &fake).await;
+    assert_eq!(
+        statuses(refund_statuses(&s, &admin, &a).await),
+        ["processed", "pending"]
+    );
+
+    // The second fails: recorded, and counted for FinanceRefundFailed.
+    let (b, sg) = fake.refund_webhook("refund.failed", 1);
+    let r = webhook(&s, &b, Some(&sg), Some("evt_rf_2")).await;
+    assert_eq!(r.body["outcome"], "verified", "{}", r.body);
+    assert_eq!(
+        statuses(refund_statuses(&s, &admin, &a).await),
+        ["processed", "failed"]
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", s.stack.finance_admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        counter(
+            &metrics,
+            "finance_refunds_settled_total{status=\"processed\"} "
+        ),
+        1.0
+    );
+    assert_eq!(
+        counter(
+            &metrics,
+            "finance_refunds_settled_total{status=\"failed\"} "
+        ),
+        1.0
+    );
     s.stop().await;
     fake.stop().await;
 }

@@ -1,5 +1,6 @@
 //! A local Razorpay: orders, payments (made by the test, as a buyer's checkout would), capture,
-//! an order's payments, errors in Razorpay's shape, and the two signatures Razorpay makes (the
+//! an order's payments, refunds (answered `pending`, as normal-speed refunds are; the test
+//! settles them by webhook), errors in Razorpay's shape, and the two signatures Razorpay makes (the
 //! checkout's and the webhook's), computed the way the real one does; `payments.rs` checks them
 //! with the official `razorpay` npm package.
 
@@ -164,7 +165,7 @@ fn refund(state: &State, pid: &str, asked: &Value) -> HttpResponse {
     let r = json!({
         "id": id("rfnd"), "entity": "refund", "amount": amount, "currency": "INR",
         "payment_id": pid, "receipt": asked["receipt"], "notes": asked["notes"],
-        "status": "processed", "speed_processed": "normal",
+        "status": "pending", "speed_requested": "normal",
         "created_at": chrono::Utc::now().timestamp(),
     });
     state.refunds.lock().unwrap().push(r.clone());
@@ -235,12 +236,29 @@ impl Fake {
 
     /// A webhook delivery about `payment` as Razorpay sends it: the body and its signature.
     pub fn webhook(event: &str, payment: &Value) -> (Vec<u8>, String) {
-        let body = json!({
+        Self::signed(&json!({
             "entity": "event", "account_id": "acc_FakeAccount01", "event": event,
             "contains": ["payment"], "payload": {"payment": {"entity": payment}},
             "created_at": chrono::Utc::now().timestamp(),
-        });
-        let bytes = serde_json::to_vec(&body).unwrap();
+        }))
+    }
+
+    /// A refund's webhook delivery (`refund.processed`, `refund.failed`): the refund `n`
+    /// (in the order they were made) with its status set as the event says, and its payment.
+    pub fn refund_webhook(&self, event: &str, n: usize) -> (Vec<u8>, String) {
+        let mut refund = self.state.refunds.lock().unwrap()[n].clone();
+        refund["status"] = event.trim_start_matches("refund.").into();
+        let payment = self.payment(refund["payment_id"].as_str().unwrap());
+        Self::signed(&json!({
+            "entity": "event", "account_id": "acc_FakeAccount01", "event": event,
+            "contains": ["refund", "payment"],
+            "payload": {"refund": {"entity": refund}, "payment": {"entity": payment}},
+            "created_at": chrono::Utc::now().timestamp(),
+        }))
+    }
+
+    fn signed(body: &Value) -> (Vec<u8>, String) {
+        let bytes = serde_json::to_vec(body).unwrap();
         let sig = hmac_hex(WEBHOOK_SECRET, &bytes);
         (bytes, sig)
     }

@@ -319,7 +319,7 @@ pub mod refund {
         pub taxable_paise: i64,
         pub gst_paise: i64,
         pub tokens: i64,
-        /// Razorpay's: `pending` or `processed`.
+        /// Razorpay's: `pending`, then `processed` or `failed` (its webhook).
         pub status: String,
         pub reason: String,
         pub credit_note_id: String,

@@ -1,5 +1,5 @@
 //! Razorpay's metrics: payments by the state they reach, webhook outcomes, the reconciliation
-//! (its lag and results), the grants made, refunds, and mentor payouts.
+//! (its lag and results), the grants made, refunds and how they settled, and mentor payouts.
 
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 
@@ -24,6 +24,8 @@ pub struct PaymentMetrics {
     pub invoices: prometheus::IntCounter,
     /// `finance_refunds_total`: refunds Razorpay accepted (each with its credit note).
     pub refunds: prometheus::IntCounter,
+    /// `finance_refunds_settled_total{status}`: refunds Razorpay reported processed or failed.
+    pub refunds_settled: IntCounterVec,
     /// `finance_payout_runs_total{result}`: opened, failed (no payout moved, or the monthly
     /// run could not be made).
     pub payout_runs: IntCounterVec,
@@ -76,6 +78,11 @@ impl PaymentMetrics {
                 "Refunds Razorpay accepted, each with its GST credit note",
             )
             .expect("literal metric"),
+            refunds_settled: counter(
+                "finance_refunds_settled_total",
+                "Refunds Razorpay reported by webhook, by status (processed, failed)",
+                "status",
+            ),
             payout_runs: counter(
                 "finance_payout_runs_total",
                 "Mentor payout runs by result (opened, failed)",
@@ -117,6 +124,7 @@ impl PaymentMetrics {
             Box::new(self.grants.clone()),
             Box::new(self.invoices.clone()),
             Box::new(self.refunds.clone()),
+            Box::new(self.refunds_settled.clone()),
             Box::new(self.payout_runs.clone()),
             Box::new(self.payouts.clone()),
             Box::new(self.costs.clone()),
@@ -139,6 +147,9 @@ impl PaymentMetrics {
         }
         for k in ["token_pack", "course"] {
             self.grants.with_label_values(&[k]);
+        }
+        for s in ["processed", "failed"] {
+            self.refunds_settled.with_label_values(&[s]);
         }
         for r in ["opened", "failed"] {
             self.payout_runs.with_label_values(&[r]);

@@ -45,6 +45,9 @@ pub struct Payment {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Refund {
     pub id: String,
+    /// The payment refunded (`pay_...`).
+    #[serde(default)]
+    pub payment_id: String,
     pub amount: i64,
     /// pending, processed or failed.
     pub status: String,

@@ -7,10 +7,14 @@
 //! INR first (pending transfers, so a spend racing the refund cannot take the same tokens), then
 //! Razorpay refunds, then the holds post; if Razorpay refuses, they void and nothing changed.
 //! One refund of a payment runs at a time (the booking locks, keyed by the payment).
+//!
+//! Razorpay mostly answers a refund `pending` and says later, by webhook, whether the money
+//! reached the buyer (`refund.processed`) or not (`refund.failed`): [`settled`] records it.
 
 use chrono::Utc;
 use mas_kit::proto::mas::finance::v1 as pb;
 use pb::{AccountKind, Ledger, Refusal, TransferKind};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
@@ -319,6 +323,100 @@ async fn refund_locked(
         "payment refunded"
     );
     Ok(refund_pb(&row))
+}
+
+/// Razorpay's last word on a refund it accepted: `processed` or `failed`, each final. A
+/// refund's status moves only from `pending` (one statement, so a redelivered or late event
+/// changes nothing). A failed refund keeps its credit note and the tokens it took back: the
+/// buyer is owed the money, which finance staff refund again in Razorpay's dashboard
+/// (runbook `refund-failed`). Answers the webhook's outcome, our payment id and a note.
+pub async fn settled(
+    app: &App,
+    platform: &str,
+    seen: Option<&super::razorpay::Refund>,
+    status: &str,
+) -> AppResult<(&'static str, String, String)> {
+    let Some(seen) = seen else {
+        return Ok((
+            "ignored",
+            String::new(),
+            "a refund event without its refund".into(),
+        ));
+    };
+    let Some(r) = refund::Entity::find()
+        .filter(refund::Column::Platform.eq(platform))
+        .filter(refund::Column::RazorpayRefundId.eq(seen.id.as_str()))
+        .one(&app.db)
+        .await?
+    else {
+        return unknown(app, platform, seen).await;
+    };
+    if seen.amount != r.amount_paise {
+        return Ok((
+            "mismatch",
+            r.payment_id,
+            format!("{} paise for a refund of {}", seen.amount, r.amount_paise),
+        ));
+    }
+    let moved = refund::Entity::update_many()
+        .col_expr(refund::Column::Status, Expr::value(status))
+        .filter(refund::Column::Platform.eq(platform))
+        .filter(refund::Column::Id.eq(r.id.as_str()))
+        .filter(refund::Column::Status.is_not_in(["processed", "failed"]))
+        .exec(&app.db)
+        .await?
+        .rows_affected;
+    if moved == 0 {
+        let note = format!("refund {} is {} already", r.id, r.status);
+        return Ok(("verified", r.payment_id, note));
+    }
+    app.payment_metrics
+        .refunds_settled
+        .with_label_values(&[status])
+        .inc();
+    if status == "failed" {
+        tracing::error!(
+            platform, payment = %r.payment_id, refund = %r.id, razorpay_refund = %seen.id,
+            amount_paise = r.amount_paise,
+            "Razorpay could not return a refund's money to the buyer; refund it again (runbook refund-failed)"
+        );
+    } else {
+        tracing::info!(platform, payment = %r.payment_id, refund = %r.id, "refund processed");
+    }
+    Ok((
+        "verified",
+        r.payment_id,
+        format!("refund {} {status}", r.id),
+    ))
+}
+
+/// A refund event for a refund we have no row of. For a payment of ours it can only be one we
+/// are making right now (Razorpay may report an instant refund before its API answer is
+/// recorded): 503 and nothing recorded, so Razorpay delivers it again. Otherwise another
+/// system's refund on the same Razorpay account: ignored.
+async fn unknown(
+    app: &App,
+    platform: &str,
+    seen: &super::razorpay::Refund,
+) -> AppResult<(&'static str, String, String)> {
+    let ours = !seen.payment_id.is_empty()
+        && payment::Entity::find()
+            .filter(payment::Column::Platform.eq(platform))
+            .filter(payment::Column::RazorpayPaymentId.eq(seen.payment_id.as_str()))
+            .one(&app.db)
+            .await?
+            .is_some();
+    if ours {
+        tracing::info!(platform, razorpay_refund = %seen.id, "a refund event came before its refund was recorded; Razorpay delivers it again");
+        return Err(AppError::Unavailable(
+            format!("refund {} is not recorded yet; deliver it again", seen.id).into(),
+        ));
+    }
+    Ok((
+        "ignored",
+        String::new(),
+        format!("refund {} is not ours", seen.id),
+    ))
 }
 
 /// The refund as Razorpay accepted it, and its credit note, in one transaction.

@@ -2,7 +2,8 @@
 //! HMAC-SHA256 of the exact bytes with the webhook secret of one of the platforms, and that
 //! platform is the delivery's. Razorpay retries for a day and may deliver twice or out of
 //! order: an event id seen before changes nothing, and [`flow::advance`] only moves a payment
-//! forward and checks its amount and currency against the order.
+//! forward and checks its amount and currency against the order. A refund's events say whether
+//! the money reached the buyer ([`refunds::settled`]).
 
 use chrono::Utc;
 use sea_orm::sea_query::OnConflict;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 
 use super::flow::{self, Advance, State};
 use super::razorpay::{self, Payment as RzPayment};
+use super::refunds;
 use crate::app::App;
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{payment, razorpay_event};
@@ -23,6 +25,9 @@ pub const HANDLED: [&str; 4] = [
     "order.paid",
 ];
 
+/// The events that settle a refund (Razorpay's answer to a refund is mostly `pending`).
+pub const REFUND_EVENTS: [&str; 2] = ["refund.processed", "refund.failed"];
+
 #[derive(Deserialize)]
 struct Delivery {
     event: String,
@@ -33,12 +38,14 @@ struct Delivery {
 #[derive(Default, Deserialize)]
 struct Payload {
     #[serde(default)]
-    payment: Option<Wrapped>,
+    payment: Option<Wrapped<RzPayment>>,
+    #[serde(default)]
+    refund: Option<Wrapped<razorpay::Refund>>,
 }
 
 #[derive(Deserialize)]
-struct Wrapped {
-    entity: RzPayment,
+struct Wrapped<T> {
+    entity: T,
 }
 
 /// The platform whose webhook secret signed `body`; every secret is tried (each comparison in
@@ -124,6 +131,13 @@ async fn apply(
     platform: &str,
     d: &Delivery,
 ) -> AppResult<(&'static str, String, String)> {
+    if let Some(status) = REFUND_EVENTS
+        .contains(&d.event.as_str())
+        .then(|| d.event.trim_start_matches("refund."))
+    {
+        let seen = d.payload.refund.as_ref().map(|w| &w.entity);
+        return refunds::settled(app, platform, seen, status).await;
+    }
     let Some(seen) = d
         .payload
         .payment
