@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use mas_kit::proto::mas::finance::v1::TransferKind;
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait, TryInsert};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::apply::{Actor, Applied, Resolution, Spec, State};
@@ -25,9 +25,6 @@ use super::metrics::LedgerMetrics;
 use super::sql::{self, Four, Totals};
 use crate::error::{AppError, AppResult};
 use crate::store::entities::{account, transfer};
-
-/// Accounts per INSERT statement (SQLite binds at most 32766 values; an account binds 11).
-const INSERT_CHUNK: usize = 500;
 
 /// One caller's transfers, with the accounts they may need opened.
 #[derive(Clone, Debug)]
@@ -338,13 +335,7 @@ async fn open_accounts(
     if new.is_empty() {
         return Ok(new);
     }
-    let models: Vec<account::ActiveModel> = new.values().cloned().map(Into::into).collect();
-    for chunk in models.chunks(INSERT_CHUNK) {
-        TryInsert::many(chunk.to_vec())
-            .on_conflict_do_nothing()
-            .exec_without_returning(txn)
-            .await?;
-    }
+    sql::open_accounts(txn, new.values()).await?;
     Ok(new)
 }
 

@@ -7,12 +7,12 @@
 use sea_orm::sea_query::LockType;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value,
+    QueryOrder, QuerySelect, Statement, TryInsert, Value,
 };
 
 use crate::store::entities::{account, transfer};
 
-/// Rows per statement (SQLite binds at most 32766 values; a transfer binds 16).
+/// Rows per statement (SQLite binds at most 32766 values; a transfer binds 16, an account 11).
 const CHUNK: usize = 500;
 
 fn postgres(txn: &DatabaseTransaction) -> bool {
@@ -66,6 +66,21 @@ pub async fn transfers(
         );
     }
     Ok(out)
+}
+
+/// Opens accounts: each is inserted unless it exists already (`ON CONFLICT DO NOTHING`).
+pub async fn open_accounts<'a>(
+    txn: &DatabaseTransaction,
+    accounts: impl Iterator<Item = &'a account::Model>,
+) -> Result<(), DbErr> {
+    let models: Vec<account::ActiveModel> = accounts.cloned().map(Into::into).collect();
+    for chunk in models.chunks(CHUNK) {
+        TryInsert::many(chunk.to_vec())
+            .on_conflict_do_nothing()
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Writes new transfers (the journal's rows, whole).
