@@ -469,6 +469,8 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink, razorpay: RazorpayOrders)
                             ("SUPERADMIN", admin_token))
     }
     payout = payout_fixture(api, admin_token, user, [at[9], at[10]])
+    learning = lms_fixture(api, admin_token, {"USER": user, "EXPERT": expert,
+                                              "SUPERADMIN": {"id": admin_id, "token": admin_token}})
     purchases["vendor"] = {"MAS_CT_PAYMENT": nobody, "MAS_CT_INVOICE": nobody,
                            "MAS_CT_RAZORPAY_PAYMENT": "pay_nobody", "MAS_CT_RAZORPAY_SIGNATURE": "0" * 64}
     for bought in purchases.values():
@@ -503,6 +505,7 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink, razorpay: RazorpayOrders)
         "MAS_CT_LOGIN_EMAIL": login_user["email"],
         "MAS_CT_LOGIN_PASSWORD": login_user["password"],
         **payout,
+        **learning["common"],
         # A free hour of the mentor's, a week ahead (repeats clash with nothing yet).
         "MAS_CT_SLOT_START": local_minute(day + timedelta(days=4, hours=3)),
     }
@@ -522,9 +525,46 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink, razorpay: RazorpayOrders)
                    "MAS_CT_SELF_ID": nobody},
     }
     for name in per_pass:
+        per_pass[name]["MAS_CT_ATTEMPT"] = learning["attempts"].get(name, nobody)
+    for name in per_pass:
         per_pass[name] = {**common, **per_pass[name], **purchases[name],
                           "MAS_CT_REFRESH_TOKEN": refresh_tokens[name]}
     return per_pass
+
+
+def lms_fixture(api: Api, admin_token: str, who: dict) -> dict:
+    """A free published course (a module with a lesson, a live class, a quiz of one question)
+    that every signed-in pass is enrolled in, with an attempt of each pass's own in progress; and
+    a course of its own for the admin pass's PATCHes, which may archive it or make it paid."""
+    def course(title: str) -> dict:
+        c = api.call("POST", "/api/admin/courses",
+                     {"title": title, "pricing": "PRICING_FREE",
+                      "modules": [{"title": "Basics", "lessons": [{"title": "First steps"}]}]},
+                     token=admin_token)
+        return api.call("PATCH", f"/api/admin/courses/{c['id']}",
+                        {"status": "COURSE_STATUS_PUBLISHED"}, token=admin_token)
+    main, edit = course("Contract course"), course("Contract course to edit")
+    klass = api.call("POST", f"/api/admin/courses/{main['id']}/classes",
+                     {"title": "Office hours", "durationMinutes": 60,
+                      "startsAt": (datetime.now(timezone.utc) + timedelta(days=3)).isoformat(),
+                      "joinUrl": "https://meet.example/contract"}, token=admin_token)
+    question = api.call("POST", "/api/admin/questions",
+                        {"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "The answer?",
+                         "acceptedAnswers": ["42"], "points": 1}, token=admin_token)
+    quiz = api.call("POST", "/api/admin/quizzes",
+                    {"courseId": main["id"], "title": "Contract quiz", "timeLimitSeconds": 14400,
+                     "passPercent": 50, "questionIds": [question["id"]]}, token=admin_token)
+    attempts = {}
+    for name, person in who.items():
+        api.call("POST", f"/api/admin/courses/{main['id']}/enrollments", {"userId": person["id"]},
+                 token=admin_token)
+        attempts[name] = api.call("POST", f"/api/quizzes/{quiz['id']}/attempts", {},
+                                  token=person["token"])["id"]
+    return {"common": {"MAS_CT_COURSE": main["id"], "MAS_CT_COURSE_EDIT": edit["id"],
+                       "MAS_CT_LESSON": main["modules"][0]["lessons"][0]["id"],
+                       "MAS_CT_CLASS": klass["id"], "MAS_CT_QUIZ": quiz["id"],
+                       "MAS_CT_QUESTION": question["id"]},
+            "attempts": attempts}
 
 
 def paid_mentor(api: Api, admin_token: str, student: dict, label: str, at: datetime) -> dict:

@@ -138,6 +138,7 @@ async fn scrape_all(s: &TestStack) -> BTreeSet<String> {
         s.stack.notifier_admin_addr,
         s.stack.meetings_admin_addr,
         s.stack.finance_admin_addr,
+        s.stack.lms_admin_addr,
     ] {
         let text = reqwest::get(format!("http://{addr}/metrics"))
             .await

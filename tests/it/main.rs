@@ -47,6 +47,7 @@ mod grpc_direct;
 mod health;
 mod http_shapes;
 mod import;
+mod lms;
 mod meetings;
 mod notifier;
 mod otp;

@@ -94,13 +94,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("finance: migrations applied");
                 Ok(())
             }
+            "lms" => {
+                let cfg = lms::Config::from_env(&Env::new(&ProcessEnv))?;
+                lms::migrate(&cfg).await?;
+                println!("lms: migrations applied");
+                Ok(())
+            }
             "gateway" => {
                 println!("gateway: owns no schema; nothing to migrate");
                 Ok(())
             }
             other => {
                 anyhow::bail!(
-                    "unknown service {other:?} (known: identity, notifier, meetings-signalling, finance, gateway)"
+                    "unknown service {other:?} (known: identity, notifier, meetings-signalling, finance, lms, gateway)"
                 )
             }
         },
@@ -194,6 +200,9 @@ fn forward_env(opts: &mut stack::Options) {
         if finance.contains(&k.as_str()) || k.starts_with("RAZORPAY_") {
             opts.set("finance", &k, &v);
         }
+        if k == "SUBMIT_GRACE_SECONDS" {
+            opts.set("lms", &k, &v);
+        }
         if k == "SHUTDOWN_DELAY_MS" {
             opts.set("gateway", &k, &v);
         }
@@ -256,6 +265,10 @@ async fn dev(data_dir: PathBuf, port: u16, grpc_port: u16, admin_port: u16) -> a
     println!(
         "  finance gRPC    http://{} (admin http://{})",
         stack.finance_grpc_addr, stack.finance_admin_addr
+    );
+    println!(
+        "  lms gRPC        http://{} (admin http://{})",
+        stack.lms_grpc_addr, stack.lms_admin_addr
     );
     println!("  data            {}", data_dir.display());
     println!("  platforms       mr-mentor, my-analytics-school (send X-Platform)");

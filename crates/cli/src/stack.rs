@@ -35,12 +35,18 @@ pub struct Options {
     /// Service accounts beyond the platform's own (name, secret): a benchmark or a test that
     /// calls internal RPCs as a service of its own.
     pub service_accounts: Vec<(String, String)>,
-    /// Extra variables per service (`identity`, `notifier`, `meetings-signalling`, `finance`, `gateway`), overriding the defaults here.
+    /// Extra variables per service (`identity`, `notifier`, `meetings-signalling`, `finance`, `lms`, `gateway`), overriding the defaults here.
     pub overrides: HashMap<&'static str, HashMap<String, String>>,
 }
 
 /// The Postgres schema of each service a stack starts, after its prefix (`<prefix>_<service>`).
-pub const SCHEMAS: [&str; 4] = ["identity", "notifier", "meetings_signalling", "finance"];
+pub const SCHEMAS: [&str; 5] = [
+    "identity",
+    "notifier",
+    "meetings_signalling",
+    "finance",
+    "lms",
+];
 
 /// Drops the schemas a stack on Postgres at `url` made under `prefix` (tests and benchmarks
 /// clean up after themselves); an unreachable server leaves them.
@@ -62,7 +68,7 @@ pub async fn drop_schemas(url: &str, prefix: &str) {
 }
 
 impl Options {
-    /// Sets one variable of one service (`identity`, `notifier`, `meetings-signalling`, `finance`, `gateway`).
+    /// Sets one variable of one service (`identity`, `notifier`, `meetings-signalling`, `finance`, `lms`, `gateway`).
     pub fn set(&mut self, service: &'static str, var: &str, value: &str) {
         self.overrides
             .entry(service)
@@ -99,10 +105,12 @@ pub struct Stack {
     pub meetings_admin_addr: SocketAddr,
     pub finance_grpc_addr: SocketAddr,
     pub finance_admin_addr: SocketAddr,
+    pub lms_grpc_addr: SocketAddr,
+    pub lms_admin_addr: SocketAddr,
     /// meetings-signalling's own public port (`/socket.io`, local recording links); the gateway
     /// also passes `/socket.io` through to it.
     pub signal_addr: SocketAddr,
-    /// The services' shutdown (identity, notifier, meetings-signalling, finance).
+    /// The services' shutdown (identity, notifier, meetings-signalling, finance, lms).
     pub shutdown: Shutdown,
     /// The gateway's: triggered first.
     edge: Shutdown,
@@ -114,10 +122,13 @@ pub struct Stack {
     pub meetings_config: meetings_signalling::Config,
     /// finance's configuration as started.
     pub finance_config: finance::Config,
+    /// lms's configuration as started.
+    pub lms_config: lms::Config,
     identity: identity::Running,
     notifier: notifier::Running,
     meetings: meetings_signalling::Running,
     finance: finance::Running,
+    lms: lms::Running,
     gateway: gateway::Running,
 }
 
@@ -130,6 +141,7 @@ impl Stack {
         self.gateway.wait().await?;
         self.shutdown.trigger();
         self.meetings.wait().await?;
+        self.lms.wait().await?;
         self.finance.wait().await?;
         self.notifier.wait().await?;
         self.identity.wait().await?;
@@ -302,6 +314,16 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         .await
         .context("starting finance")?;
 
+    let (lms, lms_config) = start_lms(
+        &opts,
+        &common,
+        &db_vars("lms"),
+        &memory_exchange,
+        identity.grpc_addr,
+        &shutdown,
+    )
+    .await?;
+
     let mut mvars = common.clone();
     mvars.extend(db_vars("meetings_signalling"));
     mvars.extend([
@@ -371,6 +393,7 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
             "FINANCE_GRPC_URL".into(),
             format!("http://{}", finance.grpc_addr),
         ),
+        ("LMS_GRPC_URL".into(), format!("http://{}", lms.grpc_addr)),
         ("SIGNAL_URL".into(), format!("http://{signal_addr}")),
         ("SERVICE_SECRET".into(), gateway_secret),
     ]);
@@ -402,6 +425,8 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         meetings_admin_addr: meetings.admin_addr,
         finance_grpc_addr: finance.grpc_addr,
         finance_admin_addr: finance.admin_addr,
+        lms_grpc_addr: lms.grpc_addr,
+        lms_admin_addr: lms.admin_addr,
         signal_addr,
         shutdown,
         edge,
@@ -409,10 +434,45 @@ async fn start_once(opts: Options, shutdown: Shutdown, edge: Shutdown) -> anyhow
         notifier_config,
         meetings_config,
         finance_config,
+        lms_config,
         identity,
         notifier,
         meetings,
         finance,
+        lms,
         gateway,
     })
+}
+
+/// Starts lms: it verifies tokens with identity's keys and enrols buyers from finance's events
+/// on this stack's broker.
+async fn start_lms(
+    opts: &Options,
+    common: &HashMap<String, String>,
+    db: &HashMap<String, String>,
+    memory_exchange: &str,
+    identity: SocketAddr,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(lms::Running, lms::Config)> {
+    let mut vars = common.clone();
+    vars.extend(db.clone());
+    vars.extend([
+        ("GRPC_ADDR".into(), "127.0.0.1:0".into()),
+        ("ADMIN_ADDR".into(), "127.0.0.1:0".into()),
+        ("IDENTITY_GRPC_URL".into(), format!("http://{identity}")),
+        ("BUS_EXCHANGE".into(), memory_exchange.to_owned()),
+    ]);
+    if let Some((url, prefix)) = &opts.amqp {
+        vars.insert("AMQP_URL".into(), url.clone());
+        vars.insert("BUS_EXCHANGE".into(), format!("{prefix}events"));
+        vars.insert("BUS_QUEUE_PREFIX".into(), prefix.clone());
+    }
+    if let Some(o) = opts.overrides.get("lms") {
+        vars.extend(o.clone());
+    }
+    let cfg = lms::Config::from_env(&Env::new(&vars)).context("lms configuration")?;
+    let running = lms::start(cfg.clone(), shutdown.clone())
+        .await
+        .context("starting lms")?;
+    Ok((running, cfg))
 }

@@ -26,6 +26,12 @@ pub mod mas {
         }
     }
 
+    pub mod lms {
+        pub mod v1 {
+            tonic::include_proto!("mas.lms.v1");
+        }
+    }
+
     pub mod meetings {
         pub mod v1 {
             tonic::include_proto!("mas.meetings.v1");

@@ -38,7 +38,7 @@ pub struct Config {
 }
 
 /// The services the gateway routes to, by the second segment of their proto package.
-pub const UPSTREAMS: &[&str] = &["identity", "meetings", "notifier", "finance"];
+pub const UPSTREAMS: &[&str] = &["identity", "meetings", "notifier", "finance", "lms"];
 
 impl Config {
     #[allow(
@@ -186,6 +186,7 @@ mod tests {
             ("NOTIFIER_GRPC_URL", "http://127.0.0.1:2"),
             ("MEETINGS_GRPC_URL", "http://127.0.0.1:3"),
             ("FINANCE_GRPC_URL", "http://127.0.0.1:4"),
+            ("LMS_GRPC_URL", "http://127.0.0.1:5"),
             ("OPS_DASHBOARD_USER", "ops"),
             ("OPS_DASHBOARD_PASSWORD", "a-long-ops-password"),
         ];
@@ -208,7 +209,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.trusted_proxies.len(), 2);
         // Production refuses to start with an unprotected dashboard.
-        let bare: HashMap<String, String> = base[..5]
+        let bare: HashMap<String, String> = base[..6]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

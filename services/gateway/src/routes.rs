@@ -275,6 +275,7 @@ mod tests {
             [
                 "mas.finance.v1.Finance",
                 "mas.identity.v1.Identity",
+                "mas.lms.v1.Lms",
                 "mas.meetings.v1.Meetings",
                 "mas.notifier.v1.Notifier"
             ]

@@ -1,0 +1,4 @@
+//! lms's tables (sea-orm entities) and migrations.
+
+pub mod entities;
+pub mod migrations;
