@@ -548,6 +548,9 @@ NEGATIVE = [
     ("a FINANCE_GRPC_URL copied into finance (which reads none) is refused", "finance",
      {"config": {"FINANCE_GRPC_URL": "http://finance-headless:50051"}},
      None, "every variable set is one finance reads"),
+    ("finance's NOTIFIER_GRPC_URL copied into lms (which emails nothing) is refused", "lms",
+     {"config": {"NOTIFIER_GRPC_URL": "http://notifier-headless:50051"}},
+     None, "every variable set is one lms reads"),
     ("a migration Job without its hook is refused", "identity", {},
      lambda objs: [o.doc["metadata"]["annotations"].pop("helm.sh/hook")
                    for o in objs if o.kind == "Job"], "helm hook pre-install,pre-upgrade"),

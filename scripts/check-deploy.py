@@ -263,8 +263,9 @@ def compose_checks(res: Results, doc: dict[str, Any], label: str = "compose") ->
               f"missing {sorted(INFRA - set(services))}")
     mas = mas_services(doc)
     long_running = {n: s for n, s in mas.items() if not n.startswith("migrate-")}
-    res.check(f"{label}: runs identity, gateway, notifier, meetings-signalling, finance",
-              {"identity", "gateway", "notifier", "meetings-signalling", "finance"} <= set(long_running.values()),
+    res.check(f"{label}: runs identity, gateway, notifier, meetings-signalling, finance, lms",
+              {"identity", "gateway", "notifier", "meetings-signalling", "finance", "lms"}
+              <= set(long_running.values()),
               f"runs {sorted(long_running.values())}")
 
     # Variables: secrets are required (no default), listed in .env.example, and not filled in there.
