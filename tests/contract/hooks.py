@@ -28,6 +28,12 @@ BODY = {
     # lms: which questions a quiz has and which exist in the bank are data, not schema; an
     # answer key must fit its question's kind (a rule across fields).
     "POST /api/attempts/{id}/submission": {"answers": const([])},
+    "POST /api/candidate-quiz/{token}/submission": {"answers": const([])},
+    # A batch's students must be enrolled in its course, one batch per course: the runner's
+    # enrolled USER, in the runner's batch (a new batch takes nobody).
+    "POST /api/admin/batches": {"courseId": env("MAS_CT_COURSE"), "studentIds": const([])},
+    "POST /api/admin/batches/{batch_id}/students": {"studentIds": lambda: [os.environ["MAS_CT_USER_ID"]]},
+    "POST /api/batchlead/classes/{class_id}/attendance": {"userId": env("MAS_CT_USER_ID")},
     "POST /api/admin/quizzes": {
         "courseId": env("MAS_CT_COURSE"),
         "questionIds": lambda: [os.environ["MAS_CT_QUESTION"]],

@@ -226,13 +226,14 @@ class Server:
                 "SMTP_FROM": "MAS <no-reply@mas.local>",
             }
         )
+        self.data_dir = work / "data"
         self.log_path = work / "mas-dev.log"
         self.log_file = open(self.log_path, "wb")
         args = [
             binary,
             "dev",
             "--data-dir",
-            str(work / "data"),
+            str(self.data_dir),
             "--port",
             str(self.http),
             "--identity-grpc-port",
@@ -469,7 +470,7 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink, razorpay: RazorpayOrders)
                             ("SUPERADMIN", admin_token))
     }
     payout = payout_fixture(api, admin_token, user, [at[9], at[10]])
-    learning = lms_fixture(api, admin_token, {"USER": user, "EXPERT": expert,
+    learning = lms_fixture(api, server, admin_token, {"USER": user, "EXPERT": expert,
                                               "SUPERADMIN": {"id": admin_id, "token": admin_token}})
     purchases["vendor"] = {"MAS_CT_PAYMENT": nobody, "MAS_CT_INVOICE": nobody,
                            "MAS_CT_RAZORPAY_PAYMENT": "pay_nobody", "MAS_CT_RAZORPAY_SIGNATURE": "0" * 64}
@@ -526,13 +527,35 @@ def fixtures(api: Api, server: Server, smtp: SmtpSink, razorpay: RazorpayOrders)
     }
     for name in per_pass:
         per_pass[name]["MAS_CT_ATTEMPT"] = learning["attempts"].get(name, nobody)
+        # A well-formed token of no link's for the vendor pass.
+        per_pass[name]["MAS_CT_CANDIDATE_TOKEN"] = learning["links"].get(name, "x" * 43)
     for name in per_pass:
         per_pass[name] = {**common, **per_pass[name], **purchases[name],
                           "MAS_CT_REFRESH_TOKEN": refresh_tokens[name]}
     return per_pass
 
 
-def lms_fixture(api: Api, admin_token: str, who: dict) -> dict:
+def candidate_link(server: Server, quiz: str, label: str) -> str:
+    """A candidate quiz link for `quiz`, as hire's internal CreateCandidateAttempt makes it (an
+    RPC the gateway does not route, so no REST call can): written into lms's database the way
+    lms keeps it, by the SHA-256 of its token. Returns the token."""
+    import hashlib
+    import sqlite3
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(timezone.utc)
+    db = sqlite3.connect(server.data_dir / "lms.db", timeout=30)
+    with db:
+        db.execute(
+            "INSERT INTO candidate_links (platform, id, token_hash, quiz_id, candidate_ref,"
+            " created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (PLATFORM, secrets.token_hex(16), hashlib.sha256(token.encode()).hexdigest(), quiz,
+             f"contract-{label}", "service:hire", now.isoformat(),
+             (now + timedelta(days=1)).isoformat()))
+    db.close()
+    return token
+
+
+def lms_fixture(api: Api, server: Server, admin_token: str, who: dict) -> dict:
     """A free published course (a module with a lesson, a live class, a quiz of one question)
     that every signed-in pass is enrolled in, with an attempt of each pass's own in progress; and
     a course of its own for the admin pass's PATCHes, which may archive it or make it paid."""
@@ -560,10 +583,15 @@ def lms_fixture(api: Api, admin_token: str, who: dict) -> dict:
                  token=admin_token)
         attempts[name] = api.call("POST", f"/api/quizzes/{quiz['id']}/attempts", {},
                                   token=person["token"])["id"]
-    return {"common": {"MAS_CT_COURSE": main["id"], "MAS_CT_COURSE_EDIT": edit["id"],
+    links = {name: candidate_link(server, quiz["id"], name) for name in who}
+    # A batch the admin leads, of the enrolled USER.
+    batch = api.call("POST", "/api/admin/batches",
+                     {"courseId": main["id"], "name": "Contract batch", "leadId": who["SUPERADMIN"]["id"],
+                      "studentIds": [who["USER"]["id"]]}, token=admin_token)
+    return {"links": links,"common": {"MAS_CT_COURSE": main["id"], "MAS_CT_COURSE_EDIT": edit["id"],
                        "MAS_CT_LESSON": main["modules"][0]["lessons"][0]["id"],
                        "MAS_CT_CLASS": klass["id"], "MAS_CT_QUIZ": quiz["id"],
-                       "MAS_CT_QUESTION": question["id"]},
+                       "MAS_CT_QUESTION": question["id"], "MAS_CT_BATCH": batch["id"]},
             "attempts": attempts}
 
 

@@ -51,6 +51,10 @@ fn declared_bindings(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one document read by the parser, then each service's side of it in turn"
+)]
 async fn the_asyncapi_document_passes_the_asyncapi_parser() {
     let Some(s) = mas_testkit::spawn(Backend::Sqlite).await else {
         return;
@@ -79,7 +83,8 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
 
     // As the parser read it: every event a channel, with an object payload. meetings-signalling
     // publishes the meeting events, notifier receives them on its queue (and finance all but
-    // `started`); finance publishes the payment captured, which lms will receive.
+    // `started`); finance publishes the payment captured, which lms receives; lms publishes its
+    // enrollments and graded attempts (for hire, the candidates').
     let keys = [
         ev::BookingBooked::ROUTING_KEY,
         ev::BookingCancelled::ROUTING_KEY,
@@ -91,8 +96,12 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
     let captured = mas_kit::proto::mas::finance::v1::PaymentCaptured::ROUTING_KEY;
     assert_eq!(
         channels.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-        keys.into_iter().chain([captured]).collect::<BTreeSet<_>>()
+        keys.into_iter()
+            .chain([captured])
+            .chain(LMS_EVENTS)
+            .collect::<BTreeSet<_>>()
     );
+    lms_publishes_its_events(channels);
     let sent: Vec<&Value> = channels[captured]
         .as_array()
         .expect("operations")
@@ -101,6 +110,11 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
     assert!(
         sent.iter()
             .any(|op| op["action"] == "send" && op["service"] == "finance"),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|op| op["action"] == "receive" && op["service"] == "lms"),
         "{sent:?}"
     );
     for key in keys {
@@ -127,10 +141,31 @@ async fn the_asyncapi_document_passes_the_asyncapi_parser() {
     }
     assert_eq!(
         declared_bindings(&doc).len(),
-        9,
-        "notifier receives all five, finance four"
+        12,
+        "notifier receives all five, finance four, lms the payment captured and two of its own"
     );
     s.stop().await;
+}
+
+/// lms's events: enrollments made and completed, graded attempts, (for hire) candidates'
+/// attempts, and badges.
+const LMS_EVENTS: [&str; 5] = [
+    mas_kit::proto::mas::lms::v1::EnrollmentCreated::ROUTING_KEY,
+    mas_kit::proto::mas::lms::v1::EnrollmentCompleted::ROUTING_KEY,
+    mas_kit::proto::mas::lms::v1::AttemptGraded::ROUTING_KEY,
+    mas_kit::proto::mas::lms::v1::CandidateAttemptGraded::ROUTING_KEY,
+    mas_kit::proto::mas::lms::v1::BadgeAwarded::ROUTING_KEY,
+];
+
+fn lms_publishes_its_events(channels: &serde_json::Map<String, Value>) {
+    for key in LMS_EVENTS {
+        let ops = channels[key].as_array().expect("operations");
+        assert!(
+            ops.iter()
+                .any(|op| op["action"] == "send" && op["service"] == "lms"),
+            "{key}: {ops:?}"
+        );
+    }
 }
 
 /// The RabbitMQ vhost of an `amqp://` URL (`/` when it names none).

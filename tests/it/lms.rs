@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use mas_kit::db::sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use mas_kit::proto::mas::lms::v1 as lpb;
 use mas_testkit::{Backend, PLATFORM, Reply, TestStack};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -15,9 +16,15 @@ on_both!(
     the_catalogue_shows_published_courses_only,
     content_is_for_the_course_s_students,
     quizzes_are_timed_and_graded_by_the_server,
-    bad_requests_are_refused_with_their_reason;
+    bad_requests_are_refused_with_their_reason,
+    batch_leads_watch_and_mark_their_own_students,
+    the_dashboard_gathers_the_student_s_week,
+    at_risk_scores_explain_themselves_to_the_batch_lead;
     with:
-    a_paid_course_enrolls_its_buyer_once
+    a_paid_course_enrolls_its_buyer_once,
+    candidate_links_open_once_expire_and_report_to_hire,
+    synced_learning_applies_once_and_moves_only_forward,
+    badges_are_awarded_once_on_what_earns_them
 );
 
 async fn user(s: &TestStack) -> (String, String) {
@@ -867,4 +874,852 @@ async fn a_paid_course_enrolls_its_buyer_once(backend: Backend) {
     );
     s.stop().await;
     fake.stop().await;
+}
+
+const HIRE_SECRET: &str = "hire-service-account-secret-for-lms-tests";
+
+/// lms's gRPC as hire's service account: CreateCandidateAttempt for `quiz`, valid an hour.
+async fn candidate_link(
+    s: &TestStack,
+    token: &str,
+    quiz: &str,
+    candidate: &str,
+) -> Result<lpb::CandidateLink, tonic::Status> {
+    let mut lms = lpb::lms_client::LmsClient::connect(format!("http://{}", s.stack.lms_grpc_addr))
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(lpb::CreateCandidateAttemptRequest {
+        quiz_id: quiz.to_owned(),
+        candidate_ref: candidate.to_owned(),
+        valid_for_seconds: 3600,
+    });
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.metadata_mut()
+        .insert("x-platform", PLATFORM.parse().unwrap());
+    lms.create_candidate_attempt(req)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn service_token(s: &TestStack, name: &str, secret: &str) -> String {
+    use mas_kit::proto::mas::identity::v1 as ipb;
+    let mut identity = ipb::identity_client::IdentityClient::connect(format!(
+        "http://{}",
+        s.stack.identity_grpc_addr
+    ))
+    .await
+    .unwrap();
+    identity
+        .issue_service_token(ipb::IssueServiceTokenRequest {
+            service: name.into(),
+            secret: secret.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+}
+
+/// The candidate's side: no token, no login; the link's secret in the path.
+async fn candidate(s: &TestStack, token: &str, step: &str, body: Value) -> Reply {
+    s.call(
+        Method::POST,
+        &format!("/api/candidate-quiz/{token}/{step}"),
+        Some(PLATFORM),
+        None,
+        Some(body),
+    )
+    .await
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one link's life and its misuses, read top to bottom"
+)]
+async fn candidate_links_open_once_expire_and_report_to_hire(backend: Backend) {
+    let Some(s) = mas_testkit::spawn_with(backend, |o| {
+        o.service_accounts.push(("hire".into(), HIRE_SECRET.into()))
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    let course = published(&s, &admin, "Hiring quizzes", "PRICING_FREE").await;
+    let q = question(&s, &admin, json!({"kind": "QUESTION_KIND_SINGLE_CHOICE", "prompt": "2 + 2?", "options": ["3", "4"], "correctOptions": [1], "points": 4})).await;
+    let quiz = s
+        .post("/api/admin/quizzes", Some(&admin), json!({"courseId": course["id"], "title": "Screening", "timeLimitSeconds": 900, "passPercent": 50, "questionIds": [q]}))
+        .await;
+    assert_eq!(quiz.status, 201, "{}", quiz.body);
+    let quiz_id = quiz.body["id"].as_str().unwrap();
+    let hire = service_token(&s, "hire", HIRE_SECRET).await;
+
+    // Only hire makes links; a user's token or another service's is refused.
+    let (student, _) = user(&s).await;
+    assert_eq!(
+        candidate_link(&s, &student, quiz_id, "app-1")
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::PermissionDenied
+    );
+    let missing = candidate_link(&s, &hire, &uuid::Uuid::new_v4().to_string(), "app-1").await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+    let link = candidate_link(&s, &hire, quiz_id, "app-1").await.unwrap();
+    assert!(link.token.len() >= 43, "{}", link.token);
+
+    // The link opens the quiz with no login; a reload is the same attempt.
+    let a = candidate(&s, &link.token, "start", json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        (
+            a.body["state"].as_str(),
+            a.body["questions"].as_array().map(Vec::len)
+        ),
+        (Some("ATTEMPT_STATE_IN_PROGRESS"), Some(1))
+    );
+    let again = candidate(&s, &link.token, "start", json!({})).await;
+    assert_eq!(again.body["id"], a.body["id"]);
+    let g = candidate(
+        &s,
+        &link.token,
+        "submission",
+        json!({"answers": [{"questionId": q, "choices": [1]}]}),
+    )
+    .await;
+    assert_eq!(g.status, 200, "{}", g.body);
+    assert_eq!(g.body["state"], "ATTEMPT_STATE_GRADED");
+    assert_eq!(
+        (
+            g.body["score"].as_i64(),
+            g.body["results"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0)),
+        "the score is hire's: {}",
+        g.body
+    );
+    // Used once: neither opened nor submitted again.
+    let reopened = candidate(&s, &link.token, "start", json!({})).await;
+    assert!(reopened.problem(400).contains("used"), "{}", reopened.body);
+    let resubmitted = candidate(&s, &link.token, "submission", json!({"answers": []})).await;
+    assert!(
+        resubmitted.problem(400).contains("used"),
+        "{}",
+        resubmitted.body
+    );
+    // hire hears the result once, as an event.
+    let db = lms_db(&s).await;
+    let events = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT body FROM mas_outbox WHERE dest = 'lms.candidate_attempt.graded.v1'".to_owned(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let event: Value =
+        serde_json::from_str(&events[0].try_get::<String>("", "body").unwrap()).unwrap();
+    assert_eq!(
+        (
+            event["candidateRef"].as_str(),
+            event["score"].as_i64(),
+            event["passed"].as_bool()
+        ),
+        (Some("app-1"), Some(4), Some(true))
+    );
+    // The token is nowhere in lms's database, only its hash.
+    let stored = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT id FROM candidate_links WHERE token_hash = '{}'",
+                link.token
+            ),
+        ))
+        .await
+        .unwrap();
+    assert!(stored.is_empty());
+
+    // A link never opened before its expiry is refused; an unknown token is 404; a bad one 400.
+    let stale = candidate_link(&s, &hire, quiz_id, "app-2").await.unwrap();
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    exec(
+        &db,
+        &format!(
+            "UPDATE candidate_links SET expires_at = '{past}' WHERE id = '{}'",
+            stale.link_id
+        ),
+    )
+    .await;
+    let expired = candidate(&s, &stale.token, "start", json!({})).await;
+    assert!(expired.problem(400).contains("expired"), "{}", expired.body);
+    candidate(&s, &"x".repeat(43), "start", json!({}))
+        .await
+        .problem(404);
+    candidate(&s, "short", "start", json!({}))
+        .await
+        .problem(400);
+    // A link of this platform opens nothing on another.
+    let fresh = candidate_link(&s, &hire, quiz_id, "app-3").await.unwrap();
+    s.call(
+        Method::POST,
+        &format!("/api/candidate-quiz/{}/start", fresh.token),
+        Some("my-analytics-school"),
+        None,
+        Some(json!({})),
+    )
+    .await
+    .problem(404);
+    // Opened, then submitted past its deadline: refused and used up.
+    let opened = candidate(&s, &fresh.token, "start", json!({})).await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    run_out(&db, opened.body["id"].as_str().unwrap()).await;
+    let late = candidate(&s, &fresh.token, "submission", json!({"answers": []})).await;
+    assert!(late.problem(400).contains("too late"), "{}", late.body);
+    candidate(&s, &fresh.token, "start", json!({}))
+        .await
+        .problem(400);
+    db.close().await.ok();
+    s.stop().await;
+}
+
+/// A fresh user made a batch lead (USER with the BATCH_LEAD capability): their token and id.
+async fn batch_lead(s: &TestStack, admin: &str) -> (String, String) {
+    let (email, auth) = s.new_user().await;
+    let id = auth["user"]["id"].as_str().unwrap().to_owned();
+    let up = call(
+        s,
+        Method::PATCH,
+        &format!("/api/admin/users/{id}"),
+        admin,
+        json!({"capabilities": {"values": ["BATCH_LEAD"]}}),
+    )
+    .await;
+    assert_eq!(up.status, 200, "{}", up.body);
+    let login = s.login_on(PLATFORM, &email, "password123").await;
+    (login.body["accessToken"].as_str().unwrap().to_owned(), id)
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one batch's life: made, watched, marked, and its refusals"
+)]
+async fn batch_leads_watch_and_mark_their_own_students(s: TestStack) {
+    let admin = s.admin_token(PLATFORM).await;
+    let course = published(&s, &admin, "Batched Rust", "PRICING_FREE").await;
+    let course_id = course["id"].as_str().unwrap();
+    let (lead, lead_id) = batch_lead(&s, &admin).await;
+    let (other_lead, other_lead_id) = batch_lead(&s, &admin).await;
+    let (student, student_id) = user(&s).await;
+    let (_, outsider_id) = user(&s).await;
+    let e = s
+        .post(
+            &format!("/api/courses/{course_id}/enrollment"),
+            Some(&student),
+            json!({}),
+        )
+        .await;
+    assert_eq!(e.status, 201, "{}", e.body);
+
+    // Only enrolled students join a batch, and one batch per course.
+    let bad = s
+        .post("/api/admin/batches", Some(&admin), json!({"courseId": course_id, "name": "B1", "leadId": lead_id, "studentIds": [student_id, outsider_id]}))
+        .await;
+    assert!(bad.problem(400).contains("not enrolled"), "{}", bad.body);
+    let b = s
+        .post("/api/admin/batches", Some(&admin), json!({"courseId": course_id, "name": "B1", "leadId": lead_id, "studentIds": [student_id]}))
+        .await;
+    assert_eq!(b.status, 201, "{}", b.body);
+    assert_eq!(b.body["studentCount"], 1);
+    let batch_id = b.body["id"].as_str().unwrap();
+    let other = s
+        .post("/api/admin/batches", Some(&admin), json!({"courseId": course_id, "name": "B2", "leadId": other_lead_id, "studentIds": [student_id]}))
+        .await;
+    assert!(
+        other.problem(400).contains("another batch"),
+        "{}",
+        other.body
+    );
+    let empty = s
+        .post(
+            "/api/admin/batches",
+            Some(&admin),
+            json!({"courseId": course_id, "name": "B2", "leadId": other_lead_id}),
+        )
+        .await;
+    assert_eq!(empty.status, 201, "{}", empty.body);
+
+    // The lead sees their batch and its students' progress; the other lead does not.
+    let mine = s.get("/api/batchlead/batches", &lead).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(
+        mine.body["batches"].as_array().unwrap().len(),
+        1,
+        "{}",
+        mine.body
+    );
+    let got = s
+        .get(&format!("/api/batchlead/batches/{batch_id}"), &lead)
+        .await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.body["students"][0]["userId"], student_id.as_str());
+    assert_eq!(got.body["students"][0]["enrollment"]["progressPercent"], 0);
+    s.get(&format!("/api/batchlead/batches/{batch_id}"), &other_lead)
+        .await
+        .problem(404);
+    s.get("/api/batchlead/batches", &student).await.problem(403);
+    // The lead reads the course's content through the one access rule.
+    let content = s
+        .get(&format!("/api/courses/{course_id}/content"), &lead)
+        .await;
+    assert_eq!(content.status, 200, "{}", content.body);
+
+    // Attendance: the lead marks their student; the other lead may not; a join after the mark
+    // is the same record.
+    let starts = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let k = s
+        .post(&format!("/api/admin/courses/{course_id}/classes"), Some(&admin), json!({"title": "Live", "startsAt": starts, "durationMinutes": 45, "joinUrl": "https://meet.example/b"}))
+        .await;
+    let class_id = k.body["id"].as_str().unwrap();
+    let mark = format!("/api/batchlead/classes/{class_id}/attendance");
+    s.post(&mark, Some(&other_lead), json!({"userId": student_id}))
+        .await
+        .problem(403);
+    s.post(&mark, Some(&lead), json!({"userId": outsider_id}))
+        .await
+        .problem(403);
+    let m = s
+        .post(&mark, Some(&lead), json!({"userId": student_id}))
+        .await;
+    assert_eq!(m.status, 200, "{}", m.body);
+    let joined = s
+        .post(
+            &format!("/api/classes/{class_id}/join"),
+            Some(&student),
+            json!({}),
+        )
+        .await;
+    assert_eq!(joined.body["joinedAt"], m.body["joinedAt"]);
+    s.stop().await;
+}
+
+async fn the_dashboard_gathers_the_student_s_week(s: TestStack) {
+    let admin = s.admin_token(PLATFORM).await;
+    let course = published(&s, &admin, "Dashboard Rust", "PRICING_FREE").await;
+    let course_id = course["id"].as_str().unwrap();
+    let (student, _) = user(&s).await;
+    let empty = s.get("/api/student/dashboard", &student).await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(
+        (
+            empty.body["courses"].as_array().map(Vec::len),
+            empty.body["streakDays"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+    s.post(
+        &format!("/api/courses/{course_id}/enrollment"),
+        Some(&student),
+        json!({}),
+    )
+    .await;
+    for (title, hours) in [("Tomorrow", 24), ("In ten days", 240)] {
+        let at = (chrono::Utc::now() + chrono::Duration::hours(hours)).to_rfc3339();
+        let k = s
+            .post(&format!("/api/admin/courses/{course_id}/classes"), Some(&admin), json!({"title": title, "startsAt": at, "durationMinutes": 60, "joinUrl": "https://meet.example/d"}))
+            .await;
+        assert_eq!(k.status, 201, "{}", k.body);
+    }
+    let lesson = course["modules"][0]["lessons"][0]["id"].as_str().unwrap();
+    s.post(
+        &format!("/api/courses/{course_id}/lessons/{lesson}/completion"),
+        Some(&student),
+        json!({}),
+    )
+    .await;
+    let q = question(&s, &admin, json!({"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "Say yes", "acceptedAnswers": ["yes"], "points": 1})).await;
+    let quiz = s
+        .post("/api/admin/quizzes", Some(&admin), json!({"courseId": course_id, "title": "Warm-up", "timeLimitSeconds": 60, "passPercent": 100, "questionIds": [q]}))
+        .await;
+    let a = s
+        .post(
+            &format!(
+                "/api/quizzes/{}/attempts",
+                quiz.body["id"].as_str().unwrap()
+            ),
+            Some(&student),
+            json!({}),
+        )
+        .await;
+    let g = s
+        .post(
+            &format!(
+                "/api/attempts/{}/submission",
+                a.body["id"].as_str().unwrap()
+            ),
+            Some(&student),
+            json!({"answers": [{"questionId": q, "text": "yes"}]}),
+        )
+        .await;
+    assert_eq!(g.body["passed"], true, "{}", g.body);
+
+    let d = s.get("/api/student/dashboard", &student).await;
+    assert_eq!(d.status, 200, "{}", d.body);
+    let b = &d.body;
+    assert_eq!(b["courses"][0]["enrollment"]["lessonsCompleted"], 1, "{b}");
+    let classes = b["upcomingClasses"].as_array().unwrap();
+    assert_eq!(classes.len(), 1, "the coming week only: {b}");
+    assert_eq!(
+        (classes[0]["title"].as_str(), classes[0]["joinUrl"].as_str()),
+        (Some("Tomorrow"), Some("https://meet.example/d"))
+    );
+    assert_eq!(
+        (
+            b["recentResults"][0]["quizTitle"].as_str(),
+            b["recentResults"][0]["passed"].as_bool()
+        ),
+        (Some("Warm-up"), Some(true))
+    );
+    assert_eq!(b["streakDays"], 1);
+    s.stop().await;
+}
+
+const SYNC_SECRET: &str = "integrations-sync-secret-for-lms-tests";
+
+async fn upsert(
+    s: &TestStack,
+    token: &str,
+    req: lpb::UpsertLearningRequest,
+) -> Result<lpb::UpsertLearningResponse, tonic::Status> {
+    let mut lms = lpb::lms_client::LmsClient::connect(format!("http://{}", s.stack.lms_grpc_addr))
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(req);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.metadata_mut()
+        .insert("x-platform", PLATFORM.parse().unwrap());
+    lms.upsert_learning(req)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn counts(c: Option<&lpb::UpsertCounts>) -> (i32, i32, i32) {
+    c.map_or((0, 0, 0), |c| (c.created, c.updated, c.unchanged))
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one page applied, applied again, then moved on, row by row"
+)]
+async fn synced_learning_applies_once_and_moves_only_forward(backend: Backend) {
+    let Some(s) = mas_testkit::spawn_with(backend, |o| {
+        o.service_accounts
+            .push(("integrations-sync".into(), SYNC_SECRET.into()));
+        o.service_accounts.push(("hire".into(), HIRE_SECRET.into()));
+    })
+    .await
+    else {
+        return;
+    };
+    let sync = service_token(&s, "integrations-sync", SYNC_SECRET).await;
+    let (student, student_id) = user(&s).await;
+    let at = |minutes: i64| {
+        Some(mas_kit::timestamp(
+            chrono::Utc::now() - chrono::Duration::minutes(minutes),
+        ))
+    };
+    let page = lpb::UpsertLearningRequest {
+        source: "graphy".into(),
+        courses: vec![lpb::UpstreamCourse {
+            external_id: "g-101".into(),
+            title: "Graphy Python".into(),
+        }],
+        enrollments: vec![
+            lpb::UpstreamEnrollment {
+                user_id: student_id.clone(),
+                learner_external_id: "L-7".into(),
+                course_external_id: "g-101".into(),
+            },
+            lpb::UpstreamEnrollment {
+                user_id: student_id.clone(),
+                learner_external_id: "L-7".into(),
+                course_external_id: "g-404".into(),
+            },
+        ],
+        progress: vec![lpb::UpstreamProgress {
+            user_id: student_id.clone(),
+            course_external_id: "g-101".into(),
+            percent: 40,
+            measured_at: at(10),
+        }],
+    };
+    let first = upsert(&s, &sync, page.clone()).await.unwrap();
+    assert_eq!(
+        (
+            counts(first.courses.as_ref()),
+            counts(first.enrollments.as_ref()),
+            counts(first.progress.as_ref())
+        ),
+        ((1, 0, 0), (1, 0, 0), (0, 1, 0))
+    );
+    // The row naming a course never sent is refused on its own, by index.
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert_eq!(
+        (first.errors[0].list.as_str(), first.errors[0].index),
+        ("enrollments", 1)
+    );
+    assert!(
+        first.errors[0].reason.contains("g-404"),
+        "{:?}",
+        first.errors
+    );
+    // The same page again changes nothing.
+    let again = upsert(&s, &sync, page.clone()).await.unwrap();
+    assert_eq!(
+        (
+            counts(again.courses.as_ref()),
+            counts(again.enrollments.as_ref()),
+            counts(again.progress.as_ref())
+        ),
+        ((0, 0, 1), (0, 0, 1), (0, 0, 1))
+    );
+    let mine = s.get("/api/student/courses", &student).await;
+    let courses = mine.body["courses"].as_array().unwrap();
+    assert_eq!(courses.len(), 1, "{}", mine.body);
+    let e = &courses[0]["enrollment"];
+    assert_eq!(
+        (
+            e["source"].as_str(),
+            e["reference"].as_str(),
+            e["progressPercent"].as_i64()
+        ),
+        (Some("ENROLLMENT_SOURCE_SYNC"), Some("graphy:L-7"), Some(40))
+    );
+    // A synced course is not in the public catalogue.
+    let public = public_list(&s).await;
+    assert!(!listed(
+        &public,
+        courses[0]["course"]["id"].as_str().unwrap()
+    ));
+    // An older reading changes nothing; a newer one moves it; a rename follows upstream.
+    let mut older = page.clone();
+    older.progress[0].percent = 10;
+    older.progress[0].measured_at = at(60);
+    older.courses[0].title = "Graphy Python 2".into();
+    let r = upsert(&s, &sync, older).await.unwrap();
+    assert_eq!(
+        (counts(r.courses.as_ref()), counts(r.progress.as_ref())),
+        ((0, 1, 0), (0, 0, 1))
+    );
+    let mut newer = page.clone();
+    newer.progress[0].percent = 75;
+    newer.progress[0].measured_at = at(1);
+    let r = upsert(&s, &sync, newer).await.unwrap();
+    assert_eq!(counts(r.progress.as_ref()), (0, 1, 0));
+    let mine = s.get("/api/student/courses", &student).await;
+    assert_eq!(mine.body["courses"][0]["enrollment"]["progressPercent"], 75);
+    // Only integrations-sync upserts; a user's or another service's token is refused.
+    let hire = service_token(&s, "hire", HIRE_SECRET).await;
+    assert_eq!(
+        upsert(&s, &hire, page.clone()).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
+    assert_eq!(
+        upsert(&s, &student, page.clone()).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
+    let mut bad = page;
+    bad.source = "Not A Source".into();
+    assert_eq!(
+        upsert(&s, &sync, bad).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    s.stop().await;
+}
+
+/// Fires one of lms's schedules now, as an operator does from `/admin/queues`.
+async fn trigger(s: &TestStack, schedule: &str) {
+    let auth = ("ops", s.admin_password.as_str());
+    let page = mas_testkit::no_redirects()
+        .get(s.url("/admin/queues"))
+        .basic_auth(auth.0, Some(auth.1))
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!(r#"data-schedule="{schedule}""#)),
+        "{schedule} is listed"
+    );
+    let fields = [
+        ("csrf", mas_testkit::csrf_in(&html)),
+        ("service", "lms".into()),
+        ("action", "trigger".into()),
+        ("target", schedule.to_owned()),
+    ];
+    let r = mas_testkit::no_redirects()
+        .post(s.url("/admin/queues/action"))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(fields).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one seeded cohort: two students, their classes and quizzes, then the run"
+)]
+async fn at_risk_scores_explain_themselves_to_the_batch_lead(s: TestStack) {
+    let admin = s.admin_token(PLATFORM).await;
+    let course = published(&s, &admin, "Risky Rust", "PRICING_FREE").await;
+    let course_id = course["id"].as_str().unwrap();
+    let (lead, lead_id) = batch_lead(&s, &admin).await;
+    let (other_lead, _) = batch_lead(&s, &admin).await;
+    let (good, good_id) = user(&s).await;
+    let (idle, idle_id) = user(&s).await;
+    for t in [&good, &idle] {
+        let e = s
+            .post(
+                &format!("/api/courses/{course_id}/enrollment"),
+                Some(t),
+                json!({}),
+            )
+            .await;
+        assert_eq!(e.status, 201, "{}", e.body);
+    }
+    let db = lms_db(&s).await;
+    // Both enrolled ten days ago; two classes since, both over.
+    let ago = |h: i64| (chrono::Utc::now() - chrono::Duration::hours(h)).to_rfc3339();
+    exec(
+        &db,
+        &format!(
+            "UPDATE enrollments SET enrolled_at = '{}' WHERE course_id = '{course_id}'",
+            ago(240)
+        ),
+    )
+    .await;
+    let mut classes = Vec::new();
+    for h in [72, 48] {
+        let k = s
+            .post(&format!("/api/admin/courses/{course_id}/classes"), Some(&admin), json!({"title": format!("Class {h}"), "startsAt": ago(h), "durationMinutes": 60, "joinUrl": "https://meet.example/r"}))
+            .await;
+        assert_eq!(k.status, 201, "{}", k.body);
+        classes.push(k.body["id"].as_str().unwrap().to_owned());
+    }
+    let b = s
+        .post("/api/admin/batches", Some(&admin), json!({"courseId": course_id, "name": "R1", "leadId": lead_id, "studentIds": [good_id, idle_id]}))
+        .await;
+    assert_eq!(b.status, 201, "{}", b.body);
+    // The good student was at both classes and passed a quiz today.
+    for k in &classes {
+        let m = s
+            .post(
+                &format!("/api/batchlead/classes/{k}/attendance"),
+                Some(&lead),
+                json!({"userId": good_id}),
+            )
+            .await;
+        assert_eq!(m.status, 200, "{}", m.body);
+    }
+    let q = question(&s, &admin, json!({"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "Say yes", "acceptedAnswers": ["yes"], "points": 1})).await;
+    let quiz = s
+        .post("/api/admin/quizzes", Some(&admin), json!({"courseId": course_id, "title": "Check", "timeLimitSeconds": 60, "passPercent": 100, "questionIds": [q]}))
+        .await;
+    let a = s
+        .post(
+            &format!(
+                "/api/quizzes/{}/attempts",
+                quiz.body["id"].as_str().unwrap()
+            ),
+            Some(&good),
+            json!({}),
+        )
+        .await;
+    let g = s
+        .post(
+            &format!(
+                "/api/attempts/{}/submission",
+                a.body["id"].as_str().unwrap()
+            ),
+            Some(&good),
+            json!({"answers": [{"questionId": q, "text": "yes"}]}),
+        )
+        .await;
+    assert_eq!(g.body["passed"], true, "{}", g.body);
+
+    trigger(&s, "lms.risk-scores").await;
+    let mut listed = Value::Null;
+    for _ in 0..200 {
+        let r = s.get("/api/batchlead/at-risk", &lead).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["students"].as_array().is_some_and(|a| !a.is_empty()) {
+            listed = r.body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let students = listed["students"]
+        .as_array()
+        .expect("the run scored the cohort");
+    assert_eq!(
+        students.len(),
+        1,
+        "only the idle student is at risk: {listed}"
+    );
+    let st = &students[0];
+    assert_eq!(
+        (st["userId"].as_str(), st["batchId"].as_str()),
+        (Some(idle_id.as_str()), b.body["id"].as_str())
+    );
+    // Missed both classes (40 of 65), no quiz (no weight), 10 of 14 idle days (25 of 65).
+    assert_eq!(st["score"], 89, "{st}");
+    assert_eq!(listed["threshold"], 50);
+    let reasons: Vec<&str> = st["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "missed 2 of 2 live classes",
+            "no quiz taken yet",
+            "no activity for 10 days"
+        ]
+    );
+    // Another lead's students are not theirs; students do not read scores.
+    let theirs = s.get("/api/batchlead/at-risk", &other_lead).await;
+    assert_eq!(
+        theirs.body["students"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        theirs.body
+    );
+    s.get("/api/batchlead/at-risk", &good).await.problem(403);
+    db.close().await.ok();
+    s.stop().await;
+}
+
+#[allow(
+    clippy::too_many_lines,
+    reason = "one student earning each badge in turn, then the safety net twice"
+)]
+async fn badges_are_awarded_once_on_what_earns_them(backend: Backend) {
+    let Some(s) =
+        mas_testkit::spawn_with(backend, |o| o.set("lms", "BADGE_STREAK_DAYS", "2")).await
+    else {
+        return;
+    };
+    let admin = s.admin_token(PLATFORM).await;
+    let course = published(&s, &admin, "Badged Rust", "PRICING_FREE").await;
+    let course_id = course["id"].as_str().unwrap();
+    let (student, student_id) = user(&s).await;
+    s.post(
+        &format!("/api/courses/{course_id}/enrollment"),
+        Some(&student),
+        json!({}),
+    )
+    .await;
+    let q = question(&s, &admin, json!({"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "Say yes", "acceptedAnswers": ["yes"], "points": 1})).await;
+    let quiz = s
+        .post("/api/admin/quizzes", Some(&admin), json!({"courseId": course_id, "title": "Check", "timeLimitSeconds": 60, "passPercent": 100, "questionIds": [q]}))
+        .await;
+    let quiz_id = quiz.body["id"].as_str().unwrap();
+    // Two quizzes passed, every lesson done: the first pass and the course each earn one badge.
+    for _ in 0..2 {
+        let a = s
+            .post(
+                &format!("/api/quizzes/{quiz_id}/attempts"),
+                Some(&student),
+                json!({}),
+            )
+            .await;
+        let g = s
+            .post(
+                &format!(
+                    "/api/attempts/{}/submission",
+                    a.body["id"].as_str().unwrap()
+                ),
+                Some(&student),
+                json!({"answers": [{"questionId": q, "text": "yes"}]}),
+            )
+            .await;
+        assert_eq!(g.body["passed"], true, "{}", g.body);
+    }
+    for m in course["modules"].as_array().unwrap() {
+        for l in m["lessons"].as_array().unwrap() {
+            let d = s
+                .post(
+                    &format!(
+                        "/api/courses/{course_id}/lessons/{}/completion",
+                        l["id"].as_str().unwrap()
+                    ),
+                    Some(&student),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(d.status, 200, "{}", d.body);
+        }
+    }
+    let kinds = |d: &Value| -> Vec<String> {
+        let mut k: Vec<String> = d["badges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["kind"].as_str().unwrap().to_owned())
+            .collect();
+        k.sort();
+        k
+    };
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        seen = kinds(&s.get("/api/student/dashboard", &student).await.body);
+        if seen.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        [
+            "BADGE_KIND_COURSE_COMPLETED",
+            "BADGE_KIND_FIRST_QUIZ_PASSED"
+        ]
+    );
+    // Active yesterday too: the safety net finds the two-day streak; nothing else twice.
+    let db = lms_db(&s).await;
+    let yesterday = (chrono::Utc::now() - chrono::Duration::hours(24)).to_rfc3339();
+    let first = course["modules"][0]["lessons"][0]["id"].as_str().unwrap();
+    exec(&db, &format!("UPDATE lesson_completions SET completed_at = '{yesterday}' WHERE lesson_id = '{first}' AND user_id = '{student_id}'")).await;
+    trigger(&s, "lms.badge-evaluation").await;
+    for _ in 0..200 {
+        seen = kinds(&s.get("/api/student/dashboard", &student).await.body);
+        if seen.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        seen,
+        [
+            "BADGE_KIND_COURSE_COMPLETED",
+            "BADGE_KIND_FIRST_QUIZ_PASSED",
+            "BADGE_KIND_STREAK"
+        ]
+    );
+    trigger(&s, "lms.badge-evaluation").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), format!("SELECT id FROM mas_outbox WHERE dest = 'lms.badge.awarded.v1' AND body LIKE '%{student_id}%'")))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3, "each badge once");
+    db.close().await.ok();
+    s.stop().await;
 }

@@ -223,3 +223,207 @@ mod tests {
         assert_eq!(progress_percent(0, 0), 0);
     }
 }
+
+/// The streak: days in a row with activity up to `today`, or up to the day before while today
+/// has none yet (a streak lasts until a whole day passes without).
+pub fn streak(
+    active: &std::collections::BTreeSet<chrono::NaiveDate>,
+    today: chrono::NaiveDate,
+) -> i32 {
+    let mut day = if active.contains(&today) {
+        today
+    } else {
+        match today.pred_opt() {
+            Some(d) => d,
+            None => return 0,
+        }
+    };
+    let mut n = 0;
+    while active.contains(&day) {
+        n += 1;
+        match day.pred_opt() {
+            Some(d) => day = d,
+            None => break,
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod streak_tests {
+    use std::collections::BTreeSet;
+
+    use chrono::NaiveDate;
+
+    use super::streak;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, day).unwrap()
+    }
+
+    #[test]
+    fn a_streak_counts_days_in_a_row_and_survives_today_until_it_ends() {
+        let active: BTreeSet<_> = [d(3), d(4), d(5), d(7)].into();
+        assert_eq!(streak(&active, d(7)), 1);
+        assert_eq!(
+            streak(&active, d(6)),
+            3,
+            "today has nothing yet: yesterday's streak holds"
+        );
+        assert_eq!(streak(&active, d(8)), 1);
+        assert_eq!(streak(&active, d(9)), 0);
+        assert_eq!(streak(&BTreeSet::new(), d(9)), 0);
+    }
+}
+
+/// What a student's at-risk score is made of, for one course (the 30 days before the run).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RiskInputs {
+    /// Live classes of the course that ended in the window after the student enrolled, and how
+    /// many of them the student attended.
+    pub classes: u32,
+    pub attended: u32,
+    /// Graded attempts in the window: their scores as fractions of the points possible.
+    pub quiz_scores: Vec<f64>,
+    /// Whole days since the student's last activity in the course (or their enrollment).
+    pub idle_days: i64,
+}
+
+/// The weights of the factors (any non-negative integers; they are shares of their sum) and
+/// the days of inactivity that count as fully inactive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskWeights {
+    pub attendance: u32,
+    pub quizzes: u32,
+    pub inactivity: u32,
+    pub idle_days_full: u32,
+}
+
+impl Default for RiskWeights {
+    fn default() -> Self {
+        RiskWeights {
+            attendance: 40,
+            quizzes: 35,
+            inactivity: 25,
+            idle_days_full: 14,
+        }
+    }
+}
+
+/// One factor of a score: how bad it is (0-100), its weight, the points it adds to the score,
+/// and why, in words.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RiskFactor {
+    pub name: String,
+    pub value_percent: i32,
+    pub weight: i32,
+    pub points: i32,
+    pub reason: String,
+}
+
+/// The explainable score (0-100, higher is more at risk): each factor with data contributes its
+/// badness times its weight's share of the weights of the factors that have data. A factor
+/// without data (no classes yet, no quiz taken) is listed with 0 points and says so.
+pub fn risk(inputs: &RiskInputs, w: &RiskWeights) -> (i32, Vec<RiskFactor>) {
+    let attendance = (inputs.classes > 0).then(|| {
+        let missed = inputs.classes.saturating_sub(inputs.attended);
+        (
+            f64::from(missed) / f64::from(inputs.classes),
+            format!("missed {missed} of {} live classes", inputs.classes),
+        )
+    });
+    let quizzes = (!inputs.quiz_scores.is_empty()).then(|| {
+        let avg = inputs.quiz_scores.iter().sum::<f64>() / inputs.quiz_scores.len() as f64;
+        (
+            (1.0 - avg).clamp(0.0, 1.0),
+            format!(
+                "average quiz score {:.0}% over {} attempts",
+                avg * 100.0,
+                inputs.quiz_scores.len()
+            ),
+        )
+    });
+    let full = f64::from(w.idle_days_full.max(1));
+    let idle = inputs.idle_days.max(0);
+    let inactivity = Some((
+        (idle as f64 / full).min(1.0),
+        format!("no activity for {idle} days"),
+    ));
+    let parts = [
+        ("attendance", w.attendance, attendance, "no live class yet"),
+        ("quizzes", w.quizzes, quizzes, "no quiz taken yet"),
+        ("inactivity", w.inactivity, inactivity, ""),
+    ];
+    let total: u32 = parts
+        .iter()
+        .filter(|(_, _, v, _)| v.is_some())
+        .map(|(_, weight, _, _)| weight)
+        .sum();
+    let mut score = 0.0;
+    let factors = parts
+        .iter()
+        .map(|(name, weight, v, none)| {
+            let (value, reason) = v.clone().unwrap_or((0.0, (*none).to_owned()));
+            let points = if v.is_some() && total > 0 {
+                value * 100.0 * f64::from(*weight) / f64::from(total)
+            } else {
+                0.0
+            };
+            score += points;
+            RiskFactor {
+                name: (*name).to_owned(),
+                value_percent: (value * 100.0).round() as i32,
+                weight: i32::try_from(*weight).unwrap_or(i32::MAX),
+                points: points.round() as i32,
+                reason,
+            }
+        })
+        .collect();
+    (score.round().clamp(0.0, 100.0) as i32, factors)
+}
+
+#[cfg(test)]
+mod risk_tests {
+    use super::*;
+
+    #[test]
+    fn the_score_is_the_weighted_share_of_the_factors_with_data() {
+        let w = RiskWeights::default();
+        // Missed 3 of 4 classes, quizzes at 40%, idle 7 of 14 days.
+        let inputs = RiskInputs {
+            classes: 4,
+            attended: 1,
+            quiz_scores: vec![0.3, 0.5],
+            idle_days: 7,
+        };
+        let (score, factors) = risk(&inputs, &w);
+        // 0.75*40 + 0.6*35 + 0.5*25 = 30 + 21 + 12.5 = 63.5
+        assert_eq!(score, 64);
+        assert_eq!(factors[0].reason, "missed 3 of 4 live classes");
+        assert_eq!((factors[1].value_percent, factors[1].points), (60, 21));
+        assert_eq!(factors[2].reason, "no activity for 7 days");
+        // Without classes or quizzes, inactivity alone is the score.
+        let (score, factors) = risk(
+            &RiskInputs {
+                idle_days: 14,
+                ..Default::default()
+            },
+            &w,
+        );
+        assert_eq!(score, 100);
+        assert_eq!(
+            (factors[0].points, factors[0].reason.as_str()),
+            (0, "no live class yet")
+        );
+        let (score, _) = risk(
+            &RiskInputs {
+                idle_days: 0,
+                classes: 2,
+                attended: 2,
+                quiz_scores: vec![1.0],
+            },
+            &w,
+        );
+        assert_eq!(score, 0);
+    }
+}

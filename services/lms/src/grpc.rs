@@ -7,7 +7,9 @@ use mas_kit::proto::mas::lms::v1 as pb;
 use mas_kit::proto::mas::lms::v1::lms_server::Lms;
 use tonic::{Request, Response, Status};
 
-use crate::app::{self, App, Caller, courses, enrollments, quizzes};
+use crate::app::{
+    self, App, Caller, batches, candidates, courses, dashboard, enrollments, quizzes, risk, sync,
+};
 
 pub struct LmsGrpc {
     pub app: Arc<App>,
@@ -172,5 +174,90 @@ impl Lms for LmsGrpc {
     ) -> Res<pb::ListQuizzesResponse> {
         let ctx = RequestContext::of(&req)?;
         ok(quizzes::list_quizzes(&self.app, &Caller::of(&ctx)?, &req.get_ref().course_id).await?)
+    }
+
+    async fn create_candidate_attempt(
+        &self,
+        req: Request<pb::CreateCandidateAttemptRequest>,
+    ) -> Res<pb::CandidateLink> {
+        let ctx = RequestContext::of(&req)?;
+        ok(
+            candidates::create(&self.app, ctx.platform()?, &app::actor(&ctx), req.get_ref())
+                .await?,
+        )
+    }
+
+    async fn open_candidate_quiz(
+        &self,
+        req: Request<pb::OpenCandidateQuizRequest>,
+    ) -> Res<pb::Attempt> {
+        let ctx = RequestContext::of(&req)?;
+        ok(candidates::open(&self.app, ctx.platform()?, &req.get_ref().token).await?)
+    }
+
+    async fn submit_candidate_quiz(
+        &self,
+        req: Request<pb::SubmitCandidateQuizRequest>,
+    ) -> Res<pb::Attempt> {
+        let ctx = RequestContext::of(&req)?;
+        ok(candidates::submit(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn create_batch(&self, req: Request<pb::CreateBatchRequest>) -> Res<pb::Batch> {
+        let ctx = RequestContext::of(&req)?;
+        ok(batches::create(&self.app, ctx.platform()?, &app::actor(&ctx), req.get_ref()).await?)
+    }
+
+    async fn add_batch_students(
+        &self,
+        req: Request<pb::AddBatchStudentsRequest>,
+    ) -> Res<pb::Batch> {
+        let ctx = RequestContext::of(&req)?;
+        ok(batches::add_students(&self.app, ctx.platform()?, req.get_ref()).await?)
+    }
+
+    async fn list_my_batches(
+        &self,
+        req: Request<pb::ListMyBatchesRequest>,
+    ) -> Res<pb::ListBatchesResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(batches::list_mine(&self.app, &Caller::of(&ctx)?).await?)
+    }
+
+    async fn get_batch(&self, req: Request<pb::GetBatchRequest>) -> Res<pb::Batch> {
+        let ctx = RequestContext::of(&req)?;
+        ok(batches::get(&self.app, &Caller::of(&ctx)?, &req.get_ref().batch_id).await?)
+    }
+
+    async fn mark_attendance(
+        &self,
+        req: Request<pb::MarkAttendanceRequest>,
+    ) -> Res<pb::Attendance> {
+        let ctx = RequestContext::of(&req)?;
+        ok(batches::mark_attendance(&self.app, &Caller::of(&ctx)?, req.get_ref()).await?)
+    }
+
+    async fn get_student_dashboard(
+        &self,
+        req: Request<pb::GetStudentDashboardRequest>,
+    ) -> Res<pb::StudentDashboard> {
+        let ctx = RequestContext::of(&req)?;
+        ok(dashboard::get(&self.app, &Caller::of(&ctx)?).await?)
+    }
+
+    async fn upsert_learning(
+        &self,
+        req: Request<pb::UpsertLearningRequest>,
+    ) -> Res<pb::UpsertLearningResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(sync::upsert(&self.app, ctx.platform()?, &app::actor(&ctx), req.get_ref()).await?)
+    }
+
+    async fn list_at_risk_students(
+        &self,
+        req: Request<pb::ListAtRiskStudentsRequest>,
+    ) -> Res<pb::ListAtRiskStudentsResponse> {
+        let ctx = RequestContext::of(&req)?;
+        ok(risk::at_risk(&self.app, &Caller::of(&ctx)?, req.get_ref()).await?)
     }
 }

@@ -12,7 +12,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use mas_bus::Subscription;
+use mas_bus::{Schedule, ScheduleSpec, Scheduler, Subscription};
 use mas_kit::grpc as kgrpc;
 use mas_kit::proto::mas::lms::v1::lms_server::LmsServer;
 use mas_kit::service::ServiceBuilder;
@@ -24,6 +24,38 @@ pub const SERVICE: &str = "lms";
 
 /// lms's queue of finance's payment events (declared in proto/mas/lms/v1/events.proto).
 pub const PAYMENT_QUEUE: &str = "lms.payment-enrollments";
+/// lms's queue of its own events that can award badges.
+pub const BADGE_QUEUE: &str = "lms.badge-events";
+
+/// lms's schedules (cron patterns in Asia/Kolkata) and the tasks they run: the daily at-risk
+/// scores and the badges' daily safety net.
+fn schedules(app: &Arc<app::App>, cfg: &Config) -> anyhow::Result<(Arc<Scheduler>, [Schedule; 2])> {
+    let scheduler = Arc::new(
+        Scheduler::new(app.db.clone())
+            .task(
+                app::risk::SCHEDULE_ID,
+                Arc::new(app::risk::RiskScores { app: app.clone() }),
+            )
+            .task(
+                app::badges::SCHEDULE_ID,
+                Arc::new(app::badges::SafetyNet { app: app.clone() }),
+            ),
+    );
+    let cron = |id: &str, pattern: &str| -> anyhow::Result<Schedule> {
+        Ok(Schedule::new(
+            id,
+            ScheduleSpec::cron(pattern, mas_bus::schedule::DEFAULT_TZ)?,
+            id,
+        ))
+    };
+    Ok((
+        scheduler,
+        [
+            cron(app::risk::SCHEDULE_ID, &cfg.risk_schedule)?,
+            cron(app::badges::SCHEDULE_ID, &cfg.badge_schedule)?,
+        ],
+    ))
+}
 
 pub async fn serve(cfg: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     start(cfg, shutdown).await?.wait().await
@@ -50,15 +82,26 @@ pub async fn start(cfg: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
         cfg: cfg.clone(),
         metrics: app::metrics::LmsMetrics::new(&svc.metrics().registry),
     });
-    let payments = app.queue(PAYMENT_QUEUE);
-    let sub = Subscription::events(
-        &payments,
-        &app::payments::EVENTS,
-        Arc::new(app::payments::PaymentEnrollments { app: app.clone() }),
-    );
+    let (payments, badges) = (app.queue(PAYMENT_QUEUE), app.queue(BADGE_QUEUE));
+    let subs = [
+        Subscription::events(
+            &payments,
+            &app::payments::EVENTS,
+            Arc::new(app::payments::PaymentEnrollments { app: app.clone() }),
+        ),
+        Subscription::events(
+            &badges,
+            &app::badges::EVENTS,
+            Arc::new(app::badges::BadgeEvents { app: app.clone() }),
+        ),
+    ];
+    let (scheduler, [risk, badge_net]) = schedules(&app, &cfg)?;
     let server = LmsServer::new(grpc::LmsGrpc { app: app.clone() });
-    svc.queues([payments])
-        .consumers([sub])
+    svc.queues([payments, badges])
+        .consumers(subs)
+        .scheduler(scheduler)
+        .schedule(risk)
+        .schedule(badge_net)
         .grpc(server.max_decoding_message_size(kgrpc::MAX_MESSAGE_BYTES))
         .announce(move |at| {
             tracing::info!(service = SERVICE, grpc = %at.grpc, admin = %at.admin, broker, "lms listening");

@@ -1,6 +1,7 @@
 //! The one access rule for a course's own content: routes that need "enrolled in this course"
-//! ask [`course`], never their own check. Staff (ADMIN, SUPERADMIN) see every course; a student
-//! sees a course they are enrolled in, unless it is still a draft.
+//! ask [`course`], never their own check. Staff (ADMIN, SUPERADMIN) see every course, a batch
+//! lead the courses of the batches they lead; a student sees a course they are enrolled in,
+//! unless it is still a draft.
 
 use mas_kit::RequestContext;
 use mas_kit::proto::Role;
@@ -9,12 +10,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::Caller;
 use crate::error::{AppError, AppResult};
-use crate::store::entities::{course, enrollment};
+use crate::store::entities::{batch, course, enrollment};
 
 /// How the caller comes to a course.
 #[derive(Clone, Debug)]
 pub enum Access {
-    /// Staff: every course, enrolled or not (their enrollment, if any).
+    /// Staff, or the lead of a batch of the course: enrolled or not (their enrollment, if any).
     Staff(Option<enrollment::Model>),
     /// A student enrolled in it.
     Student(enrollment::Model),
@@ -64,6 +65,22 @@ pub async fn enrollment_of<C: ConnectionTrait>(
         .await?)
 }
 
+/// Whether `user` leads a batch of the course.
+pub async fn leads<C: ConnectionTrait>(
+    db: &C,
+    platform: &str,
+    user: &str,
+    course_id: &str,
+) -> AppResult<bool> {
+    Ok(batch::Entity::find()
+        .filter(batch::Column::Platform.eq(platform))
+        .filter(batch::Column::CourseId.eq(course_id))
+        .filter(batch::Column::LeadId.eq(user))
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// The course and how the caller comes to it; not enrolled: `PermissionDenied` with the
 /// reason, a draft for a student or no such course: `NotFound`.
 pub async fn course<C: ConnectionTrait>(
@@ -76,7 +93,7 @@ pub async fn course<C: ConnectionTrait>(
         .await?
         .ok_or(AppError::NotFound("course"))?;
     let enrolled = enrollment_of(db, platform, course_id, user).await?;
-    if caller.staff {
+    if caller.staff || (caller.lead && leads(db, platform, user, course_id).await?) {
         return Ok((course, Access::Staff(enrolled)));
     }
     if course.status == CourseStatus::Draft as i32 {

@@ -28,6 +28,7 @@ pub fn source_label(source: EnrollmentSource) -> &'static str {
     match source {
         EnrollmentSource::Admin => "admin",
         EnrollmentSource::Payment => "payment",
+        EnrollmentSource::Sync => "sync",
         _ => "free",
     }
 }
@@ -41,7 +42,10 @@ pub fn enrollment_pb(e: &enrollment::Model, lesson_count: i32) -> pb::Enrollment
         reference: e.reference.clone(),
         lessons_completed: e.lessons_completed,
         lesson_count,
-        progress_percent: crate::domain::progress_percent(e.lessons_completed, lesson_count),
+        progress_percent: Ord::max(
+            crate::domain::progress_percent(e.lessons_completed, lesson_count),
+            e.external_percent.unwrap_or(0),
+        ),
         enrolled_at: Some(mas_kit::timestamp(e.enrolled_at)),
         completed_at: e.completed_at.map(mas_kit::timestamp),
     }
@@ -68,6 +72,8 @@ pub async fn insert(
         lessons_completed: Set(0),
         enrolled_at: Set(now),
         completed_at: Set(None),
+        external_percent: Set(None),
+        external_measured_at: Set(None),
     })
     .on_conflict(
         OnConflict::columns([
@@ -299,7 +305,7 @@ pub async fn complete_lesson(
         ))
         .exec(&txn)
         .await?;
-        filter(
+        let completed = filter(
             enrollment::Entity::update_many()
                 .col_expr(enrollment::Column::CompletedAt, Expr::value(now)),
         )
@@ -307,12 +313,28 @@ pub async fn complete_lesson(
         .filter(enrollment::Column::LessonsCompleted.gte(c.lesson_count))
         .exec(&txn)
         .await?;
+        if completed.rows_affected == 1 {
+            events::publish(
+                &txn,
+                &c.platform,
+                &pb::EnrollmentCompleted {
+                    enrollment_id: e.id.clone(),
+                    course_id: c.id.clone(),
+                    user_id: e.user_id.clone(),
+                    completed_at: Some(mas_kit::timestamp(now)),
+                },
+            )
+            .await?;
+        }
     }
     let e = enrollment::Entity::find_by_id((c.platform.clone(), e.id.clone()))
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("enrollment"))?;
     txn.commit().await?;
+    if e.completed_at.is_some() {
+        app.bus.wake();
+    }
     Ok(enrollment_pb(&e, c.lesson_count))
 }
 

@@ -1,11 +1,17 @@
 //! lms's use cases, one module per area; `grpc.rs` unpacks requests and calls them.
 
 pub mod access;
+pub mod badges;
+pub mod batches;
+pub mod candidates;
 pub mod courses;
+pub mod dashboard;
 pub mod enrollments;
 pub mod metrics;
 pub mod payments;
 pub mod quizzes;
+pub mod risk;
+pub mod sync;
 
 use mas_kit::RequestContext;
 use sea_orm::DatabaseConnection;
@@ -28,13 +34,15 @@ impl App {
     }
 }
 
-/// The caller of a use case that depends on who asks: their platform, their user id, and
-/// whether they are platform staff (ADMIN, SUPERADMIN), who see every course.
+/// The caller of a use case that depends on who asks: their platform, their user id, whether
+/// they are platform staff (ADMIN, SUPERADMIN), who see every course, and whether they hold the
+/// BATCH_LEAD capability (the courses of the batches they lead).
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub platform: String,
     pub user: String,
     pub staff: bool,
+    pub lead: bool,
 }
 
 impl Caller {
@@ -43,6 +51,10 @@ impl Caller {
             platform: ctx.platform()?.to_owned(),
             user: ctx.user()?.subject.clone(),
             staff: access::is_staff(ctx),
+            lead: ctx.principal.as_ref().is_some_and(|p| {
+                p.capabilities
+                    .contains(&mas_kit::proto::Capability::BatchLead)
+            }),
         })
     }
 }

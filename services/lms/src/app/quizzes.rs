@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{App, Caller, access, from_json, new_id, to_json};
 use crate::domain::{self, Given, Key};
 use crate::error::{AppError, AppResult};
-use crate::store::entities::{attempt, question, quiz, quiz_question};
+use crate::store::entities::{attempt, candidate_link, question, quiz, quiz_question};
 
 fn kind_of(v: i32) -> QuestionKind {
     QuestionKind::try_from(v).unwrap_or(QuestionKind::Unspecified)
@@ -205,7 +205,7 @@ pub async fn list_quizzes(
 }
 
 /// A quiz's questions in order, with their keys.
-async fn questions_of<C: ConnectionTrait>(
+pub(crate) async fn questions_of<C: ConnectionTrait>(
     db: &C,
     platform: &str,
     quiz_id: &str,
@@ -242,7 +242,7 @@ struct Stored {
 }
 
 /// An attempt as its student sees it: the questions without their keys until it is graded.
-fn attempt_pb(a: &attempt::Model, questions: &[pb::Question]) -> AppResult<pb::Attempt> {
+pub fn attempt_pb(a: &attempt::Model, questions: &[pb::Question]) -> AppResult<pb::Attempt> {
     let graded = a.state == AttemptState::Graded as i32;
     let stored: Vec<Stored> = if graded {
         from_json("attempts.results", &a.results)?
@@ -290,12 +290,12 @@ fn attempt_pb(a: &attempt::Model, questions: &[pb::Question]) -> AppResult<pb::A
 }
 
 /// The last moment a submission of `a` is taken.
-fn closes_at(app: &App, a: &attempt::Model) -> DateTime<Utc> {
+pub(crate) fn closes_at(app: &App, a: &attempt::Model) -> DateTime<Utc> {
     a.deadline + chrono::Duration::from_std(app.cfg.submit_grace).unwrap_or_default()
 }
 
 /// Marks an attempt in progress expired (no-op when it is not in progress any more).
-async fn expire<C: ConnectionTrait>(db: &C, a: &attempt::Model) -> AppResult<()> {
+pub(crate) async fn expire<C: ConnectionTrait>(db: &C, a: &attempt::Model) -> AppResult<()> {
     attempt::Entity::update_many()
         .col_expr(
             attempt::Column::State,
@@ -354,22 +354,7 @@ pub async fn start_attempt(app: &App, caller: &Caller, quiz_id: &str) -> AppResu
             ));
         }
     }
-    let row = attempt::Model {
-        platform: platform.to_owned(),
-        id: new_id(),
-        quiz_id: q.id.clone(),
-        course_id: q.course_id.clone(),
-        user_id: user.clone(),
-        state: AttemptState::InProgress as i32,
-        started_at: now,
-        deadline: now + chrono::Duration::seconds(i64::from(q.time_limit_seconds)),
-        submitted_at: None,
-        score: 0,
-        max_score: q.total_points,
-        passed: false,
-        answers: "[]".into(),
-        results: "[]".into(),
-    };
+    let row = new_attempt(&q, &user, now);
     let inserted = attempt::Entity::insert(attempt::ActiveModel::from(row.clone()))
         .exec_without_returning(&app.db)
         .await;
@@ -391,6 +376,26 @@ pub async fn start_attempt(app: &App, caller: &Caller, quiz_id: &str) -> AppResu
     }
 }
 
+/// A new attempt at `q` by `user`, started `now`: its deadline is the quiz's time limit on.
+pub(crate) fn new_attempt(q: &quiz::Model, user: &str, now: DateTime<Utc>) -> attempt::Model {
+    attempt::Model {
+        platform: q.platform.clone(),
+        id: new_id(),
+        quiz_id: q.id.clone(),
+        course_id: q.course_id.clone(),
+        user_id: user.to_owned(),
+        state: AttemptState::InProgress as i32,
+        started_at: now,
+        deadline: now + chrono::Duration::seconds(i64::from(q.time_limit_seconds)),
+        submitted_at: None,
+        score: 0,
+        max_score: q.total_points,
+        passed: false,
+        answers: "[]".into(),
+        results: "[]".into(),
+    }
+}
+
 /// The caller's attempt (staff: anyone's).
 async fn own_attempt(app: &App, caller: &Caller, id: &str) -> AppResult<attempt::Model> {
     attempt::Entity::find_by_id((caller.platform.clone(), id.to_owned()))
@@ -407,7 +412,7 @@ pub async fn get_attempt(app: &App, caller: &Caller, id: &str) -> AppResult<pb::
 }
 
 /// The answers by question, refusing answers to questions not in the quiz or given twice.
-fn answers_by_question(
+pub(crate) fn answers_by_question(
     questions: &[pb::Question],
     answers: &[pb::Answer],
 ) -> AppResult<HashMap<String, Given>> {
@@ -474,15 +479,27 @@ pub async fn submit(
         ));
     }
     let given = answers_by_question(&questions, &r.answers)?;
-    grade(app, a, &questions, &given, received).await
+    grade(app, a, &questions, &given, received, Taker::Student).await
 }
 
-async fn grade(
+/// Who took an attempt: its grading publishes their event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Taker<'a> {
+    /// An enrolled student (or staff): `lms.attempt.graded.v1`.
+    Student,
+    /// hire's candidate by this link, used up with the grading: `lms.candidate_attempt.graded.v1`.
+    Candidate(&'a candidate_link::Model),
+}
+
+/// Grades an attempt in progress; the graded row, the taker's event (and a candidate's link
+/// used up) commit together, once. A submission that lost the race answers the winner's.
+pub(crate) async fn grade(
     app: &App,
     a: attempt::Model,
     questions: &[pb::Question],
     given: &HashMap<String, Given>,
     received: DateTime<Utc>,
+    taker: Taker<'_>,
 ) -> AppResult<pb::Attempt> {
     let quiz = quiz::Entity::find_by_id((a.platform.clone(), a.quiz_id.clone()))
         .one(&app.db)
@@ -520,21 +537,7 @@ async fn grade(
         .exec(&txn)
         .await?;
     if graded.rows_affected == 1 {
-        events::publish(
-            &txn,
-            &a.platform,
-            &pb::AttemptGraded {
-                attempt_id: a.id.clone(),
-                quiz_id: a.quiz_id.clone(),
-                course_id: a.course_id.clone(),
-                user_id: a.user_id.clone(),
-                score,
-                max_score: a.max_score,
-                passed,
-                submitted_at: Some(mas_kit::timestamp(received)),
-            },
-        )
-        .await?;
+        publish_graded(&txn, &a, taker, score, passed, received).await?;
     }
     txn.commit().await?;
     if graded.rows_affected == 1 {
@@ -549,4 +552,55 @@ async fn grade(
         .await?
         .ok_or(AppError::NotFound("attempt"))?;
     attempt_pb(&a, questions)
+}
+
+/// The taker's event for a graded attempt (and a candidate's link used up), in the grading's
+/// transaction.
+async fn publish_graded(
+    txn: &sea_orm::DatabaseTransaction,
+    a: &attempt::Model,
+    taker: Taker<'_>,
+    score: i32,
+    passed: bool,
+    received: DateTime<Utc>,
+) -> AppResult<()> {
+    let submitted_at = Some(mas_kit::timestamp(received));
+    match taker {
+        Taker::Student => {
+            events::publish(
+                txn,
+                &a.platform,
+                &pb::AttemptGraded {
+                    attempt_id: a.id.clone(),
+                    quiz_id: a.quiz_id.clone(),
+                    course_id: a.course_id.clone(),
+                    user_id: a.user_id.clone(),
+                    score,
+                    max_score: a.max_score,
+                    passed,
+                    submitted_at,
+                },
+            )
+            .await?;
+        }
+        Taker::Candidate(link) => {
+            super::candidates::use_up(txn, link, received).await?;
+            events::publish(
+                txn,
+                &a.platform,
+                &pb::CandidateAttemptGraded {
+                    link_id: link.id.clone(),
+                    attempt_id: a.id.clone(),
+                    quiz_id: a.quiz_id.clone(),
+                    candidate_ref: link.candidate_ref.clone(),
+                    score,
+                    max_score: a.max_score,
+                    passed,
+                    submitted_at,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }

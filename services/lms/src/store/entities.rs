@@ -117,6 +117,8 @@ pub mod enrollment {
         pub lessons_completed: i32,
         pub enrolled_at: DateTimeUtc,
         pub completed_at: Option<DateTimeUtc>,
+        pub external_percent: Option<i32>,
+        pub external_measured_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -266,6 +268,149 @@ pub mod attempt {
         pub passed: bool,
         pub answers: String,
         pub results: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod candidate_link {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "candidate_links")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub token_hash: String,
+        pub quiz_id: String,
+        pub candidate_ref: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub attempt_id: Option<String>,
+        pub used_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod batch {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "batches")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub course_id: String,
+        pub name: String,
+        pub lead_id: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod batch_student {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "batch_students")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub batch_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub course_id: String,
+        pub added_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod external_course {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "external_courses")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub source: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub external_id: String,
+        pub course_id: String,
+        pub title: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod badge {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "badges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub badge_key: String,
+        pub kind: i32,
+        pub course_id: String,
+        pub title: String,
+        pub awarded_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod risk_score {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "risk_scores")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub platform: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub course_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub score: i32,
+        pub at_risk: bool,
+        pub factors: String,
+        pub computed_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
