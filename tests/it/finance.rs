@@ -13,15 +13,6 @@ on_both!(
     bad_requests_are_refused_whole
 );
 
-/// A fresh user's access token and id.
-async fn user(s: &TestStack) -> (String, String) {
-    let (_, auth) = s.new_user().await;
-    (
-        auth["accessToken"].as_str().unwrap().to_owned(),
-        auth["user"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn grant(s: &TestStack, token: &str, user: &str, key: Option<&str>, body: Value) -> Reply {
     let mut req = s
         .http
@@ -42,7 +33,7 @@ fn tokens(wallet: &Value, field: &str) -> i64 {
 
 async fn grants_are_idempotent_and_reach_the_wallet(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
-    let (user, uid) = user(&s).await;
+    let (user, uid) = s.new_session().await;
     // A wallet that never moved money is empty.
     let w = s.get("/api/finance/wallet", &user).await;
     assert_eq!(w.status, 200, "{}", w.body);
@@ -103,7 +94,7 @@ async fn grants_are_idempotent_and_reach_the_wallet(s: TestStack) {
 
 async fn reversals_take_the_tokens_back_once(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
-    let (user, uid) = user(&s).await;
+    let (user, uid) = s.new_session().await;
     let body = json!({"tokens": 120, "reason": "welcome bonus"});
     let first = grant(&s, &admin, &uid, None, body).await;
     assert_eq!(first.status, 201, "{}", first.body);
@@ -166,7 +157,7 @@ async fn reversals_take_the_tokens_back_once(s: TestStack) {
 
 async fn only_finance_staff_move_tokens(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
-    let (user, uid) = user(&s).await;
+    let (user, uid) = s.new_session().await;
     let ok = json!({"tokens": 10, "reason": "r"});
     // A USER is not finance staff.
     grant(&s, &user, &uid, None, ok.clone()).await.problem(403);
@@ -213,7 +204,7 @@ async fn only_finance_staff_move_tokens(s: TestStack) {
 
 async fn bad_requests_are_refused_whole(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
-    let (_, uid) = user(&s).await;
+    let (_, uid) = s.new_session().await;
     // Bad input: each refused with a problem naming the field, nothing granted.
     for (body, field) in [
         (json!({"tokens": 0, "reason": "r"}), "tokens"),

@@ -27,14 +27,6 @@ on_both!(
     badges_are_awarded_once_on_what_earns_them
 );
 
-async fn user(s: &TestStack) -> (String, String) {
-    let (_, auth) = s.new_user().await;
-    (
-        auth["accessToken"].as_str().unwrap().to_owned(),
-        auth["user"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn call(s: &TestStack, method: Method, path: &str, token: &str, body: Value) -> Reply {
     s.call(method, path, Some(PLATFORM), Some(token), Some(body))
         .await
@@ -250,8 +242,8 @@ async fn content_is_for_the_course_s_students(s: TestStack) {
     let free = published(&s, &admin, "Free Rust", "PRICING_FREE").await;
     let paid = published(&s, &admin, "Paid Rust", "PRICING_PAID").await;
     let (free_id, paid_id) = (free["id"].as_str().unwrap(), paid["id"].as_str().unwrap());
-    let (student, student_id) = user(&s).await;
-    let (stranger, _) = user(&s).await;
+    let (student, student_id) = s.new_session().await;
+    let (stranger, _) = s.new_session().await;
 
     let content = format!("/api/courses/{free_id}/content");
     let refused = s.get(&content, &student).await;
@@ -437,7 +429,7 @@ async fn quizzes_are_timed_and_graded_by_the_server(s: TestStack) {
     );
     let quiz_id = quiz.body["id"].as_str().unwrap();
 
-    let (student, _) = user(&s).await;
+    let (student, _) = s.new_session().await;
     let start = format!("/api/quizzes/{quiz_id}/attempts");
     s.post(&start, Some(&student), json!({})).await.problem(403);
     let e = s
@@ -501,7 +493,7 @@ async fn quizzes_are_timed_and_graded_by_the_server(s: TestStack) {
         "{}",
         stray.body
     );
-    let (other, _) = user(&s).await;
+    let (other, _) = s.new_session().await;
     s.post(&submit, Some(&other), json!({"answers": []}))
         .await
         .problem(404);
@@ -587,7 +579,7 @@ async fn quizzes_are_timed_and_graded_by_the_server(s: TestStack) {
 
 async fn bad_requests_are_refused_with_their_reason(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
-    let (student, _) = user(&s).await;
+    let (student, _) = s.new_session().await;
     // Only admins manage courses; without a token, nobody.
     s.post(
         "/api/admin/courses",
@@ -770,7 +762,7 @@ async fn a_paid_course_enrolls_its_buyer_once(backend: Backend) {
         .await;
     assert_eq!(product.status, 201, "{}", product.body);
     let product = product.body["id"].as_str().unwrap().to_owned();
-    let (buyer, buyer_id) = user(&s).await;
+    let (buyer, buyer_id) = s.new_session().await;
     let payment = buy(&s, &fake, &buyer, &product).await;
 
     let mut found = Vec::new();
@@ -876,6 +868,23 @@ async fn a_paid_course_enrolls_its_buyer_once(backend: Backend) {
     fake.stop().await;
 }
 
+/// lms's own gRPC port, as another service calls it.
+async fn lms_client(s: &TestStack) -> lpb::lms_client::LmsClient<tonic::transport::Channel> {
+    lpb::lms_client::LmsClient::connect(format!("http://{}", s.stack.lms_grpc_addr))
+        .await
+        .unwrap()
+}
+
+/// `msg` with `token` as the caller's bearer token, on the default platform.
+fn as_caller<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.metadata_mut()
+        .insert("x-platform", PLATFORM.parse().unwrap());
+    req
+}
+
 const HIRE_SECRET: &str = "hire-service-account-secret-for-lms-tests";
 
 /// lms's gRPC as hire's service account: CreateCandidateAttempt for `quiz`, valid an hour.
@@ -885,19 +894,14 @@ async fn candidate_link(
     quiz: &str,
     candidate: &str,
 ) -> Result<lpb::CandidateLink, tonic::Status> {
-    let mut lms = lpb::lms_client::LmsClient::connect(format!("http://{}", s.stack.lms_grpc_addr))
-        .await
-        .unwrap();
-    let mut req = tonic::Request::new(lpb::CreateCandidateAttemptRequest {
+    let req = lpb::CreateCandidateAttemptRequest {
         quiz_id: quiz.to_owned(),
         candidate_ref: candidate.to_owned(),
         valid_for_seconds: 3600,
-    });
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req.metadata_mut()
-        .insert("x-platform", PLATFORM.parse().unwrap());
-    lms.create_candidate_attempt(req)
+    };
+    lms_client(s)
+        .await
+        .create_candidate_attempt(as_caller(req, token))
         .await
         .map(tonic::Response::into_inner)
 }
@@ -956,7 +960,7 @@ async fn candidate_links_open_once_expire_and_report_to_hire(backend: Backend) {
     let hire = service_token(&s, "hire", HIRE_SECRET).await;
 
     // Only hire makes links; a user's token or another service's is refused.
-    let (student, _) = user(&s).await;
+    let (student, _) = s.new_session().await;
     assert_eq!(
         candidate_link(&s, &student, quiz_id, "app-1")
             .await
@@ -1111,8 +1115,8 @@ async fn batch_leads_watch_and_mark_their_own_students(s: TestStack) {
     let course_id = course["id"].as_str().unwrap();
     let (lead, lead_id) = batch_lead(&s, &admin).await;
     let (other_lead, other_lead_id) = batch_lead(&s, &admin).await;
-    let (student, student_id) = user(&s).await;
-    let (_, outsider_id) = user(&s).await;
+    let (student, student_id) = s.new_session().await;
+    let (_, outsider_id) = s.new_session().await;
     let e = s
         .post(
             &format!("/api/courses/{course_id}/enrollment"),
@@ -1208,7 +1212,7 @@ async fn the_dashboard_gathers_the_student_s_week(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
     let course = published(&s, &admin, "Dashboard Rust", "PRICING_FREE").await;
     let course_id = course["id"].as_str().unwrap();
-    let (student, _) = user(&s).await;
+    let (student, _) = s.new_session().await;
     let empty = s.get("/api/student/dashboard", &student).await;
     assert_eq!(empty.status, 200, "{}", empty.body);
     assert_eq!(
@@ -1292,15 +1296,9 @@ async fn upsert(
     token: &str,
     req: lpb::UpsertLearningRequest,
 ) -> Result<lpb::UpsertLearningResponse, tonic::Status> {
-    let mut lms = lpb::lms_client::LmsClient::connect(format!("http://{}", s.stack.lms_grpc_addr))
+    lms_client(s)
         .await
-        .unwrap();
-    let mut req = tonic::Request::new(req);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req.metadata_mut()
-        .insert("x-platform", PLATFORM.parse().unwrap());
-    lms.upsert_learning(req)
+        .upsert_learning(as_caller(req, token))
         .await
         .map(tonic::Response::into_inner)
 }
@@ -1324,7 +1322,7 @@ async fn synced_learning_applies_once_and_moves_only_forward(backend: Backend) {
         return;
     };
     let sync = service_token(&s, "integrations-sync", SYNC_SECRET).await;
-    let (student, student_id) = user(&s).await;
+    let (student, student_id) = s.new_session().await;
     let at = |minutes: i64| {
         Some(mas_kit::timestamp(
             chrono::Utc::now() - chrono::Duration::minutes(minutes),
@@ -1439,37 +1437,6 @@ async fn synced_learning_applies_once_and_moves_only_forward(backend: Backend) {
     s.stop().await;
 }
 
-/// Fires one of lms's schedules now, as an operator does from `/admin/queues`.
-async fn trigger(s: &TestStack, schedule: &str) {
-    let auth = ("ops", s.admin_password.as_str());
-    let page = mas_testkit::no_redirects()
-        .get(s.url("/admin/queues"))
-        .basic_auth(auth.0, Some(auth.1))
-        .send()
-        .await
-        .unwrap();
-    let html = page.text().await.unwrap();
-    assert!(
-        html.contains(&format!(r#"data-schedule="{schedule}""#)),
-        "{schedule} is listed"
-    );
-    let fields = [
-        ("csrf", mas_testkit::csrf_in(&html)),
-        ("service", "lms".into()),
-        ("action", "trigger".into()),
-        ("target", schedule.to_owned()),
-    ];
-    let r = mas_testkit::no_redirects()
-        .post(s.url("/admin/queues/action"))
-        .basic_auth(auth.0, Some(auth.1))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(fields).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-}
-
 #[allow(
     clippy::too_many_lines,
     reason = "one seeded cohort: two students, their classes and quizzes, then the run"
@@ -1480,8 +1447,8 @@ async fn at_risk_scores_explain_themselves_to_the_batch_lead(s: TestStack) {
     let course_id = course["id"].as_str().unwrap();
     let (lead, lead_id) = batch_lead(&s, &admin).await;
     let (other_lead, _) = batch_lead(&s, &admin).await;
-    let (good, good_id) = user(&s).await;
-    let (idle, idle_id) = user(&s).await;
+    let (good, good_id) = s.new_session().await;
+    let (idle, idle_id) = s.new_session().await;
     for t in [&good, &idle] {
         let e = s
             .post(
@@ -1552,7 +1519,7 @@ async fn at_risk_scores_explain_themselves_to_the_batch_lead(s: TestStack) {
         .await;
     assert_eq!(g.body["passed"], true, "{}", g.body);
 
-    trigger(&s, "lms.risk-scores").await;
+    s.trigger_schedule("lms", "lms.risk-scores").await;
     let mut listed = Value::Null;
     for _ in 0..200 {
         let r = s.get("/api/batchlead/at-risk", &lead).await;
@@ -1619,7 +1586,7 @@ async fn badges_are_awarded_once_on_what_earns_them(backend: Backend) {
     let admin = s.admin_token(PLATFORM).await;
     let course = published(&s, &admin, "Badged Rust", "PRICING_FREE").await;
     let course_id = course["id"].as_str().unwrap();
-    let (student, student_id) = user(&s).await;
+    let (student, student_id) = s.new_session().await;
     s.post(
         &format!("/api/courses/{course_id}/enrollment"),
         Some(&student),
@@ -1697,7 +1664,7 @@ async fn badges_are_awarded_once_on_what_earns_them(backend: Backend) {
     let yesterday = (chrono::Utc::now() - chrono::Duration::hours(24)).to_rfc3339();
     let first = course["modules"][0]["lessons"][0]["id"].as_str().unwrap();
     exec(&db, &format!("UPDATE lesson_completions SET completed_at = '{yesterday}' WHERE lesson_id = '{first}' AND user_id = '{student_id}'")).await;
-    trigger(&s, "lms.badge-evaluation").await;
+    s.trigger_schedule("lms", "lms.badge-evaluation").await;
     for _ in 0..200 {
         seen = kinds(&s.get("/api/student/dashboard", &student).await.body);
         if seen.len() >= 3 {
@@ -1713,7 +1680,7 @@ async fn badges_are_awarded_once_on_what_earns_them(backend: Backend) {
             "BADGE_KIND_STREAK"
         ]
     );
-    trigger(&s, "lms.badge-evaluation").await;
+    s.trigger_schedule("lms", "lms.badge-evaluation").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let events = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), format!("SELECT id FROM mas_outbox WHERE dest = 'lms.badge.awarded.v1' AND body LIKE '%{student_id}%'")))

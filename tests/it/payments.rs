@@ -38,14 +38,6 @@ async fn stack(backend: Backend, fake: &Fake, extra: &[(&str, &str)]) -> Option<
     .await
 }
 
-async fn user(s: &TestStack) -> (String, String) {
-    let (_, auth) = s.new_user().await;
-    (
-        auth["accessToken"].as_str().unwrap().to_owned(),
-        auth["user"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn call(s: &TestStack, method: Method, path: &str, token: &str, body: Value) -> Reply {
     s.call(method, path, Some(PLATFORM), Some(token), Some(body))
         .await
@@ -286,7 +278,7 @@ async fn a_token_pack_bought_at_the_checkout_is_credited_once(backend: Backend) 
     let admin = s.admin_token(PLATFORM).await;
     configure(&s, &admin).await;
     let pack = product(&s, &admin, pack_body()).await;
-    let (buyer, buyer_id) = user(&s).await;
+    let (buyer, buyer_id) = s.new_session().await;
     let listed = s.get("/api/finance/products", &buyer).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert!(
@@ -489,7 +481,7 @@ async fn a_token_pack_bought_at_the_checkout_is_credited_once(backend: Backend) 
     .problem(403);
 
     // Another user does not see the payment or its invoice; finance staff do.
-    let (other, _) = user(&s).await;
+    let (other, _) = s.new_session().await;
     s.get(&format!("/api/finance/payments/{id}"), &other)
         .await
         .problem(404);
@@ -524,7 +516,7 @@ async fn webhooks_out_of_order_forged_or_for_another_amount_change_nothing_wrong
     let admin = s.admin_token(PLATFORM).await;
     configure(&s, &admin).await;
     let pack = product(&s, &admin, pack_body()).await;
-    let (buyer, _) = user(&s).await;
+    let (buyer, _) = s.new_session().await;
     let o = order(&s, &buyer, &pack).await;
     let (id, order_id) = (
         o["id"].as_str().unwrap(),
@@ -710,7 +702,7 @@ async fn a_refund_is_settled_once_by_razorpay_s_webhook(backend: Backend) {
     let admin = s.admin_token(PLATFORM).await;
     configure(&s, &admin).await;
     let pack = product(&s, &admin, pack_body()).await;
-    let (buyer, _) = user(&s).await;
+    let (buyer, _) = s.new_session().await;
     let a = bought(&s, &fake, &buyer, &pack).await;
     for (tokens, why) in [(10, "first"), (10, "second")] {
         let r = refund(&s, &admin, &a, json!({"tokens": tokens, "reason": why})).await;
@@ -784,7 +776,7 @@ async fn a_payment_nobody_reported_is_reconciled_on_demand_and_a_course_announce
         json!({"kind": "COURSE", "name": "Rust for backends", "pricePaise": 999_900, "gstRatePercent": 18, "courseId": "course-rust-101"}),
     )
     .await;
-    let (buyer, buyer_id) = user(&s).await;
+    let (buyer, buyer_id) = s.new_session().await;
     let o = order(&s, &buyer, &course).await;
     let (id, order_id) = (
         o["id"].as_str().unwrap(),
@@ -838,7 +830,7 @@ async fn concurrent_captures_get_consecutive_invoice_numbers_and_gst_splits_by_s
     let admin = s.admin_token(PLATFORM).await;
     configure(&s, &admin).await;
     let pack = product(&s, &admin, pack_body()).await;
-    let (buyer, _) = user(&s).await;
+    let (buyer, _) = s.new_session().await;
     // A business in Maharashtra: B2B, and IGST (another state than the supplier's).
     let b2b = order_billed(
         &s,
@@ -954,7 +946,7 @@ async fn refunds_take_tokens_back_pro_rata_with_credit_notes_and_never_overdraw(
     let admin = s.admin_token(PLATFORM).await;
     configure(&s, &admin).await;
     let pack = product(&s, &admin, pack_body()).await;
-    let (buyer, _) = user(&s).await;
+    let (buyer, _) = s.new_session().await;
     let a = bought(&s, &fake, &buyer, &pack).await;
     let b = bought(&s, &fake, &buyer, &pack).await;
     assert_eq!(balance(&s, &buyer).await, 100);
@@ -1288,7 +1280,7 @@ async fn the_schedule_reconciles_a_missed_webhook_and_an_outage_changes_nothing(
     let admin = s.admin_token(PLATFORM).await;
     configure(&s, &admin).await;
     let pack = product(&s, &admin, pack_body()).await;
-    let (buyer, _) = user(&s).await;
+    let (buyer, _) = s.new_session().await;
 
     // Razorpay is down: the reconciliation answers 503 and changes nothing.
     let o = order(&s, &buyer, &pack).await;
@@ -1348,7 +1340,7 @@ async fn bad_requests_and_callers_without_the_right_are_refused(backend: Backend
         return fake.stop().await;
     };
     let admin = s.admin_token(PLATFORM).await;
-    let (buyer, buyer_id) = user(&s).await;
+    let (buyer, buyer_id) = s.new_session().await;
     // Products first: an order before the platform has GST settings, then before it has a
     // Razorpay account, is refused.
     let pack = product(&s, &admin, pack_body()).await;
@@ -1557,7 +1549,7 @@ async fn bad_requests_and_callers_without_the_right_are_refused(backend: Backend
             .await
             .problem(400);
     }
-    let (other, _) = user(&s).await;
+    let (other, _) = s.new_session().await;
     call(
         &s,
         Method::POST,

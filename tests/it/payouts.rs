@@ -376,7 +376,8 @@ async fn paid_meetings_are_paid_out_once_through_the_bank_files(s: TestStack) {
     )
     .await;
     for _ in 0..2 {
-        trigger_monthly(&s).await;
+        s.trigger_schedule("finance", "finance.payout-monthly")
+            .await;
     }
     let mut monthly = vec![];
     for _ in 0..100 {
@@ -411,35 +412,4 @@ async fn paid_meetings_are_paid_out_once_through_the_bank_files(s: TestStack) {
     assert_eq!(month.body["payoutCount"], json!(1), "{}", month.body);
     assert_eq!(int(&payout_of(&month.body, &c)["tokens"]), 40);
     s.stop().await;
-}
-
-/// Fires `finance.payout-monthly` now, as an operator does from `/admin/queues`.
-async fn trigger_monthly(s: &TestStack) {
-    let auth = ("ops", s.admin_password.as_str());
-    let page = mas_testkit::no_redirects()
-        .get(s.url("/admin/queues"))
-        .basic_auth(auth.0, Some(auth.1))
-        .send()
-        .await
-        .unwrap();
-    let html = page.text().await.unwrap();
-    assert!(
-        html.contains(r#"data-schedule="finance.payout-monthly""#),
-        "the schedule is listed"
-    );
-    let fields = [
-        ("csrf", mas_testkit::csrf_in(&html)),
-        ("service", "finance".into()),
-        ("action", "trigger".into()),
-        ("target", "finance.payout-monthly".into()),
-    ];
-    let r = mas_testkit::no_redirects()
-        .post(s.url("/admin/queues/action"))
-        .basic_auth(auth.0, Some(auth.1))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string(fields).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
 }

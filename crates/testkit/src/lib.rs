@@ -385,6 +385,35 @@ impl TestStack {
             .expect("dashboard answers")
     }
 
+    /// Fires `service`'s schedule now, as an operator does from `/admin/queues`: the page lists
+    /// it, and the trigger is answered with the dashboard's 303.
+    pub async fn trigger_schedule(&self, service: &str, schedule: &str) {
+        let html = self.dashboard("").await;
+        assert!(
+            html.contains(&format!(r#"data-schedule="{schedule}""#)),
+            "{schedule} is listed"
+        );
+        let csrf = csrf_in(&html);
+        let r = self
+            .dashboard_action(&[
+                ("csrf", &csrf),
+                ("service", service),
+                ("action", "trigger"),
+                ("target", schedule),
+            ])
+            .await;
+        assert_eq!(r.status(), 303, "trigger {schedule}");
+    }
+
+    /// Signs up a fresh user on the default platform; returns its access token and id.
+    pub async fn new_session(&self) -> (String, String) {
+        let (_, auth) = self.new_user().await;
+        (
+            auth["accessToken"].as_str().expect("token").to_owned(),
+            auth["user"]["id"].as_str().expect("id").to_owned(),
+        )
+    }
+
     /// Stops the stack and drops its Postgres schemas.
     pub async fn stop(self) {
         let notifier = self.stack.notifier_config.clone();
