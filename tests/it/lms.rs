@@ -1208,6 +1208,37 @@ async fn batch_leads_watch_and_mark_their_own_students(s: TestStack) {
     s.stop().await;
 }
 
+/// A quiz of one short-answer question ("yes" is right), 100% to pass: (quiz id, question id).
+async fn yes_quiz(s: &TestStack, admin: &str, course_id: &str, title: &str) -> (String, String) {
+    let q = question(s, admin, json!({"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "Say yes", "acceptedAnswers": ["yes"], "points": 1})).await;
+    let quiz = s
+        .post("/api/admin/quizzes", Some(admin), json!({"courseId": course_id, "title": title, "timeLimitSeconds": 60, "passPercent": 100, "questionIds": [q]}))
+        .await;
+    (quiz.body["id"].as_str().unwrap().to_owned(), q)
+}
+
+/// `token`'s student starts an attempt at a [`yes_quiz`] and passes it.
+async fn pass_yes_quiz(s: &TestStack, token: &str, quiz_id: &str, question: &str) {
+    let a = s
+        .post(
+            &format!("/api/quizzes/{quiz_id}/attempts"),
+            Some(token),
+            json!({}),
+        )
+        .await;
+    let g = s
+        .post(
+            &format!(
+                "/api/attempts/{}/submission",
+                a.body["id"].as_str().unwrap()
+            ),
+            Some(token),
+            json!({"answers": [{"questionId": question, "text": "yes"}]}),
+        )
+        .await;
+    assert_eq!(g.body["passed"], true, "{}", g.body);
+}
+
 async fn the_dashboard_gathers_the_student_s_week(s: TestStack) {
     let admin = s.admin_token(PLATFORM).await;
     let course = published(&s, &admin, "Dashboard Rust", "PRICING_FREE").await;
@@ -1242,31 +1273,8 @@ async fn the_dashboard_gathers_the_student_s_week(s: TestStack) {
         json!({}),
     )
     .await;
-    let q = question(&s, &admin, json!({"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "Say yes", "acceptedAnswers": ["yes"], "points": 1})).await;
-    let quiz = s
-        .post("/api/admin/quizzes", Some(&admin), json!({"courseId": course_id, "title": "Warm-up", "timeLimitSeconds": 60, "passPercent": 100, "questionIds": [q]}))
-        .await;
-    let a = s
-        .post(
-            &format!(
-                "/api/quizzes/{}/attempts",
-                quiz.body["id"].as_str().unwrap()
-            ),
-            Some(&student),
-            json!({}),
-        )
-        .await;
-    let g = s
-        .post(
-            &format!(
-                "/api/attempts/{}/submission",
-                a.body["id"].as_str().unwrap()
-            ),
-            Some(&student),
-            json!({"answers": [{"questionId": q, "text": "yes"}]}),
-        )
-        .await;
-    assert_eq!(g.body["passed"], true, "{}", g.body);
+    let (quiz_id, q) = yes_quiz(&s, &admin, course_id, "Warm-up").await;
+    pass_yes_quiz(&s, &student, &quiz_id, &q).await;
 
     let d = s.get("/api/student/dashboard", &student).await;
     assert_eq!(d.status, 200, "{}", d.body);
@@ -1493,31 +1501,8 @@ async fn at_risk_scores_explain_themselves_to_the_batch_lead(s: TestStack) {
             .await;
         assert_eq!(m.status, 200, "{}", m.body);
     }
-    let q = question(&s, &admin, json!({"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "Say yes", "acceptedAnswers": ["yes"], "points": 1})).await;
-    let quiz = s
-        .post("/api/admin/quizzes", Some(&admin), json!({"courseId": course_id, "title": "Check", "timeLimitSeconds": 60, "passPercent": 100, "questionIds": [q]}))
-        .await;
-    let a = s
-        .post(
-            &format!(
-                "/api/quizzes/{}/attempts",
-                quiz.body["id"].as_str().unwrap()
-            ),
-            Some(&good),
-            json!({}),
-        )
-        .await;
-    let g = s
-        .post(
-            &format!(
-                "/api/attempts/{}/submission",
-                a.body["id"].as_str().unwrap()
-            ),
-            Some(&good),
-            json!({"answers": [{"questionId": q, "text": "yes"}]}),
-        )
-        .await;
-    assert_eq!(g.body["passed"], true, "{}", g.body);
+    let (quiz_id, q) = yes_quiz(&s, &admin, course_id, "Check").await;
+    pass_yes_quiz(&s, &good, &quiz_id, &q).await;
 
     s.trigger_schedule("lms", "lms.risk-scores").await;
     let mut listed = Value::Null;
@@ -1593,31 +1578,10 @@ async fn badges_are_awarded_once_on_what_earns_them(backend: Backend) {
         json!({}),
     )
     .await;
-    let q = question(&s, &admin, json!({"kind": "QUESTION_KIND_SHORT_ANSWER", "prompt": "Say yes", "acceptedAnswers": ["yes"], "points": 1})).await;
-    let quiz = s
-        .post("/api/admin/quizzes", Some(&admin), json!({"courseId": course_id, "title": "Check", "timeLimitSeconds": 60, "passPercent": 100, "questionIds": [q]}))
-        .await;
-    let quiz_id = quiz.body["id"].as_str().unwrap();
+    let (quiz_id, q) = yes_quiz(&s, &admin, course_id, "Check").await;
     // Two quizzes passed, every lesson done: the first pass and the course each earn one badge.
     for _ in 0..2 {
-        let a = s
-            .post(
-                &format!("/api/quizzes/{quiz_id}/attempts"),
-                Some(&student),
-                json!({}),
-            )
-            .await;
-        let g = s
-            .post(
-                &format!(
-                    "/api/attempts/{}/submission",
-                    a.body["id"].as_str().unwrap()
-                ),
-                Some(&student),
-                json!({"answers": [{"questionId": q, "text": "yes"}]}),
-            )
-            .await;
-        assert_eq!(g.body["passed"], true, "{}", g.body);
+        pass_yes_quiz(&s, &student, &quiz_id, &q).await;
     }
     for m in course["modules"].as_array().unwrap() {
         for l in m["lessons"].as_array().unwrap() {

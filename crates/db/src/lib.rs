@@ -250,6 +250,70 @@ pub async fn run_script<C: ConnectionTrait>(db: &C, sql: &str) -> Result<(), sea
     Ok(())
 }
 
+/// A migration that is one SQL script of a service's `migrations/` (or one per backend, where
+/// SQLite cannot do in place what Postgres does), run by [`run_script`] in one transaction on
+/// both backends. sea-orm wraps only Postgres by default: on SQLite a script's statements would
+/// otherwise go to the pool's connections one by one, where one can read the schema from before
+/// the statement ahead of it (an index of a table just dropped still there), and a failed script
+/// would stay half applied.
+///
+/// ```
+/// use mas_db::Script;
+/// let m = Script::portable("m0001_courses", "CREATE TABLE courses (id TEXT PRIMARY KEY)");
+/// # let _ = m;
+/// ```
+pub struct Script {
+    name: &'static str,
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+impl Script {
+    /// The same script on both backends.
+    pub const fn portable(name: &'static str, sql: &'static str) -> Self {
+        Script {
+            name,
+            postgres: sql,
+            sqlite: sql,
+        }
+    }
+
+    /// A script per backend.
+    pub const fn per_backend(
+        name: &'static str,
+        postgres: &'static str,
+        sqlite: &'static str,
+    ) -> Self {
+        Script {
+            name,
+            postgres,
+            sqlite,
+        }
+    }
+}
+
+impl sea_orm_migration::MigrationName for Script {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for Script {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), sea_orm::DbErr> {
+        let db = manager.get_connection();
+        let sql = match db.get_database_backend() {
+            DbBackend::Postgres => self.postgres,
+            _ => self.sqlite,
+        };
+        run_script(db, sql).await
+    }
+}
+
 #[cfg(test)]
 mod script_tests {
     #[tokio::test]
